@@ -1,0 +1,111 @@
+"""User-facing errors.
+
+Every mistake a user can make (in a `.nn` file, a data file, a weights file) is
+reported through one of these types. They carry a source location when there
+is one and render as::
+
+    model.nn:4:21: error: unknown activation 'rleu'
+        4 |   dense  hidden(10, rleu)
+          |                     ^
+    expected one of: relu, sigmoid, tanh, softmax, linear; did you mean 'relu'?
+
+The CLI prints ``str(err)`` and exits with status 2; it never shows a traceback.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+
+@dataclass(frozen=True)
+class SourceLoc:
+    """A position in a source file (1-based line and column)."""
+
+    file: str
+    line: int
+    column: int
+    end_line: Optional[int] = None
+    end_column: Optional[int] = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class NNError(Exception):
+    """Base class of every error nncompile reports to a user."""
+
+    kind = "error"
+
+    def __init__(self, message: str, loc: Optional[SourceLoc] = None, *,
+                 source: Optional[str] = None, hint: Optional[str] = None):
+        super().__init__(message)
+        self.message = message
+        self.loc = loc
+        self.source = source
+        self.hint = hint
+
+    @property
+    def line(self) -> Optional[int]:
+        return self.loc.line if self.loc else None
+
+    @property
+    def column(self) -> Optional[int]:
+        return self.loc.column if self.loc else None
+
+    def __str__(self) -> str:
+        head = f"{self.loc}: {self.kind}: {self.message}" if self.loc else f"{self.kind}: {self.message}"
+        parts = [head]
+        snippet = self._snippet()
+        if snippet:
+            parts.append(snippet)
+        if self.hint:
+            parts.append(self.hint)
+        return "\n".join(parts)
+
+    def _snippet(self) -> str:
+        if not (self.loc and self.source is not None):
+            return ""
+        lines = self.source.splitlines()
+        if not (1 <= self.loc.line <= len(lines)):
+            return ""
+        text = lines[self.loc.line - 1].expandtabs(1)
+        if len(text) > 200:  # keep very long lines readable: show a window around the caret
+            start = max(0, self.loc.column - 80)
+            text = ("..." if start else "") + text[start:start + 160]
+            col = self.loc.column - start + (3 if start else 0)
+        else:
+            col = self.loc.column
+        num = str(self.loc.line)
+        pad = " " * len(num)
+        width = 1
+        if self.loc.end_line == self.loc.line and self.loc.end_column:
+            width = max(1, min(self.loc.end_column - self.loc.column, len(text) - col + 1))
+        return f" {num} | {text}\n {pad} | {' ' * (col - 1)}{'^' * width}"
+
+
+class CompileError(NNError):
+    """A mistake in a `.nn` program (syntax, names, values, shapes)."""
+
+
+class DataError(NNError):
+    """A problem with a data file or dataset: names the file, row and column."""
+
+
+class WeightsError(NNError):
+    """A truncated, corrupted or mismatched weights/checkpoint file."""
+
+
+class TrainingError(NNError):
+    """Training cannot go on (for example a non-finite loss)."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return "; did you mean 'x'?" for the closest choice, or ""."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def expected_one_of(name: str, choices: Iterable[str]) -> str:
+    choices = list(choices)
+    return f"expected one of: {', '.join(choices)}{did_you_mean(name, choices)}"
