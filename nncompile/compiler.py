@@ -1,0 +1,223 @@
+"""The driver: source text → checked AST → IR graphs → passes → a backend.
+
+`compile()` returns a `Program`, the object behind the public Python API. It
+holds four graphs built from the same model:
+
+  train_step      forward (dropout on, batch statistics), loss + penalties,
+                  metrics, gradients (autodiff pass) and the optimizer update;
+                  updates parameters and state in place
+  loss_and_grads  forward without dropout, loss + penalties, gradients
+  evaluate        inference forward (running statistics), loss + metrics
+  predict         inference forward only
+
+Graphs are compiled lazily by the chosen backend, once each.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from .errors import CompileError
+from .frontend import ast
+from .frontend.lower import (LayerInfo, build_loss, build_metrics, build_model, declare_params,
+                             label_type, layer_infos)
+from .ir.graph import B, Graph
+from .ir.ops import NP_DTYPE
+from .passes.autodiff import differentiate
+from .passes.manager import run_passes
+from .passes.optimizer import apply_optimizer
+
+BACKENDS = ("numpy", "triton")
+
+
+@dataclass
+class Graphs:
+    infos: list[LayerInfo]
+    predict: Graph
+    evaluate: Optional[Graph] = None
+    loss_and_grads: Optional[Graph] = None
+    train_step: Optional[Graph] = None
+    unoptimized: dict[str, Graph] = field(default_factory=dict)
+
+
+def _model_graph(prog: ast.Program, infos, name: str, float_dtype: str):
+    g = Graph(name, float_dtype)
+    inp = prog.model.input
+    with g.at(inp.loc, inp.name):
+        x = g.input(inp.name, (B,) + tuple(inp.shape))
+    declare_params(g, infos)
+    return g, x
+
+
+def _label_input(g: Graph, prog: ast.Program, infos) -> Any:
+    dtype, shape = label_type(prog, infos)
+    with g.at(prog.train.loss.loc, "y"):
+        return g.input("y", shape, dtype if dtype == "i64" else g.float_dtype)
+
+
+def build_graphs(prog: ast.Program, float_dtype: str = "f32") -> Graphs:
+    """Lower a checked program to its graphs (before optimisation)."""
+    infos = layer_infos(prog)
+    gp, x = _model_graph(prog, infos, "predict", float_dtype)
+    mo = build_model(gp, prog, infos, x, training=False)
+    gp.output("y_hat", mo.out)
+    graphs = Graphs(infos, gp)
+    if prog.train is None:
+        return graphs
+
+    ge, x = _model_graph(prog, infos, "evaluate", float_dtype)
+    y = _label_input(ge, prog, infos)
+    mo = build_model(ge, prog, infos, x, training=False)
+    ge.output("loss", build_loss(ge, prog, mo, y))
+    for k, v in build_metrics(ge, prog, mo, y).items():
+        ge.output(k, v)
+    graphs.evaluate = ge
+
+    gg, x = _model_graph(prog, infos, "loss_and_grads", float_dtype)
+    y = _label_input(gg, prog, infos)
+    mo = build_model(gg, prog, infos, x, training=True)
+    loss = build_loss(gg, prog, mo, y)
+    gg.output("loss", loss)
+    for name, gnode in differentiate(gg, loss, [gg.inputs[p] for p in gg.params()]).items():
+        gg.output(f"grad.{name}", gnode)
+    graphs.loss_and_grads = gg
+
+    gt, x = _model_graph(prog, infos, "train_step", float_dtype)
+    y = _label_input(gt, prog, infos)
+    with gt.at(prog.train.loc, "rng"):
+        rng = gt.input("rng", (2,), "i64", role="scalar")
+    mo = build_model(gt, prog, infos, x, training=True, rng=rng)
+    loss = build_loss(gt, prog, mo, y)
+    gt.output("loss", loss)
+    for k, v in build_metrics(gt, prog, mo, y).items():
+        gt.output(k, v)
+    grads = differentiate(gt, loss, [gt.inputs[p] for p in gt.params()])
+    opt = prog.train.optimizer
+    apply_optimizer(gt, opt.name, opt.params, grads, loc=opt.loc)
+    for name, node in mo.state_updates.items():
+        gt.output(name, node, updates=name)
+    graphs.train_step = gt
+    return graphs
+
+
+class Program:
+    """A compiled `.nn` program: its graphs, compiled steps and the training API."""
+
+    def __init__(self, source_ast: ast.Program, backend: str = "numpy", *, optimize: bool = True,
+                 float_dtype: str = "f32", verify: Optional[bool] = None):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+        self.ast = source_ast
+        self.backend = backend
+        self.float_dtype = float_dtype
+        self.graphs = build_graphs(source_ast, float_dtype)
+        if verify is None:
+            verify = os.environ.get("NNCOMPILE_VERIFY", "") not in ("", "0")
+        self.pass_log: dict[str, list] = {}
+        for name in ("predict", "evaluate", "loss_and_grads", "train_step"):
+            g = getattr(self.graphs, name)
+            if g is None:
+                continue
+            self.graphs.unoptimized[name] = g
+            if optimize:
+                g2, log = run_passes(g, verify=verify)
+                setattr(self.graphs, name, g2)
+                self.pass_log[name] = log
+        self._compiled: dict[str, Any] = {}
+
+    # --- compiled graphs ---------------------------------------------------------
+    def compiled(self, name: str):
+        fn = self._compiled.get(name)
+        if fn is None:
+            g = getattr(self.graphs, name)
+            if g is None:
+                raise CompileError(f"the program has no train block, so it has no '{name}' step")
+            if self.backend == "numpy":
+                from .backends.numpy.codegen import generate
+                fn = generate(g)
+            else:
+                from .backends.triton import compile_graph
+                fn = compile_graph(g)
+            self._compiled[name] = fn
+        return fn
+
+    # --- parameters ----------------------------------------------------------------
+    def param_specs(self, role: str = "param") -> list[tuple[str, tuple[int, ...], str]]:
+        return [(p.name, p.shape, p.init) for info in self.graphs.infos for p in info.params
+                if p.role == role]
+
+    def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
+        """Initial trainable parameters: "<layer>.weight" (in, out), "<layer>.bias",
+        batch/layer norm "<layer>.gamma", "<layer>.beta"."""
+        from .runtime.init import initialize
+        return initialize(self.param_specs("param"), seed, NP_DTYPE[self.float_dtype])
+
+    def init_state(self) -> dict[str, np.ndarray]:
+        """Initial non-trainable model state (batch norm running statistics)."""
+        from .runtime.init import initialize
+        return initialize(self.param_specs("state"), 0, NP_DTYPE[self.float_dtype])
+
+    def _inputs(self, name: str, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        g = getattr(self.graphs, name)
+        out = {}
+        state = None
+        for k, node in g.inputs.items():
+            if k in values:
+                out[k] = np.ascontiguousarray(values[k], NP_DTYPE[node.dtype])
+            elif g.input_specs[k].role == "state":
+                state = state if state is not None else self.init_state()
+                out[k] = state[k]
+            else:
+                raise ValueError(f"missing input {k!r} for graph {name}")
+        return out
+
+    # --- the API ---------------------------------------------------------------------
+    def loss_and_grads(self, params: Mapping[str, np.ndarray], x, y) -> tuple[float, dict[str, np.ndarray]]:
+        """Training loss (with L1/L2 penalties; dropout off; batch norm on batch
+        statistics) and its gradient for every parameter, keyed like `params`."""
+        inputs = self._inputs("loss_and_grads", {**params, self.ast.model.input.name: x, "y": y})
+        out = self.compiled("loss_and_grads")(inputs)
+        grads = {k[len("grad."):]: np.array(v) for k, v in out.items() if k.startswith("grad.")}
+        return float(out["loss"]), grads
+
+    def predict(self, params: Mapping[str, np.ndarray], x, batch_size: int = 1024) -> np.ndarray:
+        x = np.asarray(x)
+        run = self.compiled("predict")
+        outs = []
+        for i in range(0, max(1, len(x)), batch_size):
+            inputs = self._inputs("predict", {**params, self.ast.model.input.name: x[i:i + batch_size]})
+            outs.append(np.array(run(inputs)["y_hat"]))
+        return np.concatenate(outs) if outs else np.zeros((0,))
+
+    def trainer(self, seed: Optional[int] = None, params: Optional[Mapping[str, np.ndarray]] = None):
+        """The compiled training step with its state (parameters, optimizer and
+        batch-norm state, step counter)."""
+        from .runtime.trainer import Trainer
+        if self.ast.train is None:
+            raise CompileError("the program has no train block", self.ast.model.loc, source=self.ast.source)
+        seed = self.ast.train.seed if seed is None else seed
+        return Trainer(self, seed=seed, params=params)
+
+    def fit(self, *, epochs: Optional[int] = None, seed: Optional[int] = None, out=None, quiet: bool = False,
+            data=None, validation_data=None):
+        """Train as the file says; returns a History (history.history: metric -> per-epoch values)."""
+        from .runtime.loop import fit
+        return fit(self, epochs=epochs, seed=seed, out=out, quiet=quiet, data=data,
+                   validation_data=validation_data)
+
+    def summary(self) -> str:
+        from .runtime.report import summary
+        return summary(self)
+
+
+def compile(path_or_source: str, backend: str = "numpy", **kwargs) -> Program:
+    """Compile a `.nn` file (a path) or `.nn` source text into a Program."""
+    from .frontend.parser import parse_file, parse_source
+    if "\n" not in path_or_source and (path_or_source.endswith(".nn") or os.path.exists(path_or_source)):
+        prog = parse_file(path_or_source)
+    else:
+        prog = parse_source(path_or_source, "<string>")
+    return Program(prog, backend, **kwargs)

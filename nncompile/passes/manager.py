@@ -1,0 +1,43 @@
+"""The pass manager: the optimisation pipeline, in order, with its names.
+
+`PIPELINE` lists the passes that run on every graph after lowering. Each is a
+function `Graph -> Graph`. `run_passes` returns the final graph and a log of
+(pass name, graph after it, seconds) that `nncompile dump --after` prints.
+With `verify=True` (or NNCOMPILE_VERIFY=1) the verifier runs after every pass.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional
+
+from ..ir.graph import Graph
+from ..ir.verify import verify as verify_graph
+from .cleanup import cse, dce
+
+Pass = Callable[[Graph], Graph]
+
+PIPELINE: list[tuple[str, Pass]] = [
+    ("cse", cse),
+    ("dce", dce),
+]
+
+
+def pass_names() -> list[str]:
+    return [name for name, _ in PIPELINE]
+
+
+def run_passes(g: Graph, *, verify: bool = False, until: Optional[str] = None,
+               pipeline: Optional[list[tuple[str, Pass]]] = None) -> tuple[Graph, list]:
+    log = []
+    if verify:
+        verify_graph(g)
+    for name, fn in (pipeline or PIPELINE):
+        t0 = time.perf_counter()
+        g = fn(g)
+        dt = time.perf_counter() - t0
+        if verify:
+            verify_graph(g)
+        log.append((name, g, dt))
+        if name == until:
+            break
+    return g, log

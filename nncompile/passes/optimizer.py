@@ -1,0 +1,90 @@
+"""Optimizer lowering: the parameter update written as IR ops.
+
+`apply_optimizer` appends to the training graph, for each parameter, the
+optimizer's state inputs (`<opt>.<slot>.<param>`, role "state") and the
+update nodes, and registers the new parameter and state values as outputs
+that update their inputs. The step counter (`step`, f32 scalar, 1 for the
+first step) and the learning rate (`lr`, f32 scalar) are graph inputs, so a
+schedule changes the learning rate without recompiling.
+
+Semantics follow Keras:
+  sgd      v = momentum*v - lr*g;  p += v   (nesterov: p += momentum*v - lr*g)
+  adam     m += (1-b1)(g-m);  v += (1-b2)(g²-v)
+           p -= lr*sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(v)+eps)
+  adamw    p -= lr*wd*p, then adam
+  rmsprop  v = rho*v + (1-rho)g²;  p -= lr*g/(sqrt(v)+eps)
+           (momentum: mom = momentum*mom + lr*g/(sqrt(v)+eps); p -= mom)
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+from ..ir.graph import Graph, Node
+
+SLOTS = {"sgd": ("velocity",), "adam": ("m", "v"), "adamw": ("m", "v"), "rmsprop": ("v", "momentum")}
+
+
+def slots_for(name: str, params: Mapping[str, Any]) -> tuple[str, ...]:
+    if name == "sgd":
+        return ("velocity",) if params.get("momentum", 0.0) > 0 else ()
+    if name == "rmsprop":
+        return ("v", "momentum") if params.get("momentum", 0.0) > 0 else ("v",)
+    return SLOTS[name]
+
+
+def apply_optimizer(g: Graph, name: str, params: Mapping[str, Any], grads: Mapping[str, Node],
+                    loc=None) -> None:
+    c = g.const
+    E = g.emit
+    with g.at(loc, "optimizer"):
+        step = g.input("step", (), role="scalar")
+        lr = g.input("lr", (), role="scalar")
+        if name in ("adam", "adamw"):
+            b1, b2, eps = params["beta1"], params["beta2"], params["eps"]
+            # lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t), computed once for all parameters
+            b1t = E("exp", E("mul", step, c(math.log(b1)))) if b1 > 0 else c(0.0)
+            b2t = E("exp", E("mul", step, c(math.log(b2)))) if b2 > 0 else c(0.0)
+            lr_t = E("div", E("mul", lr, E("sqrt", E("sub", c(1.0), b2t))), E("sub", c(1.0), b1t))
+        for pname, grad in grads.items():
+            p = g.inputs[pname]
+            state = {s: g.input(f"{name}.{s}.{pname}", p.shape, role="state", init="zeros")
+                     for s in slots_for(name, params)}
+            new: dict[str, Node] = {}
+            if name == "sgd":
+                step_ = E("mul", grad, lr)
+                mom = params.get("momentum", 0.0)
+                if mom > 0:
+                    v = E("sub", E("mul", state["velocity"], c(mom)), step_)
+                    new["velocity"] = v
+                    if params.get("nesterov"):
+                        p_new = E("sub", E("add", p, E("mul", v, c(mom))), step_)
+                    else:
+                        p_new = E("add", p, v)
+                else:
+                    p_new = E("sub", p, step_)
+            elif name in ("adam", "adamw"):
+                pp = p
+                if name == "adamw" and params.get("weight_decay", 0.0) > 0:
+                    pp = E("sub", p, E("mul", p, E("mul", lr, c(params["weight_decay"]))))
+                m = E("add", state["m"], E("mul", E("sub", grad, state["m"]), c(1.0 - b1)))
+                v = E("add", state["v"], E("mul", E("sub", E("square", grad), state["v"]), c(1.0 - b2)))
+                new["m"], new["v"] = m, v
+                upd = E("div", m, E("add", E("sqrt", v), c(eps)))
+                p_new = E("sub", pp, E("mul", upd, lr_t))
+            elif name == "rmsprop":
+                rho, eps = params["rho"], params["eps"]
+                v = E("add", E("mul", state["v"], c(rho)), E("mul", E("square", grad), c(1.0 - rho)))
+                new["v"] = v
+                inc = E("div", E("mul", grad, lr), E("add", E("sqrt", v), c(eps)))
+                mom = params.get("momentum", 0.0)
+                if mom > 0:
+                    inc = E("add", E("mul", state["momentum"], c(mom)), inc)
+                    new["momentum"] = inc
+                p_new = E("sub", p, inc)
+            else:
+                raise ValueError(f"unknown optimizer {name}")
+            g.output(pname, p_new, updates=pname)
+            for s, node in new.items():
+                key = f"{name}.{s}.{pname}"
+                g.output(key, node, updates=key)

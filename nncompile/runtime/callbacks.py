@@ -1,0 +1,54 @@
+"""Early stopping, as a small state machine that the loop feeds once an epoch."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class EarlyStopping:
+    """Keras semantics: an epoch improves when its monitored value beats the best
+    by more than `min_delta` (in the direction of `mode`); after `patience`
+    epochs without improvement, training stops. Epochs before
+    `start_from_epoch` are not considered. NaN and Inf never improve."""
+
+    monitor: str
+    mode: str = "min"
+    patience: int = 0
+    min_delta: float = 0.0
+    start_from_epoch: int = 0
+    best: Optional[float] = None
+    best_epoch: Optional[int] = None
+    wait: int = 0
+    stopped_epoch: Optional[int] = None
+    history: list = field(default_factory=list)
+
+    def improved(self, value: float) -> bool:
+        if value is None or not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def update(self, epoch: int, value: float) -> tuple[bool, bool]:
+        """Feed one epoch's value; returns (improved, stop)."""
+        self.history.append(value)
+        if epoch < self.start_from_epoch:
+            return False, False
+        if self.improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            return True, False
+        self.wait += 1
+        if self.wait >= self.patience:  # wait >= 1 here, so patience 0 stops at once
+            self.stopped_epoch = epoch
+            return False, True
+        return False, False
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.best, self.best_epoch, self.wait = d["best"], d["best_epoch"], d["wait"]

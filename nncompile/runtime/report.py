@@ -1,0 +1,36 @@
+"""Keras-style model summary (works without data)."""
+from __future__ import annotations
+
+import math
+
+
+def summary(program) -> str:
+    prog = program.ast
+    rows = [("Layer (type)", "Output Shape", "Param #", "Source")]
+    inp = prog.model.input
+    rows.append((f"{inp.name} (input)", str((None,) + tuple(inp.shape)), "0", f"line {inp.loc.line}"))
+    trainable = non_trainable = 0
+    flops = 0
+    for info in program.graphs.infos:
+        L = info.layer
+        n_tr = sum(math.prod(p.shape) for p in info.params if p.role == "param")
+        n_st = sum(math.prod(p.shape) for p in info.params if p.role == "state")
+        trainable += n_tr
+        non_trainable += n_st
+        flops += info.flops
+        kind = L.kind
+        if L.kind == "dense" and L.args["activation"] != "linear":
+            kind = f"dense, {L.args['activation']}"
+        rows.append((f"{L.name} ({kind})", str((None,) + tuple(info.out_shape)), f"{n_tr + n_st:,}",
+                     f"line {L.loc.line}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+    bar = "=" * (sum(widths) + 6)
+    out = [f'Model: "{prog.model.name}"  ({prog.filename})', bar, line(rows[0]), "-" * len(bar)]
+    out += [line(r) for r in rows[1:]]
+    out += [bar,
+            f"Total params: {trainable + non_trainable:,} ({4 * (trainable + non_trainable):,} bytes as f32)",
+            f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {non_trainable:,}",
+            f"Forward FLOPs per sample: {flops:,}"]
+    return "\n".join(out)

@@ -1,0 +1,122 @@
+"""The trainer: a compiled training step and the state it updates.
+
+`Trainer.step(x, y)` runs one optimizer step on one batch. Parameters,
+optimizer state and batch-norm statistics are NumPy arrays that the compiled
+step updates in place; `params` / `state` return them by name.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+import numpy as np
+
+from ..ir.ops import NP_DTYPE
+
+
+class Trainer:
+    def __init__(self, program, *, seed: int = 0, params: Optional[Mapping[str, np.ndarray]] = None):
+        self.program = program
+        self.seed = int(seed)
+        g = program.graphs.train_step
+        self.graph = g
+        self._step_fn = program.compiled("train_step")
+        init = program.init_params(seed)
+        if params is not None:
+            for k, v in params.items():
+                if k not in init:
+                    raise KeyError(f"unknown parameter {k!r}")
+                if np.shape(v) != init[k].shape:
+                    raise ValueError(f"parameter {k!r}: shape {np.shape(v)} != {init[k].shape}")
+                init[k] = np.array(v, dtype=init[k].dtype)
+        state = program.init_state()
+        dt = NP_DTYPE[program.float_dtype]
+        self.arrays: dict[str, np.ndarray] = {}
+        for name, spec in g.input_specs.items():
+            if spec.role == "param":
+                self.arrays[name] = np.ascontiguousarray(init[name])
+            elif spec.role == "state":
+                self.arrays[name] = state[name] if name in state else np.zeros(
+                    tuple(g.inputs[name].shape), dt)
+        self.x_name = program.ast.model.input.name
+        self.step_count = 0
+        self.lr = float(program.ast.train.optimizer.params["lr"])
+        self._rng = np.zeros(2, np.int64)
+        self._step = np.zeros((), dt)
+        self._lr = np.zeros((), dt)
+        self._x_dtype = NP_DTYPE[g.inputs[self.x_name].dtype]
+        self._y_dtype = NP_DTYPE[g.inputs["y"].dtype]
+        # the argument list of the compiled step, in its order; data slots filled per call
+        self._names = list(g.inputs)
+        self._args = [self.arrays.get(n) for n in self._names]
+        self._slot = {n: i for i, n in enumerate(self._names)}
+        self._outs = list(g.outputs)
+        self.last: dict[str, float] = {}
+
+    # --- state ---------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Current trainable parameters (live arrays: copy them to keep a snapshot)."""
+        return {k: v for k, v in self.arrays.items() if self.graph.input_specs[k].role == "param"}
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """Optimizer state and batch-norm running statistics (live arrays)."""
+        return {k: v for k, v in self.arrays.items() if self.graph.input_specs[k].role == "state"}
+
+    @property
+    def model_state(self) -> dict[str, np.ndarray]:
+        """Everything inference needs: parameters and batch-norm statistics."""
+        needed = set(self.program.graphs.predict.inputs)
+        return {k: v for k, v in self.arrays.items() if k in needed}
+
+    def snapshot(self) -> dict:
+        return {"arrays": {k: v.copy() for k, v in self.arrays.items()}, "step": self.step_count}
+
+    def restore(self, snap: dict) -> None:
+        for k, v in snap["arrays"].items():
+            np.copyto(self.arrays[k], v)
+        self.step_count = snap["step"]
+
+    # --- running -------------------------------------------------------------------
+    def train_batch(self, x, y) -> dict[str, float]:
+        """One optimizer step; returns the batch's loss and metrics (before the update)."""
+        x = np.ascontiguousarray(x, self._x_dtype)
+        y = np.ascontiguousarray(y, self._y_dtype)
+        self.step_count += 1
+        self._rng[0], self._rng[1] = self.seed, self.step_count
+        self._step[()] = self.step_count
+        self._lr[()] = self.lr
+        args = self._args
+        s = self._slot
+        args[s[self.x_name]] = x
+        args[s["y"]] = y
+        args[s["rng"]] = self._rng
+        args[s["step"]] = self._step
+        args[s["lr"]] = self._lr
+        outs = self._step_fn.runner(len(x))(*args)
+        self.last = {k: float(v) for k, v in zip(self._outs, outs) if np.ndim(v) == 0}
+        return self.last
+
+    def step(self, x, y) -> float:
+        """One optimizer step on one batch; returns that batch's loss."""
+        return self.train_batch(x, y)["loss"]
+
+    def evaluate(self, x, y, batch_size: int = 1024) -> dict[str, float]:
+        """Loss and metrics over a dataset in inference mode (batch-size weighted)."""
+        run = self.program.compiled("evaluate")
+        g = self.program.graphs.evaluate
+        names = list(g.inputs)
+        base = self.model_state
+        sums: dict[str, float] = {}
+        n = len(x)
+        for i in range(0, n, batch_size):
+            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            feed = {**base, self.x_name: np.ascontiguousarray(xb, self._x_dtype),
+                    "y": np.ascontiguousarray(yb, self._y_dtype)}
+            outs = run.runner(len(xb))(*[feed[k] for k in names])
+            for k, v in zip(g.outputs, outs):
+                sums[k] = sums.get(k, 0.0) + float(v) * len(xb)
+        return {k: v / n for k, v in sums.items()}
+
+    def predict(self, x, batch_size: int = 1024) -> np.ndarray:
+        return self.program.predict(self.model_state, x, batch_size)
