@@ -111,7 +111,7 @@ def _dump(args, program) -> int:
         if args.after != "all" and args.after not in names:
             from .errors import CompileError, expected_one_of
             raise CompileError(f"unknown pass '{args.after}'", hint=expected_one_of(args.after, names + ["all"]))
-        g = program.graphs.unoptimized.get(name)
+        g = program.graphs.lowered.get(name)
         if g is None:
             from .errors import CompileError
             raise CompileError(f"the program has no '{name}' graph (no train block?)")

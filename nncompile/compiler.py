@@ -26,9 +26,7 @@ from .frontend.lower import (LayerInfo, build_loss, build_metrics, build_model, 
                              label_type, layer_infos)
 from .ir.graph import B, Graph
 from .ir.ops import NP_DTYPE
-from .passes.autodiff import differentiate
-from .passes.manager import run_passes
-from .passes.optimizer import apply_optimizer
+from .passes.manager import REQUIRED, run_passes
 
 BACKENDS = ("numpy", "triton")
 
@@ -40,7 +38,8 @@ class Graphs:
     evaluate: Optional[Graph] = None
     loss_and_grads: Optional[Graph] = None
     train_step: Optional[Graph] = None
-    unoptimized: dict[str, Graph] = field(default_factory=dict)
+    lowered: dict[str, Graph] = field(default_factory=dict)       # before any pass
+    unoptimized: dict[str, Graph] = field(default_factory=dict)   # after the REQUIRED passes only
 
 
 def _model_graph(prog: ast.Program, infos, name: str, float_dtype: str):
@@ -59,7 +58,8 @@ def _label_input(g: Graph, prog: ast.Program, infos) -> Any:
 
 
 def build_graphs(prog: ast.Program, float_dtype: str = "f32") -> Graphs:
-    """Lower a checked program to its graphs (before optimisation)."""
+    """Lower a checked program to its graphs. The gradient and optimizer update
+    are added by the `autodiff` and `optimizer` passes, as `meta` asks."""
     infos = layer_infos(prog)
     gp, x = _model_graph(prog, infos, "predict", float_dtype)
     mo = build_model(gp, prog, infos, x, training=False)
@@ -79,10 +79,8 @@ def build_graphs(prog: ast.Program, float_dtype: str = "f32") -> Graphs:
     gg, x = _model_graph(prog, infos, "loss_and_grads", float_dtype)
     y = _label_input(gg, prog, infos)
     mo = build_model(gg, prog, infos, x, training=True)
-    loss = build_loss(gg, prog, mo, y)
-    gg.output("loss", loss)
-    for name, gnode in differentiate(gg, loss, [gg.inputs[p] for p in gg.params()]).items():
-        gg.output(f"grad.{name}", gnode)
+    gg.output("loss", build_loss(gg, prog, mo, y))
+    gg.meta["differentiate"] = "loss"
     graphs.loss_and_grads = gg
 
     gt, x = _model_graph(prog, infos, "train_step", float_dtype)
@@ -90,15 +88,14 @@ def build_graphs(prog: ast.Program, float_dtype: str = "f32") -> Graphs:
     with gt.at(prog.train.loc, "rng"):
         rng = gt.input("rng", (2,), "i64", role="scalar")
     mo = build_model(gt, prog, infos, x, training=True, rng=rng)
-    loss = build_loss(gt, prog, mo, y)
-    gt.output("loss", loss)
+    gt.output("loss", build_loss(gt, prog, mo, y))
     for k, v in build_metrics(gt, prog, mo, y).items():
         gt.output(k, v)
-    grads = differentiate(gt, loss, [gt.inputs[p] for p in gt.params()])
-    opt = prog.train.optimizer
-    apply_optimizer(gt, opt.name, opt.params, grads, loc=opt.loc)
     for name, node in mo.state_updates.items():
         gt.output(name, node, updates=name)
+    opt = prog.train.optimizer
+    gt.meta["differentiate"] = "loss"
+    gt.meta["optimizer"] = (opt.name, dict(opt.params), opt.loc)
     graphs.train_step = gt
     return graphs
 
@@ -121,11 +118,14 @@ class Program:
             g = getattr(self.graphs, name)
             if g is None:
                 continue
-            self.graphs.unoptimized[name] = g
+            self.graphs.lowered[name] = g
+            self.graphs.unoptimized[name], _ = run_passes(g, verify=verify, pipeline=REQUIRED)
             if optimize:
                 g2, log = run_passes(g, verify=verify)
-                setattr(self.graphs, name, g2)
                 self.pass_log[name] = log
+            else:
+                g2 = self.graphs.unoptimized[name]
+            setattr(self.graphs, name, g2)
         self._compiled: dict[str, Any] = {}
 
     # --- compiled graphs ---------------------------------------------------------

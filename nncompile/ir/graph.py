@@ -88,6 +88,9 @@ class Graph:
         # Outputs that are the next value of an input ("param.w" -> "param.w"):
         # backends may write them in place of the input.
         self.updates: dict[str, str] = {}
+        # Instructions for the passes that turn a forward graph into a training
+        # step: {"differentiate": output name, "optimizer": (name, params, loc)}.
+        self.meta: dict[str, Any] = {}
         self._next_id = 0
         self._loc: Optional[SourceLoc] = None
         self._layer: Optional[str] = None
@@ -160,6 +163,7 @@ class Graph:
     def copy_structure(self, name: Optional[str] = None) -> "Graph":
         """A new empty graph with the same name/dtype (passes build into it)."""
         g = Graph(name or self.name, self.float_dtype)
+        g.meta = dict(self.meta)
         return g
 
     def __iter__(self) -> Iterator[Node]:

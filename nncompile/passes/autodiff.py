@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ..ir.graph import Graph, Node
 from ..ir.ops import OPS, IRError
+from .rewrite import rebuild
 
 
 def _between(g: Graph, loss: Node, wrt: list[Node]) -> set[int]:
@@ -61,3 +62,19 @@ def differentiate(g: Graph, loss: Node, wrt: list[Node]) -> dict[str, Node]:
                 gw = g.emit("unreduce", g.const(0.0, w.dtype), w, axes=(), keepdims=True, mean=False)
         out[w.attrs["name"]] = gw
     return out
+
+
+def autodiff_pass(g: Graph) -> Graph:
+    """If the graph asks for it (`meta["differentiate"]` names a scalar output),
+    append the gradient of that output with respect to every trainable
+    parameter input, as outputs "grad.<param>". Idempotent: a graph that
+    already has its gradients is returned unchanged."""
+    target = g.meta.get("differentiate")
+    if target is None or g.meta.get("differentiated"):
+        return g
+    g = rebuild(g)
+    params = [g.inputs[k] for k, s in g.input_specs.items() if s.role == "param" and s.trainable]
+    for name, node in differentiate(g, g.outputs[target], params).items():
+        g.output(f"grad.{name}", node)
+    g.meta["differentiated"] = True
+    return g

@@ -12,11 +12,23 @@ from typing import Callable, Optional
 
 from ..ir.graph import Graph
 from ..ir.verify import verify as verify_graph
+from .autodiff import autodiff_pass
 from .cleanup import cse, dce
+from .optimizer import optimizer_pass
 
 Pass = Callable[[Graph], Graph]
 
+# The passes a graph needs to mean what the program says (no optimisation):
+# the unoptimised graph that tests compare the optimised one against.
+REQUIRED: list[tuple[str, Pass]] = [
+    ("autodiff", autodiff_pass),
+    ("optimizer", optimizer_pass),
+    ("dce", dce),
+]
+
 PIPELINE: list[tuple[str, Pass]] = [
+    ("autodiff", autodiff_pass),
+    ("optimizer", optimizer_pass),
     ("cse", cse),
     ("dce", dce),
 ]

@@ -21,6 +21,7 @@ import math
 from typing import Any, Mapping
 
 from ..ir.graph import Graph, Node
+from .rewrite import rebuild
 
 SLOTS = {"sgd": ("velocity",), "adam": ("m", "v"), "adamw": ("m", "v"), "rmsprop": ("v", "momentum")}
 
@@ -88,3 +89,19 @@ def apply_optimizer(g: Graph, name: str, params: Mapping[str, Any], grads: Mappi
             for s, node in new.items():
                 key = f"{name}.{s}.{pname}"
                 g.output(key, node, updates=key)
+
+
+def optimizer_pass(g: Graph) -> Graph:
+    """If the graph asks for it (`meta["optimizer"]`), replace its "grad.*"
+    outputs with the optimizer update of each parameter (see module doc)."""
+    spec = g.meta.get("optimizer")
+    if spec is None or g.meta.get("optimized_update"):
+        return g
+    name, params, loc = spec
+    g = rebuild(g)
+    grads = {k[len("grad."):]: n for k, n in g.outputs.items() if k.startswith("grad.")}
+    for k in grads:
+        del g.outputs[f"grad.{k}"]
+    apply_optimizer(g, name, params, grads, loc=loc)
+    g.meta["optimized_update"] = True
+    return g
