@@ -15,6 +15,7 @@ from ..ir.verify import verify as verify_graph
 from .autodiff import autodiff_pass
 from .cleanup import cse, dce
 from .optimizer import optimizer_pass
+from .simplify import simplify
 
 Pass = Callable[[Graph], Graph]
 
@@ -29,6 +30,7 @@ REQUIRED: list[tuple[str, Pass]] = [
 PIPELINE: list[tuple[str, Pass]] = [
     ("autodiff", autodiff_pass),
     ("optimizer", optimizer_pass),
+    ("simplify", simplify),
     ("cse", cse),
     ("dce", dce),
 ]
