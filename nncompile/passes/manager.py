@@ -15,6 +15,7 @@ from ..ir.verify import verify as verify_graph
 from .autodiff import autodiff_pass
 from .cleanup import cse, dce
 from .optimizer import optimizer_pass
+from .memory import plan_memory
 from .simplify import simplify
 
 Pass = Callable[[Graph], Graph]
@@ -33,6 +34,7 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("simplify", simplify),
     ("cse", cse),
     ("dce", dce),
+    ("plan_memory", plan_memory),
 ]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -46,6 +46,7 @@ class _Gen:
     lines_run: list[str]
     var: dict[int, str]
     consts: dict[str, Any]
+    declared: set = field(default_factory=set)
 
 
 class NumpyProgram:
@@ -145,10 +146,19 @@ def _emit_node(gen: _Gen, n: Node, inplace: dict[int, str]) -> None:
         gen.var[n.id] = v
         gen.lines_run.append(f"{v} = {a[0]}.reshape({_shape_expr(n.shape)}){comment}")
         return
-    out = inplace.get(n.id, f"t{n.id}")
-    gen.var[n.id] = out
-    if out.startswith("t"):
+    plan = g.meta.get("memory_plan")
+    if n.id in inplace:
+        out = inplace[n.id]
+    elif plan is not None and n.id in plan.buffer_of:
+        out = f"b{plan.buffer_of[n.id]}"
+        decl = f"{out} = np.empty({_shape_expr(n.shape)}, np.{NP_DTYPE[n.dtype].__name__})"
+        if decl not in gen.declared:
+            gen.declared.add(decl)
+            gen.lines_make.append(decl)
+    else:
+        out = f"t{n.id}"
         gen.lines_make.append(f"{out} = np.empty({_shape_expr(n.shape)}, np.{NP_DTYPE[n.dtype].__name__})")
+    gen.var[n.id] = out
     code = _code(gen, n, a, out)
     gen.lines_run.append(code + comment)
 

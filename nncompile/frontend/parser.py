@@ -1,0 +1,486 @@
+"""Text -> checked AST.
+
+`parse_source` runs Lark (LALR) over the text, converts Lark's tree into the
+small raw tree of `checks.py` (every node keeps its `SourceLoc`), and hands it
+to `checks.check_program`, which validates it and fills in every default.
+
+Every problem with the input is reported as a `CompileError` with a location,
+the offending line and a caret; nothing the user writes can make this module
+raise anything else.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterator, Optional
+
+from lark import Lark, Token, Tree
+from lark.exceptions import (LarkError, UnexpectedCharacters, UnexpectedEOF,
+                             UnexpectedInput, UnexpectedToken)
+
+from ..errors import CompileError, SourceLoc
+from ..frontend.ast import Program
+from . import checks
+from .checks import (MAX_DEPTH, RArg, RCall, RDict, RLayer, RList, RName, RNum,
+                     RSection, RSetting, RStr, RType)
+
+__all__ = ["parse_source", "parse_file", "MAX_SOURCE_CHARS"]
+
+# A program is a few dozen lines; anything this large is a mistake (a data file
+# passed by accident). Refusing it up front keeps the parser fast and bounded.
+MAX_SOURCE_CHARS = 1_000_000
+MAX_STRING_CHARS = 10_000
+
+_GRAMMAR_NAME = "nncompile.lark"
+_parser: Optional[Lark] = None
+
+
+def _grammar_path() -> Path:
+    here = Path(__file__).resolve().parent.parent          # .../nncompile
+    candidates = [here / "grammar" / _GRAMMAR_NAME,        # installed wheel
+                  here.parent / "grammar" / _GRAMMAR_NAME]  # source tree / editable
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise CompileError(  # an installation problem, still reported without a traceback
+        "cannot find the grammar file " + " or ".join(str(c) for c in candidates))
+
+
+# ---------------------------------------------------------------- post-lexer
+
+_OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
+_CLOSERS = {"RPAR": "LPAR", "RSQB": "LSQB", "RBRACE": "LBRACE"}
+_CHAR = {"LPAR": "(", "RPAR": ")", "LSQB": "[", "RSQB": "]", "LBRACE": "{", "RBRACE": "}"}
+# A '{' right after one of these opens a value dict, otherwise a block.
+_VALUE_CONTEXT = {"EQUAL", "COLON", "COMMA", "LPAR", "LSQB"}
+
+
+class _PostLex:
+    """Make newlines mean "end of statement" only where that makes sense.
+
+    Drops newlines inside (...), [...] and value dicts and at the top level,
+    collapses runs of newlines, drops the newline after a block's '{' and adds
+    one before a block's '}' so every statement ends with exactly one newline.
+    Also checks bracket matching and bounds the nesting depth, so that no
+    later stage can recurse deeply.
+    """
+
+    always_accept = ("_NL",)
+
+    def __init__(self, filename: str, source: str):
+        self.filename = filename
+        self.source = source
+
+    def _loc(self, tok: Token) -> SourceLoc:
+        return SourceLoc(self.filename, tok.line, tok.column, tok.end_line, tok.end_column)
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        stack: list[tuple[str, Token]] = []     # ("block" | "(" | "[" | "dict", opener)
+        depth = 0                                 # nesting of value brackets
+        prev: Optional[Token] = None              # last token yielded
+        for tok in stream:
+            t = tok.type
+            if t == "_NL":
+                if not stack or stack[-1][0] != "block":
+                    continue                      # inside brackets or between blocks
+                if prev is None or prev.type == "_NL" or (prev.type == "LBRACE" and stack[-1][1] is prev):
+                    continue
+                prev = tok
+                yield tok
+                continue
+            if t in _OPENERS:
+                if t == "LBRACE" and not (prev is not None and (
+                        prev.type in _VALUE_CONTEXT or
+                        (prev.type == "LBRACE" and stack and stack[-1][0] == "dict"))):
+                    kind = "block"
+                else:
+                    kind = {"LPAR": "(", "LSQB": "[", "LBRACE": "dict"}[t]
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        raise CompileError(
+                            f"brackets nested too deeply (more than {MAX_DEPTH} levels)",
+                            self._loc(tok), source=self.source,
+                            hint="flatten the value; no setting needs this much nesting")
+                stack.append((kind, tok))
+            elif t in _CLOSERS:
+                if not stack:
+                    raise CompileError(f"unmatched '{_CHAR[t]}'", self._loc(tok), source=self.source,
+                                       hint="there is no open bracket for it to close")
+                kind, opener = stack[-1]
+                if opener.type != _CLOSERS[t]:
+                    raise CompileError(
+                        f"'{_CHAR[t]}' does not match the '{_CHAR[opener.type]}' opened at "
+                        f"line {opener.line}, column {opener.column}", self._loc(tok),
+                        source=self.source, hint=f"expected '{_CHAR[_OPENERS[opener.type]]}'")
+                if kind == "block" and prev is not None and prev.type != "_NL" and prev is not opener:
+                    nl = Token.new_borrow_pos("_NL", "\n", tok)
+                    yield nl
+                stack.pop()
+                if kind != "block":
+                    depth -= 1
+            prev = tok
+            yield tok
+        if stack:
+            kind, opener = stack[-1]
+            what = "block" if kind == "block" else "bracket"
+            raise CompileError(
+                f"'{_CHAR[opener.type]}' opened here is never closed", self._loc(opener),
+                source=self.source,
+                hint=f"expected '{_CHAR[_OPENERS[opener.type]]}' to close this {what} before the end of the file")
+
+
+def _get_parser() -> Lark:
+    global _parser
+    if _parser is None:
+        text = _grammar_path().read_text(encoding="utf-8")
+        _parser = Lark(text, parser="lalr", lexer="contextual", propagate_positions=True,
+                       maybe_placeholders=False, postlex=_PostLexSlot())
+    return _parser
+
+
+class _PostLexSlot:
+    """Lark wants the post-lexer when the parser is built; ours carries the
+    file name, so the cached parser gets this slot and the real one per call."""
+
+    always_accept = _PostLex.always_accept
+
+    def __init__(self):
+        self.current: Optional[_PostLex] = None
+
+    def process(self, stream):
+        assert self.current is not None  # internal invariant, set by _parse_tree
+        return self.current.process(stream)
+
+
+# ---------------------------------------------------------- syntax errors
+
+_TERMINAL_TEXT = {
+    "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['",
+    "RSQB": "']'", "COMMA": "','", "EQUAL": "'='", "COLON": "':'", "DOT": "'.'",
+    "NAME": "a name", "NUMBER": "a number", "STRING": "a string",
+    "_NL": "end of line", "$END": "end of file",
+}
+_TERMINAL_ORDER = ["NAME", "NUMBER", "STRING", "EQUAL", "COLON", "COMMA", "DOT", "LPAR",
+                   "RPAR", "LSQB", "RSQB", "LBRACE", "RBRACE", "_NL", "$END"]
+
+
+def _describe_expected(names) -> str:
+    names = [n for n in names if n not in ("WS", "COMMENT")]
+    order = {n: i for i, n in enumerate(_TERMINAL_ORDER)}
+    names = sorted(set(names), key=lambda n: (order.get(n, 99), n))
+    texts = [_TERMINAL_TEXT.get(n, n.lower()) for n in names]
+    if not texts:
+        return ""
+    if len(texts) == 1:
+        return f"expected {texts[0]}"
+    return "expected one of: " + ", ".join(texts)
+
+
+def _describe_token(tok: Token) -> str:
+    t = tok.type
+    if t == "$END":
+        return "end of file"
+    if t == "_NL":
+        return "end of line"
+    if t == "NAME":
+        return f"name '{tok}'"
+    if t == "NUMBER":
+        return f"number {tok}"
+    if t == "STRING":
+        s = str(tok)
+        return f"string {s if len(s) <= 40 else s[:37] + '...'}"
+    return _TERMINAL_TEXT.get(t, repr(str(tok)))
+
+
+def _syntax_error(e: UnexpectedInput, filename: str, source: str, text: str) -> CompileError:
+    line = getattr(e, "line", None)
+    column = getattr(e, "column", None)
+    if isinstance(e, UnexpectedCharacters):
+        ch = text[e.pos_in_stream] if 0 <= e.pos_in_stream < len(text) else ""
+        loc = SourceLoc(filename, e.line, e.column, e.line, e.column + 1)
+        if ch in "\"'":
+            return CompileError("unterminated string", loc, source=source,
+                                hint=f"close the string with {ch} on the same line")
+        if ch == "\\":
+            msg = "unexpected character '\\'"
+        elif ch.isprintable() and ch.strip():
+            msg = f"unexpected character '{ch}'"
+        else:
+            msg = f"unexpected character {ch!r} (U+{ord(ch):04X})" if ch else "unexpected character"
+        return CompileError(msg, loc, source=source, hint=_describe_expected(e.allowed or ()) or None)
+    if isinstance(e, UnexpectedToken):
+        tok = e.token
+        if tok.type == "$END" or line is None or line < 1:
+            lines = text.split("\n")
+            n = len(lines)
+            while n > 1 and not lines[n - 1].strip():
+                n -= 1
+            loc = SourceLoc(filename, n, len(lines[n - 1]) + 1)
+        else:
+            end_col = tok.end_column if tok.end_line == tok.line else None
+            if tok.type == "_NL":
+                end_col = None
+            loc = SourceLoc(filename, tok.line, tok.column, tok.line if end_col else None, end_col)
+        expected = set(e.expected or ())
+        hint = _describe_expected(expected)
+        msg = f"unexpected {_describe_token(tok)}"
+        if tok.type == "_NL" and expected and expected <= {"RPAR", "RSQB", "RBRACE", "COMMA"}:
+            msg = "unexpected end of line"
+        return CompileError(msg, loc, source=source, hint=hint or None)
+    if isinstance(e, UnexpectedEOF):
+        lines = text.split("\n")
+        loc = SourceLoc(filename, len(lines), len(lines[-1]) + 1)
+        return CompileError("unexpected end of file", loc, source=source,
+                            hint=_describe_expected(e.expected or ()) or None)
+    loc = SourceLoc(filename, line, column) if line and column else None
+    return CompileError("syntax error", loc, source=source)
+
+
+# ------------------------------------------------------- tree conversion
+
+class _Converter:
+    def __init__(self, filename: str, source: str):
+        self.filename = filename
+        self.source = source
+
+    def tok_loc(self, tok: Token) -> SourceLoc:
+        return SourceLoc(self.filename, tok.line, tok.column, tok.end_line, tok.end_column)
+
+    def tree_loc(self, tree: Tree, fallback: Optional[SourceLoc] = None) -> SourceLoc:
+        m = tree.meta
+        if getattr(m, "empty", True):
+            return fallback or SourceLoc(self.filename, 1, 1)
+        return SourceLoc(self.filename, m.line, m.column, m.end_line, m.end_column)
+
+    def err(self, msg: str, loc: SourceLoc, hint: Optional[str] = None) -> CompileError:
+        return CompileError(msg, loc, source=self.source, hint=hint)
+
+    def program(self, tree: Tree) -> list[RSection]:
+        return [self.section(s) for s in tree.children]
+
+    def section(self, tree: Tree) -> RSection:
+        toks = [c for c in tree.children if isinstance(c, Token)]
+        stmts = [c for c in tree.children if isinstance(c, Tree)]
+        kind = toks[0]
+        name = toks[1] if len(toks) > 1 else None
+        return RSection(kind=str(kind), kind_loc=self.tok_loc(kind),
+                        name=str(name) if name is not None else None,
+                        name_loc=self.tok_loc(name) if name is not None else None,
+                        stmts=[self.stmt(s) for s in stmts], loc=self.tree_loc(tree))
+
+    def stmt(self, tree: Tree):
+        loc = self.tree_loc(tree)
+        if tree.data == "setting":
+            key, value = tree.children
+            return RSetting(key=str(key), key_loc=self.tok_loc(key), value=self.value(value, 1), loc=loc)
+        # layer: NAME NAME? arglist? (":" type)?
+        kind = tree.children[0]
+        name = None
+        args = None
+        args_loc = None
+        typ = None
+        for c in tree.children[1:]:
+            if isinstance(c, Token):
+                name = c
+            elif c.data == "arglist":
+                args = self.arglist(c, 1)
+                args_loc = self.tree_loc(c)
+            elif c.data == "type":
+                typ = self.type_(c)
+        return RLayer(kind=str(kind), kind_loc=self.tok_loc(kind),
+                      name=str(name) if name is not None else None,
+                      name_loc=self.tok_loc(name) if name is not None else None,
+                      args=args, args_loc=args_loc, type=typ, loc=loc)
+
+    def type_(self, tree: Tree) -> RType:
+        name = tree.children[0]
+        dims = [self.value(v, 1) for v in tree.children[1:]]
+        has_dims = any(True for _ in tree.children[1:]) or self._has_brackets(tree)
+        return RType(name=str(name), name_loc=self.tok_loc(name),
+                     dims=dims if has_dims else None, loc=self.tree_loc(tree))
+
+    def _has_brackets(self, tree: Tree) -> bool:
+        m = tree.meta
+        if getattr(m, "empty", True):
+            return False
+        return m.end_pos - m.start_pos > len(str(tree.children[0]))
+
+    def arglist(self, tree: Tree, depth: int) -> list[RArg]:
+        out = []
+        for a in tree.children:
+            if a.data == "kwarg":
+                key, value = a.children
+                out.append(RArg(key=str(key), key_loc=self.tok_loc(key), value=self.value(value, depth + 1)))
+            else:
+                out.append(RArg(key=None, key_loc=None, value=self.value(a.children[0], depth + 1)))
+        return out
+
+    def value(self, node, depth: int):
+        if depth > MAX_DEPTH + 4:  # the post-lexer already bounds nesting; belt and braces
+            raise self.err("value nested too deeply", self.tree_loc(node) if isinstance(node, Tree)
+                           else self.tok_loc(node))
+        if isinstance(node, Token):  # not expected: values are always wrapped in a rule
+            return RName(parts=(str(node),), loc=self.tok_loc(node))
+        d = node.data
+        loc = self.tree_loc(node)
+        if d == "number":
+            return self.number(node.children[0])
+        if d == "string":
+            return self.string(node.children[0])
+        if d == "dotted":
+            return RName(parts=tuple(str(t) for t in node.children), loc=loc)
+        if d == "call":
+            name = self.value(node.children[0], depth)
+            return RCall(name=name, args=self.arglist(node.children[1], depth), loc=loc)
+        if d == "list":
+            return RList(items=[self.value(v, depth + 1) for v in node.children], loc=loc)
+        if d == "dict":
+            entries = []
+            for e in node.children:
+                key, value = e.children
+                k = self.string(key).value if key.type == "STRING" else str(key)
+                entries.append((k, self.tok_loc(key), self.value(value, depth + 1)))
+            return RDict(entries=entries, loc=loc)
+        raise self.err(f"unexpected syntax ({d})", loc)
+
+    def number(self, tok: Token) -> RNum:
+        text = str(tok)
+        loc = self.tok_loc(tok)
+        if len(text) > 400:
+            raise self.err("number literal too long", loc, hint="write large or small numbers with an exponent, e.g. 1e-4")
+        if re.fullmatch(r"[+-]?\d+", text):
+            digits = text.lstrip("+-").lstrip("0") or "0"
+            if len(digits) > 19 or abs(int(text)) > checks.MAX_INT:
+                raise self.err(f"integer {text if len(text) <= 30 else text[:27] + '...'} is too large", loc,
+                               hint=f"integers must lie within +-{checks.MAX_INT}")
+            return RNum(value=int(text), is_int=True, text=text, loc=loc)
+        try:
+            v = float(text)
+        except (ValueError, OverflowError):
+            raise self.err(f"invalid number {text}", loc) from None
+        if v != v or v in (float("inf"), float("-inf")):
+            raise self.err(f"number {text} is out of range", loc,
+                           hint="numbers must be finite 64-bit floats (|x| < 1.8e308)")
+        return RNum(value=v, is_int=False, text=text, loc=loc)
+
+    _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0": "\0"}
+
+    def string(self, tok: Token) -> RStr:
+        raw = str(tok)
+        loc = self.tok_loc(tok)
+        if len(raw) > MAX_STRING_CHARS:
+            raise self.err(f"string literal too long ({len(raw)} characters)", loc)
+        body = raw[1:-1]
+        out = []
+        i = 0
+        while i < len(body):
+            ch = body[i]
+            if ch != "\\":
+                out.append(ch)
+                i += 1
+                continue
+            nxt = body[i + 1] if i + 1 < len(body) else ""
+            col = tok.column + 1 + i
+            eloc = SourceLoc(self.filename, tok.line, col, tok.line, col + 2)
+            if nxt in self._ESCAPES:
+                out.append(self._ESCAPES[nxt])
+                i += 2
+            elif nxt in ("u", "x"):
+                n = 4 if nxt == "u" else 2
+                hexdigits = body[i + 2:i + 2 + n]
+                if len(hexdigits) != n or not all(c in "0123456789abcdefABCDEF" for c in hexdigits):
+                    raise self.err(f"invalid escape '\\{nxt}{hexdigits}'",
+                                   SourceLoc(self.filename, tok.line, col, tok.line, col + 2 + len(hexdigits)),
+                                   hint=f"expected \\{nxt} followed by {n} hex digits")
+                out.append(chr(int(hexdigits, 16)))
+                i += 2 + n
+            else:
+                raise self.err(f"invalid escape '\\{nxt}' in string", eloc,
+                               hint="expected one of: \\n, \\t, \\r, \\\\, \\\", \\', \\0, \\xHH, \\uHHHH")
+        return RStr(value="".join(out), loc=loc)
+
+
+# ------------------------------------------------------------ public API
+
+_LINE_BREAKS = str.maketrans({c: " " for c in "\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def parse_source(text: str, filename: str = "<string>", base_dir: Optional[str] = None) -> Program:
+    """Parse and check the text of a `.nn` program.
+
+    Relative data paths are resolved against `base_dir` (default: the current
+    directory). Raises `CompileError` for every mistake in the text.
+    """
+    if not isinstance(text, str):
+        raise CompileError(f"expected the program text as a str, got {type(text).__name__}")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # What error snippets show: the same lines Lark counts (only '\n' breaks a line).
+    source = text.translate(_LINE_BREAKS)
+    if len(text) > MAX_SOURCE_CHARS:
+        raise CompileError(f"{filename}: file too large ({len(text)} characters; at most "
+                           f"{MAX_SOURCE_CHARS} are accepted)",
+                           hint="is this really a .nn program and not a data file?")
+    if not text.strip():
+        raise CompileError("the file is empty", SourceLoc(filename, 1, 1), source=source,
+                           hint="expected a model block, e.g.  model m { input x: f32[4]  dense out(1) }")
+    if "\0" in text:
+        i = text.index("\0")
+        line = text.count("\n", 0, i) + 1
+        col = i - (text.rfind("\n", 0, i) + 1) + 1
+        raise CompileError("the file contains a NUL byte (is it a binary file?)",
+                           SourceLoc(filename, line, col), source=source)
+    parser = _get_parser()
+    slot = parser.options.postlex
+    slot.current = _PostLex(filename, source)
+    try:
+        tree = parser.parse(text)
+    except CompileError:
+        raise
+    except UnexpectedInput as e:
+        raise _syntax_error(e, filename, source, text) from None
+    except LarkError as e:  # any other parser failure is still the user's text
+        raise CompileError(f"syntax error: {e}", SourceLoc(filename, 1, 1), source=source) from None
+    except RecursionError:
+        raise CompileError("program too deeply nested", SourceLoc(filename, 1, 1), source=source) from None
+    finally:
+        slot.current = None
+    sections = _Converter(filename, source).program(tree)
+    if base_dir is None:
+        base_dir = os.getcwd()
+    return checks.check_program(sections, filename=filename, source=source, base_dir=base_dir)
+
+
+def parse_file(path) -> Program:
+    """Read a `.nn` file (UTF-8) and parse it; relative data paths are
+    resolved against the file's directory."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SOURCE_CHARS * 4 + 1)
+    except FileNotFoundError:
+        raise CompileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CompileError(f"{path}: is a directory, expected a .nn file") from None
+    except PermissionError:
+        raise CompileError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise CompileError(f"{path}: cannot read the file ({e.strerror or e})") from None
+    if len(data) > MAX_SOURCE_CHARS * 4:
+        raise CompileError(f"{path}: file too large (more than {MAX_SOURCE_CHARS} characters)",
+                           hint="is this really a .nn program and not a data file?")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise CompileError(f"{path}: the file is not valid UTF-8 (byte 0x{data[e.start]:02x} at "
+                           f"line {line}, byte {col})", SourceLoc(path, line, col),
+                           hint="save the file as UTF-8") from None
+    if not text.strip():
+        raise CompileError("the file is empty", SourceLoc(path, 1, 1),
+                           hint="expected a model block, e.g.  model m { input x: f32[4]  dense out(1) }")
+    base_dir = os.path.dirname(os.path.abspath(path))
+    return parse_source(text, filename=path, base_dir=base_dir)

@@ -1,0 +1,783 @@
+"""Data loading: CSV, .npz, the built-in digits set and synthetic problems.
+
+``load_data`` turns a checked :class:`~nncompile.frontend.ast.DataSpec` into a
+:class:`Dataset` (float32 features, int64 class labels or float32 targets);
+``split`` carves a seeded validation part out of it and ``batches`` yields the
+index arrays of one epoch.
+
+Every problem with the data is a :class:`~nncompile.errors.DataError` that
+carries the ``.nn`` location of the data setting as ``loc`` and names the file,
+the row (1-based line number in the file) and the column in its message::
+
+    model.nn:12:10: error: data/train.csv: row 17, column 'x3': 'abc' is not a number
+
+No pickle is ever loaded and scikit-learn is not needed at run time.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import math
+import os
+import zipfile
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+
+from ..errors import DataError, SourceLoc, did_you_mean, expected_one_of
+
+__all__ = ["Dataset", "load_data", "split", "batches", "one_hot", "BUILTINS", "LABEL_KINDS"]
+
+BUILTINS = ("digits",)
+LABEL_KINDS = ("class", "float", "auto")
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass(eq=False)
+class Dataset:
+    """x: float32 [N, *feature_shape], C-contiguous.
+    y: int64 [N] (class labels) or float32 [N, k] (regression / one-hot targets).
+    name: for messages ("data/train.csv", "builtin digits", ...)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    name: str
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.x.shape[1:])
+
+    @property
+    def label_kind(self) -> str:
+        """"class" when y holds int64 class labels, else "float"."""
+        return "class" if self.y.ndim == 1 else "float"
+
+    @property
+    def num_classes(self) -> Optional[int]:
+        """max label + 1 for class labels, None for float targets."""
+        if self.y.ndim != 1 or len(self.y) == 0:
+            return None
+        return int(self.y.max()) + 1
+
+
+# --------------------------------------------------------------------------- helpers
+
+class _Ctx:
+    """Raises DataErrors that point at the data setting of the .nn file."""
+
+    def __init__(self, loc: Optional[SourceLoc], name: str = ""):
+        self.loc = loc
+        self.name = name
+
+    def fail(self, message: str, hint: Optional[str] = None):
+        raise DataError(f"{self.name}: {message}" if self.name else message, self.loc, hint=hint)
+
+
+def _display_path(path: str, loc: Optional[SourceLoc]) -> str:
+    """The path as the user likely wrote it: relative to the .nn file's folder
+    when it lies below it, else as given."""
+    try:
+        p = os.path.abspath(path)
+        if loc is not None and loc.file:
+            base = os.path.dirname(os.path.abspath(loc.file))
+            if os.path.commonpath([p, base]) == base:
+                return os.path.relpath(p, base)
+    except (ValueError, OSError):
+        pass
+    return str(path)
+
+
+def _list_names(names: Sequence[str], limit: int = 20) -> str:
+    names = list(names)
+    if len(names) <= limit:
+        return ", ".join(names)
+    return ", ".join(names[:limit]) + f", ... ({len(names)} in all)"
+
+
+def _read_bytes(path: str, ctx: _Ctx) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        ctx.fail("file not found", hint=f"looked for {os.path.abspath(path)}")
+    except IsADirectoryError:
+        ctx.fail("is a directory, not a file")
+    except PermissionError:
+        ctx.fail("cannot be read (permission denied)")
+    except OSError as e:
+        ctx.fail(f"cannot be read ({e.strerror or e})")
+    raise AssertionError("unreachable")
+
+
+def _check_readable(path: str, ctx: _Ctx) -> None:
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except FileNotFoundError:
+        ctx.fail("file not found", hint=f"looked for {os.path.abspath(path)}")
+    except IsADirectoryError:
+        ctx.fail("is a directory, not a file")
+    except PermissionError:
+        ctx.fail("cannot be read (permission denied)")
+    except OSError as e:
+        ctx.fail(f"cannot be read ({e.strerror or e})")
+
+
+def _check_shape(x: np.ndarray, feature_shape: Optional[tuple[int, ...]], ctx: _Ctx,
+                 what: str, hint: Optional[str] = None) -> np.ndarray:
+    """Reshape x [N, ...] to [N, *feature_shape] or fail with a clear message."""
+    if feature_shape is None:
+        return x
+    feature_shape = tuple(int(d) for d in feature_shape)
+    if tuple(x.shape[1:]) == feature_shape:
+        return x
+    have = int(np.prod(x.shape[1:], dtype=np.int64))
+    want = int(np.prod(feature_shape, dtype=np.int64))
+    if have == want:
+        return x.reshape((x.shape[0],) + feature_shape)
+    shape_txt = "[" + ", ".join(str(d) for d in feature_shape) + "]"
+    ctx.fail(f"{what}, but the model's input has shape {shape_txt} ({want} value{'s' if want != 1 else ''} "
+             "per sample)", hint=hint)
+    raise AssertionError("unreachable")
+
+
+def _finish(x: np.ndarray, y: np.ndarray, name: str) -> Dataset:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if y.ndim == 1:
+        y = np.ascontiguousarray(y, dtype=np.int64)
+    else:
+        y = np.ascontiguousarray(y, dtype=np.float32)
+    return Dataset(x=x, y=y, name=name)
+
+
+def one_hot(y: np.ndarray, classes: int) -> np.ndarray:
+    """int labels [N] -> float32 one-hot [N, classes] (labels must be < classes)."""
+    y = np.asarray(y, dtype=np.int64).reshape(-1)
+    out = np.zeros((y.shape[0], int(classes)), dtype=np.float32)
+    out[np.arange(y.shape[0]), y] = 1.0
+    return out
+
+
+# --------------------------------------------------------------------------- entry point
+
+def load_data(spec, *, feature_shape: Optional[tuple[int, ...]] = None,
+              label_kind: str = "auto") -> Dataset:
+    """Load the data a checked DataSpec names.
+
+    label_kind: "class": y must be integers >= 0 (a float column holding integral
+    values is accepted) and comes back int64 [N]; needs exactly one target.
+    "float": y comes back float32 [N, k] (the target values as they are; class
+    labels become one float column -- use ``one_hot`` for one-hot targets).
+    "auto": class labels when the source says so (integer npz array, builtin
+    digits, synthetic.classification, a single CSV column of integers >= 0),
+    else float. Callers that know the loss should pass "class" or "float".
+
+    feature_shape: the model's input shape; x is checked against it and reshaped.
+    """
+    if label_kind not in LABEL_KINDS:
+        raise ValueError(f"label_kind must be one of {LABEL_KINDS}, not {label_kind!r}")
+    kind = spec.kind
+    args = dict(spec.args or {})
+    loc = getattr(spec, "loc", None)
+    if feature_shape is not None:
+        feature_shape = tuple(int(d) for d in feature_shape)
+    if kind == "csv":
+        return _load_csv(args, loc, feature_shape, label_kind)
+    if kind == "npz":
+        return _load_npz(args, loc, feature_shape, label_kind)
+    if kind == "builtin":
+        return _load_builtin(args, loc, feature_shape, label_kind)
+    if kind == "synthetic.classification":
+        return _synthetic_classification(args, loc, feature_shape, label_kind)
+    if kind == "synthetic.regression":
+        return _synthetic_regression(args, loc, feature_shape, label_kind)
+    kinds = ("csv", "npz", "builtin", "synthetic.classification", "synthetic.regression")
+    raise DataError(f"unknown data source '{kind}'", loc, hint=expected_one_of(str(kind), kinds))
+
+
+# --------------------------------------------------------------------------- labels
+
+def _labels_from_float(values: np.ndarray, label_kind: str, ctx: _Ctx, where,
+                       auto_class: bool) -> np.ndarray:
+    """values: float64 [N, k]. Returns int64 [N] or float32 [N, k].
+
+    where(i, j) -> "row 5, column 'y'" locating sample i, target j."""
+    if label_kind == "auto":
+        label_kind = "class" if auto_class else "float"
+    if label_kind == "float":
+        big = np.abs(values) > _F32_MAX
+        if big.any():
+            i, j = np.argwhere(big)[0]
+            ctx.fail(f"{where(i, j)}: {values[i, j]!r} is too large for float32")
+        return values.astype(np.float32)
+    # class labels
+    if values.shape[1] != 1:
+        ctx.fail(f"class labels need exactly one target column, but there are {values.shape[1]}",
+                 hint="one-hot or multi-output targets need a loss that takes float targets "
+                      "(e.g. categorical_crossentropy or mse)")
+    v = values[:, 0]
+    neg = v < 0
+    if neg.any():
+        i = int(np.argmax(neg))
+        ctx.fail(f"{where(i, 0)}: class label {_num(v[i])} is negative",
+                 hint="class labels must be integers 0, 1, 2, ...")
+    frac = v != np.floor(v)
+    if frac.any():
+        i = int(np.argmax(frac))
+        ctx.fail(f"{where(i, 0)}: class label {_num(v[i])} is not an integer",
+                 hint="class labels must be integers 0, 1, 2, ...; for continuous targets "
+                      "use a regression loss such as mse")
+    if (v > 2**31).any():
+        i = int(np.argmax(v > 2**31))
+        ctx.fail(f"{where(i, 0)}: class label {_num(v[i])} is too large")
+    return v.astype(np.int64)
+
+
+def _num(v: float) -> str:
+    v = float(v)
+    return str(int(v)) if v == math.floor(v) and abs(v) < 1e15 else repr(v)
+
+
+def _is_class_column(values: np.ndarray) -> bool:
+    return (values.shape[1] == 1 and values.shape[0] > 0 and bool((values >= 0).all())
+            and bool((values == np.floor(values)).all()))
+
+
+# --------------------------------------------------------------------------- csv
+
+def _load_csv(args: dict[str, Any], loc, feature_shape, label_kind) -> Dataset:
+    path = str(args.get("path", ""))
+    name = _display_path(path, loc)
+    ctx = _Ctx(loc, name)
+    header = bool(args.get("header", True))
+    target = args.get("target")
+    if isinstance(target, str):
+        target = [target]
+    target = [str(t) for t in (target or [])]
+    features = args.get("features")
+    if isinstance(features, str):
+        features = [features]
+    if features is not None:
+        features = [str(f) for f in features]
+
+    data = _read_bytes(path, ctx)
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        _fail_decode(data, e, header, ctx)
+        raise AssertionError("unreachable")
+    if not text.strip():
+        ctx.fail("the file is empty", hint="expected a header line and rows of comma-separated numbers"
+                 if header else "expected rows of comma-separated numbers")
+
+    # Parse everything with the csv module, remembering the line each row starts on.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    prev = 0
+    try:
+        for row in reader:
+            start = prev + 1
+            prev = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank line
+            rows.append(row)
+            lines.append(start)
+    except csv.Error as e:
+        ctx.fail(f"row {prev + 1}: not valid CSV ({e})")
+    if not rows:
+        ctx.fail("the file is empty")
+
+    if header:
+        columns = [c.strip() for c in rows[0]]
+        header_line = lines[0]
+        rows, lines = rows[1:], lines[1:]
+        seen: dict[str, int] = {}
+        for i, c in enumerate(columns):
+            if c in seen:
+                shown = f"'{c}'" if c else "an empty name"
+                ctx.fail(f"row {header_line} (header): column {i + 1} has {shown}, like column {seen[c] + 1}",
+                         hint="column names must be unique")
+            seen[c] = i
+        if not rows:
+            ctx.fail(f"the file has a header (row {header_line}) but no data rows")
+    else:
+        columns = [f"c{i}" for i in range(len(rows[0]))]
+        header_line = None
+    ncols = len(columns)
+    index = {c: i for i, c in enumerate(columns)}
+
+    # Resolve the target and feature columns.
+    if not target:
+        ctx.fail("no target column given")
+    for group, names in (("target", target), ("feature", features or [])):
+        for c in names:
+            if c not in index:
+                _fail_missing_column(c, group, columns, header, header_line, rows, ctx)
+    if len(set(target)) != len(target):
+        dup = next(t for t in target if target.count(t) > 1)
+        ctx.fail(f"target column '{dup}' is listed twice")
+    if features is None:
+        features = [c for c in columns if c not in target]
+    else:
+        if len(set(features)) != len(features):
+            dup = next(f for f in features if features.count(f) > 1)
+            ctx.fail(f"feature column '{dup}' is listed twice")
+        both = [f for f in features if f in target]
+        if both:
+            ctx.fail(f"column '{both[0]}' is both a feature and a target")
+    if not features:
+        ctx.fail(f"no feature columns: the file's only column{'s are' if ncols > 1 else ' is'} "
+                 f"the target ({_list_names(columns)})")
+
+    # Check every row's cell count, then parse the used columns.
+    for row, line in zip(rows, lines):
+        if len(row) != ncols:
+            ctx.fail(_cell_count_message(row, line, columns, header))
+    fidx = [index[c] for c in features]
+    tidx = [index[c] for c in target]
+    x = _parse_cells(rows, lines, fidx, columns, ctx)
+    t = _parse_cells(rows, lines, tidx, columns, ctx)
+
+    big = np.abs(x) > _F32_MAX
+    if big.any():
+        i, j = np.argwhere(big)[0]
+        ctx.fail(f"row {lines[i]}, column '{features[j]}': {rows[i][fidx[j]].strip()!r} is too large for float32")
+
+    def where(i, j):
+        return f"row {lines[i]}, column '{target[j]}'"
+
+    y = _labels_from_float(t, label_kind, ctx, where, auto_class=_is_class_column(t))
+    feat_txt = (f"{len(features)} feature column{'s' if len(features) != 1 else ''} "
+                f"({_list_names(features, 8)})")
+    x = _check_shape(x, feature_shape, ctx, f"the file has {feat_txt}",
+                     hint="pick the feature columns with `features`, or change the model's input shape")
+    return _finish(x, y, name)
+
+
+def _parse_cells(rows, lines, cols, columns, ctx: _Ctx) -> np.ndarray:
+    out = np.empty((len(rows), len(cols)), dtype=np.float64)
+    for i, row in enumerate(rows):
+        for j, c in enumerate(cols):
+            cell = row[c].strip()
+            try:
+                v = float(cell)
+            except ValueError:
+                if not cell:
+                    ctx.fail(f"row {lines[i]}, column '{columns[c]}': the cell is empty",
+                             hint="fill in missing values or remove the row")
+                shown = cell if len(cell) <= 40 else cell[:37] + "..."
+                ctx.fail(f"row {lines[i]}, column '{columns[c]}': {shown!r} is not a number")
+            if not math.isfinite(v):
+                what = "NaN" if math.isnan(v) else "an infinite value"
+                ctx.fail(f"row {lines[i]}, column '{columns[c]}': {cell!r} is {what}; "
+                         "only finite numbers are allowed",
+                         hint="fill in missing values or remove the row")
+            out[i, j] = v
+    return out
+
+
+def _cell_count_message(row, line, columns, header) -> str:
+    n, ncols = len(row), len(columns)
+    src = "the header has" if header else "the first row has"
+    if n < ncols:
+        missing = columns[n]
+        return (f"row {line}, column '{missing}': the cell is missing (the row has {n} cell"
+                f"{'s' if n != 1 else ''}, {src} {ncols} columns)")
+    extra = row[ncols].strip()
+    shown = extra if len(extra) <= 20 else extra[:17] + "..."
+    return (f"row {line}: {n} cells, but {src} {ncols} columns (extra cell {shown!r} after column "
+            f"'{columns[-1]}')")
+
+
+def _fail_missing_column(c, group, columns, header, header_line, rows, ctx: _Ctx):
+    msg = (f"row {header_line} (header): no {group} column '{c}'" if header
+           else f"no {group} column '{c}'")
+    hint = f"the columns are: {_list_names(columns)}{did_you_mean(c, columns)}"
+    if header:
+        def numeric(s):
+            try:
+                float(s)
+                return True
+            except ValueError:
+                return False
+        if columns and all(numeric(h) for h in columns):
+            hint += "\nthe first row looks like data, not names: set header=false"
+    else:
+        hint = ("the file has no header (header=false), so its columns are named "
+                f"c0..c{len(columns) - 1}")
+    ctx.fail(msg, hint=hint)
+
+
+def _fail_decode(data: bytes, e: UnicodeDecodeError, header: bool, ctx: _Ctx):
+    line = data.count(b"\n", 0, e.start) + 1
+    line_start = data.rfind(b"\n", 0, e.start) + 1
+    bad = data[e.start:e.end]
+    column = ""
+    try:
+        prefix = data[line_start:e.start].decode("utf-8")
+        cells = next(csv.reader([prefix])) if prefix else [""]
+        col = len(cells) - 1
+        if header and line > 1:
+            first = data[:data.find(b"\n")] if b"\n" in data else data
+            names = next(csv.reader([first.decode("utf-8", "replace").rstrip("\r")]))
+            if col < len(names):
+                column = f", column '{names[col].strip()}'"
+        elif not header:
+            column = f", column 'c{col}'"
+    except Exception:  # the column is a nicety; the row is what matters
+        column = ""
+    where = f"row {line} (header)" if header and line == 1 else f"row {line}"
+    ctx.fail(f"{where}{column}: bytes {bad!r} are not valid UTF-8",
+             hint="save the file as UTF-8 text")
+
+
+# --------------------------------------------------------------------------- npz
+
+_NUMERIC_KINDS = "biuf"
+
+
+def _npz_dtype(zf: zipfile.ZipFile, key: str) -> Optional[np.dtype]:
+    """Read the dtype from an .npz member's header without loading (or unpickling) it."""
+    member = key + ".npy"
+    if member not in zf.namelist():
+        return None
+    try:
+        with zf.open(member) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                _, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                _, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                return None
+            return np.dtype(dtype)
+    except Exception:
+        return None
+
+
+def _load_npz(args: dict[str, Any], loc, feature_shape, label_kind) -> Dataset:
+    path = str(args.get("path", ""))
+    name = _display_path(path, loc)
+    ctx = _Ctx(loc, name)
+    xkey = str(args.get("x", "x") or "x")
+    ykey = str(args.get("y", "y") or "y")
+    _check_readable(path, ctx)
+    if os.path.getsize(path) == 0:
+        ctx.fail("the file is empty, not an .npz archive")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic == b"\x93NUMPY":
+            ctx.fail("is a single .npy array, not an .npz archive",
+                     hint="save with np.savez(path, x=..., y=...)")
+        ctx.fail("is not an .npz archive (it is not a zip file; it may be truncated or corrupted)",
+                 hint="save with np.savez(path, x=..., y=...)")
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            dtypes = {k: _npz_dtype(zf, k) for k in (xkey, ykey)}
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.files)
+            for key, role in ((xkey, "features"), (ykey, "targets")):
+                if key not in keys:
+                    ctx.fail(f"no array '{key}' (the {role})",
+                             hint=(f"the file holds: {_list_names(keys) or 'no arrays'}"
+                                   f"{did_you_mean(key, keys)}"))
+                dt = dtypes.get(key)
+                if dt is not None and dt.hasobject:
+                    ctx.fail(f"array '{key}' holds Python objects (dtype object); nncompile never "
+                             "unpickles data", hint="save numeric arrays (e.g. x.astype(np.float32))")
+                try:
+                    arrays[key] = np.asarray(z[key])
+                except DataError:
+                    raise
+                except ValueError as e:
+                    if "allow_pickle" in str(e) or "bject" in str(e):
+                        ctx.fail(f"array '{key}' holds Python objects (dtype object); nncompile never "
+                                 "unpickles data", hint="save numeric arrays (e.g. x.astype(np.float32))")
+                    ctx.fail(f"array '{key}' cannot be read (the file may be truncated or corrupted: {e})")
+                except Exception as e:
+                    ctx.fail(f"array '{key}' cannot be read (the file may be truncated or corrupted: "
+                             f"{type(e).__name__}: {e})")
+    except DataError:
+        raise
+    except Exception as e:
+        ctx.fail(f"is not a readable .npz archive (it may be truncated or corrupted: {type(e).__name__}: {e})")
+
+    x, y = arrays[xkey], arrays[ykey]
+    for key, a in ((xkey, x), (ykey, y)):
+        if a.dtype.hasobject:
+            ctx.fail(f"array '{key}' holds Python objects (dtype object); nncompile never unpickles data")
+        if a.dtype.kind not in _NUMERIC_KINDS:
+            ctx.fail(f"array '{key}' has dtype {a.dtype}, which is not numeric",
+                     hint="features and targets must be integer, float or bool arrays")
+        if a.ndim == 0:
+            ctx.fail(f"array '{key}' is a single number (shape ()), not one entry per sample")
+    if x.shape[0] != y.shape[0]:
+        ctx.fail(f"array '{xkey}' has {x.shape[0]} samples but array '{ykey}' has {y.shape[0]}",
+                 hint="the first dimension of x and y is the sample count; they must match")
+    if x.shape[0] == 0:
+        ctx.fail(f"array '{xkey}' has no samples")
+
+    if x.dtype.kind == "f":
+        bad = ~np.isfinite(x)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            v = x[idx]
+            ctx.fail(f"array '{xkey}' has {'NaN' if np.isnan(v) else 'an infinite value'} at index "
+                     f"{list(idx)} (sample {idx[0]}); only finite numbers are allowed")
+        big = np.abs(x.astype(np.float64)) > _F32_MAX
+        if big.any():
+            idx = tuple(int(i) for i in np.argwhere(big)[0])
+            ctx.fail(f"array '{xkey}' at index {list(idx)}: {x[idx]!r} is too large for float32")
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            v = y[idx]
+            ctx.fail(f"array '{ykey}' has {'NaN' if np.isnan(v) else 'an infinite value'} at index "
+                     f"{list(idx)} (sample {idx[0]}); only finite numbers are allowed")
+
+    if x.ndim == 1:
+        x = x.reshape(-1, 1)
+    # y as float64 [N, k]
+    if y.ndim == 1:
+        y2 = y.reshape(-1, 1)
+    else:
+        y2 = y.reshape(y.shape[0], -1)
+    auto_class = y.dtype.kind in "biu" and (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1))
+    if label_kind == "class" and y2.shape[1] != 1:
+        ctx.fail(f"class labels need one label per sample, but array '{ykey}' has shape "
+                 f"{list(y.shape)}", hint="one-hot targets need a loss that takes float targets "
+                                          "(e.g. categorical_crossentropy)")
+
+    def where(i, j):
+        return f"array '{ykey}' at index {i}"
+
+    yv = _labels_from_float(y2.astype(np.float64), label_kind, ctx, where, auto_class=auto_class)
+    x = _check_shape(x, feature_shape, ctx,
+                     f"array '{xkey}' has shape {list(x.shape)} ({int(np.prod(x.shape[1:]))} values per sample)")
+    return _finish(x, yv, name)
+
+
+# --------------------------------------------------------------------------- builtin
+
+def _builtin_path():
+    from importlib import resources
+    return resources.files("nncompile.runtime").joinpath("datasets", "digits.npz")
+
+
+def _load_builtin(args: dict[str, Any], loc, feature_shape, label_kind) -> Dataset:
+    bname = str(args.get("name", ""))
+    if bname not in BUILTINS:
+        raise DataError(f"unknown built-in dataset '{bname}'", loc, hint=expected_one_of(bname, BUILTINS))
+    name = f"builtin {bname}"
+    ctx = _Ctx(loc, name)
+    try:
+        from importlib import resources
+        with resources.as_file(_builtin_path()) as p, np.load(p, allow_pickle=False) as z:
+            xr = np.asarray(z["x"])
+            yr = np.asarray(z["y"])
+    except Exception as e:  # a broken installation
+        ctx.fail(f"the shipped data file cannot be read ({type(e).__name__}: {e})",
+                 hint="reinstall nncompile")
+    x = xr.astype(np.float32) / np.float32(16.0)
+    if label_kind == "float":
+        y = yr.astype(np.float32).reshape(-1, 1)
+    else:
+        y = yr.astype(np.int64)
+    x = _check_shape(x, feature_shape, ctx, "the digits are 8x8 images (64 values per sample)",
+                     hint="declare the input as [64] (or [8, 8])")
+    return _finish(x, y, name)
+
+
+# --------------------------------------------------------------------------- synthetic
+
+def _int_arg(args, key, ctx: _Ctx, minimum: int) -> int:
+    v = args.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < minimum:
+        ctx.fail(f"'{key}' must be an integer >= {minimum}, not {v!r}")
+    return int(v)
+
+
+def _inv_norm_cdf(p: float) -> float:
+    """Inverse of the standard normal CDF (bisection; no scipy)."""
+    lo, hi = -10.0, 10.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def _synthetic_classification(args, loc, feature_shape, label_kind) -> Dataset:
+    n_s, n_f, n_c = args.get("samples"), args.get("features"), args.get("classes")
+    seed = args.get("seed", 0)
+    name = f"synthetic.classification(samples={n_s}, features={n_f}, classes={n_c}, seed={seed})"
+    ctx = _Ctx(loc, name)
+    n_s = _int_arg(args, "samples", ctx, 1)
+    n_f = _int_arg(args, "features", ctx, 1)
+    n_c = _int_arg(args, "classes", ctx, 1)
+    seed = _int_arg({"seed": seed}, "seed", ctx, 0)
+    rng = np.random.default_rng(seed)
+    centroids = rng.standard_normal((n_c, n_f))
+    if n_c >= 2:
+        # Moderate overlap: scale so the mean distance between centroids makes the
+        # Bayes error about 10% (pairwise error Phi(-d/2) ~ 0.1 / (classes - 1)).
+        diff = centroids[:, None, :] - centroids[None, :, :]
+        dist = np.sqrt((diff ** 2).sum(-1))
+        mean_d = dist[np.triu_indices(n_c, 1)].mean()
+        target_d = 2.0 * _inv_norm_cdf(1.0 - 0.1 / (n_c - 1))
+        centroids *= target_d / max(mean_d, 1e-12)
+    y = np.arange(n_s, dtype=np.int64) % n_c
+    y = y[rng.permutation(n_s)]
+    x = centroids[y] + rng.standard_normal((n_s, n_f))
+    if label_kind == "float":
+        yv = y.astype(np.float32).reshape(-1, 1)
+    else:
+        yv = y
+    x = _check_shape(x, feature_shape, ctx, f"it has {n_f} feature{'s' if n_f != 1 else ''}",
+                     hint="make `features` match the model's input size")
+    return _finish(x, yv, name)
+
+
+def _synthetic_regression(args, loc, feature_shape, label_kind) -> Dataset:
+    n_s, n_f, n_t = args.get("samples"), args.get("features"), args.get("targets", 1)
+    noise, seed = args.get("noise", 0.1), args.get("seed", 0)
+    name = f"synthetic.regression(samples={n_s}, features={n_f}, targets={n_t}, noise={noise}, seed={seed})"
+    ctx = _Ctx(loc, name)
+    n_s = _int_arg(args, "samples", ctx, 1)
+    n_f = _int_arg(args, "features", ctx, 1)
+    n_t = _int_arg({"targets": n_t}, "targets", ctx, 1)
+    seed = _int_arg({"seed": seed}, "seed", ctx, 0)
+    try:
+        noise = float(noise)
+    except (TypeError, ValueError):
+        ctx.fail(f"'noise' must be a number >= 0, not {noise!r}")
+    if not (noise >= 0 and math.isfinite(noise)):
+        ctx.fail(f"'noise' must be a number >= 0, not {noise!r}")
+    if label_kind == "class":
+        ctx.fail("regression targets are not class labels",
+                 hint="use a regression loss such as mse or mae")
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n_s, n_f))
+    w = rng.standard_normal((n_f, n_t)) / math.sqrt(n_f)
+    b = 0.5 * rng.standard_normal(n_t)
+    eps = rng.standard_normal((n_s, n_t))
+    y = x @ w + b + 0.5 * np.tanh(x[:, :1]) + noise * eps
+    x = _check_shape(x, feature_shape, ctx, f"it has {n_f} feature{'s' if n_f != 1 else ''}",
+                     hint="make `features` match the model's input size")
+    return _finish(x, y.astype(np.float32), name)
+
+
+# --------------------------------------------------------------------------- split / batches
+
+def _class_ids(ds: Dataset, loc) -> np.ndarray:
+    y = ds.y
+    if y.ndim == 1:
+        return y.astype(np.int64)
+    if y.ndim == 2 and y.shape[1] > 1:
+        return np.argmax(y, axis=1).astype(np.int64)  # one-hot targets
+    v = y.reshape(-1)
+    if y.ndim == 2 and np.all(v == np.round(v)) and np.all(v >= 0):
+        return v.astype(np.int64)
+    raise DataError(f"{ds.name}: a stratified split needs class labels, but the targets are continuous",
+                    loc, hint="set stratify=false")
+
+
+def _stratified_counts(counts: np.ndarray, n_val: int, n: int) -> Optional[np.ndarray]:
+    """Validation count per class: close to its share, each class with >= 2 samples
+    on both sides. None when impossible."""
+    ideal = counts * (n_val / n)
+    lo = np.where(counts >= 2, 1, 0)
+    hi = np.where(counts >= 2, counts - 1, counts)
+    if lo.sum() > n_val or hi.sum() < n_val:
+        return None
+    v = np.clip(np.floor(ideal).astype(np.int64), lo, hi)
+    while v.sum() < n_val:  # add where the shortfall is largest (ties: lower class id)
+        gap = np.where(v < hi, ideal - v, -np.inf)
+        v[int(np.argmax(gap))] += 1
+    while v.sum() > n_val:  # remove where the excess is largest
+        gap = np.where(v > lo, v - ideal, -np.inf)
+        v[int(np.argmax(gap))] -= 1
+    return v
+
+
+def split(ds: Dataset, fraction: float, *, seed: int, stratify: bool = False,
+          shuffle: bool = True, loc: Optional[SourceLoc] = None) -> tuple[Dataset, Dataset]:
+    """(train, val). val has max(1, round(N * fraction)) samples and train keeps at
+    least 1, else DataError. shuffle: a seeded random choice (deterministic for a
+    seed); without it, val is the last part of the data (per class when
+    stratified) and both parts keep the original order. stratify: each class keeps
+    its proportion (within one sample) and every class with >= 2 samples appears
+    in both parts. loc: the .nn location for errors (optional)."""
+    n = len(ds)
+    try:
+        fraction = float(fraction)
+    except (TypeError, ValueError):
+        raise DataError(f"validation fraction must be a number in (0, 1), not {fraction!r}", loc)
+    if not (0.0 < fraction < 1.0):
+        raise DataError(f"validation fraction must be between 0 and 1 (exclusive), not {fraction!r}", loc)
+    n_val = max(1, int(round(n * fraction)))
+    if n - n_val < 1:
+        raise DataError(f"{ds.name}: cannot split {n} sample{'s' if n != 1 else ''} with validation "
+                        f"fraction {fraction:g}: {n_val} would go to validation, none to training",
+                        loc, hint="use a smaller fraction or more data")
+    rng = np.random.default_rng(seed)
+    if not stratify:
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        tr_idx, va_idx = order[:n - n_val], order[n - n_val:]
+    else:
+        cls = _class_ids(ds, loc)
+        classes, inv, counts = np.unique(cls, return_inverse=True, return_counts=True)
+        v = _stratified_counts(counts, n_val, n)
+        if v is None:
+            need = int((counts >= 2).sum())
+            raise DataError(f"{ds.name}: a stratified split of {n} samples with fraction {fraction:g} "
+                            f"puts {n_val} in validation and {n - n_val} in training, but each of the "
+                            f"{need} classes with 2 or more samples must appear in both",
+                            loc, hint="use a fraction that leaves at least one sample per class on "
+                                      "each side, or set stratify=false")
+        va_parts, tr_parts = [], []
+        for k in range(len(classes)):
+            members = np.flatnonzero(inv == k)
+            if shuffle:
+                members = members[rng.permutation(len(members))]
+            cut = len(members) - int(v[k])
+            tr_parts.append(members[:cut])
+            va_parts.append(members[cut:])
+        tr_idx = np.concatenate(tr_parts)
+        va_idx = np.concatenate(va_parts)
+        if shuffle:
+            tr_idx = tr_idx[rng.permutation(len(tr_idx))]
+            va_idx = va_idx[rng.permutation(len(va_idx))]
+        else:
+            tr_idx.sort()
+            va_idx.sort()
+    train = Dataset(np.ascontiguousarray(ds.x[tr_idx]), np.ascontiguousarray(ds.y[tr_idx]),
+                    f"{ds.name} (training part)")
+    val = Dataset(np.ascontiguousarray(ds.x[va_idx]), np.ascontiguousarray(ds.y[va_idx]),
+                  f"{ds.name} (validation split)")
+    return train, val
+
+
+def batches(n: int, batch_size: int, rng: Optional[np.random.Generator]) -> Iterator[np.ndarray]:
+    """int64 index arrays covering range(n) once; permuted when rng is given;
+    the last, smaller batch included."""
+    n = int(n)
+    batch_size = int(batch_size)
+    if batch_size < 1:
+        raise DataError(f"batch size must be at least 1, not {batch_size}")
+    order = (rng.permutation(max(n, 0)).astype(np.int64) if rng is not None
+             else np.arange(max(n, 0), dtype=np.int64))
+    return (order[start:start + batch_size] for start in range(0, len(order), batch_size))
