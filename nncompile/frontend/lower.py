@@ -216,7 +216,7 @@ def build_loss(g: Graph, prog: ast.Program, mo: ModelOut, y: Node) -> Node:
     all_axes = lambda n: tuple(range(len(n.shape)))
     with g.at(spec.loc, "loss"):
         if spec.name == "sparse_categorical_crossentropy":
-            data = E("neg", E("mean", E("take_label", _log_probs(g, mo, spec), y), axes=(0,), keepdims=False))
+            data = E("mean", E("neg", E("take_label", _log_probs(g, mo, spec), y)), axes=(0,), keepdims=False)
         elif spec.name == "categorical_crossentropy":
             per = E("sum", E("mul", y, _log_probs(g, mo, spec)), axes=(-1,), keepdims=False)
             data = E("neg", E("mean", per, axes=(0,), keepdims=False))

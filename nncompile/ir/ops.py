@@ -388,6 +388,33 @@ op("dropout_mask", "random", lambda i, a, g: (i[0].dtype, i[0].shape), _dropout_
    lambda G, n, g: (None, None), None, attrs=("rate", "stream"))
 
 
+def _softmax_xent(z, y):
+    m = z.max(axis=-1, keepdims=True)
+    lse = (np.log(np.exp(z - m).sum(axis=-1, keepdims=True)) + m)[..., 0]
+    return lse - np.take_along_axis(z, y[..., None], axis=-1)[..., 0]
+
+
+def _softmax_xent_grad(z, y, g):
+    p = _softmax(z)
+    np.put_along_axis(p, y[..., None], np.take_along_axis(p, y[..., None], axis=-1) - 1, axis=-1)
+    return p * g[..., None]
+
+
+def _xent_grad_rule(G, n, g):
+    z, y = n.inputs
+    return G.emit("softmax_xent_grad", z, y, g), None
+
+
+def _xent_grad_infer(inputs, attrs, g):
+    return inputs[0].dtype, inputs[0].shape
+
+
+# softmax cross-entropy on sparse labels, fused: per-row -log softmax(z)[y],
+# and its gradient (softmax(z) - onehot(y)) * g, each one stable row kernel
+op("softmax_xent", "rowwise", take_label_rule, _softmax_xent, _xent_grad_rule, None)
+op("softmax_xent_grad", "rowwise", _xent_grad_infer, _softmax_xent_grad, None, None)
+
+
 def reference(node: Node, args: list[np.ndarray]) -> np.ndarray:
     """Evaluate one node with its reference semantics."""
     opdef = OPS[node.op]

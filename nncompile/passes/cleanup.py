@@ -19,7 +19,7 @@ def cse(g: Graph) -> Graph:
     first node of a set of equal ones (and its source location) survives."""
     seen: dict[tuple, Node] = {}
 
-    def visit(out: Graph, n: Node, ins: tuple[Node, ...]):
+    def visit(out: Graph, n: Node, ins: tuple[Node, ...], m):
         if OPS[n.op].kind == "random":
             return None
         key = (n.op, tuple(i.id for i in ins), attrs_key(n.attrs), n.dtype, n.shape)

@@ -15,6 +15,7 @@ from ..ir.verify import verify as verify_graph
 from .autodiff import autodiff_pass
 from .cleanup import cse, dce
 from .optimizer import optimizer_pass
+from .fuse_xent import fuse_softmax_xent
 from .memory import plan_memory
 from .simplify import simplify
 
@@ -29,6 +30,7 @@ REQUIRED: list[tuple[str, Pass]] = [
 ]
 
 PIPELINE: list[tuple[str, Pass]] = [
+    ("fuse_softmax_xent", fuse_softmax_xent),
     ("autodiff", autodiff_pass),
     ("optimizer", optimizer_pass),
     ("simplify", simplify),

@@ -6,10 +6,11 @@ from typing import Callable, Optional
 from ..ir.graph import Graph, Node
 
 
-def rebuild(g: Graph, visit: Optional[Callable[[Graph, Node, tuple[Node, ...]], Optional[Node]]] = None,
+def rebuild(g: Graph, visit: Optional[Callable[..., Optional[Node]]] = None,
             keep: Optional[set[int]] = None) -> Graph:
-    """A copy of `g`. For each node (in order), `visit(new_graph, node, new_inputs)`
+    """A copy of `g`. For each node (in order), `visit(new_graph, node, new_inputs, m)`
     may return a node of the new graph to stand for it; None copies it as is.
+    `m` maps the ids of nodes already visited to their new nodes.
     `keep`, if given, is the set of ids to copy (inputs are always copied)."""
     out = g.copy_structure()
     m: dict[int, Node] = {}
@@ -24,7 +25,7 @@ def rebuild(g: Graph, visit: Optional[Callable[[Graph, Node, tuple[Node, ...]], 
             continue
         ins = tuple(m[i.id] for i in n.inputs)
         with out.at(n.loc, n.layer):
-            rep = visit(out, n, ins) if visit else None
+            rep = visit(out, n, ins, m) if visit else None
             if rep is None:
                 rep = out._append(n.op, ins, n.attrs, n.dtype, n.shape)
         m[n.id] = rep

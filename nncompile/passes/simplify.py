@@ -42,7 +42,7 @@ def _is(v: Optional[float], target: float, sign: Optional[int] = None) -> bool:
     return sign is None or math.copysign(1.0, v) == sign
 
 
-def _rewrite(out: Graph, n: Node, ins: tuple[Node, ...]) -> Optional[Node]:
+def _rewrite(out: Graph, n: Node, ins: tuple[Node, ...], m) -> Optional[Node]:
     kind = OPS[n.op].kind
     if kind == "elementwise" and ins and all(i.op == "const" for i in ins) and n.shape == ():
         with np.errstate(all="ignore"):

@@ -172,6 +172,31 @@ def test_take_label_of_log_softmax_gradient(b, c, seed):
     np.testing.assert_allclose(gen, tz.grad.numpy(), rtol=1e-7, atol=1e-10)
 
 
+@settings(max_examples=8, deadline=None)
+@given(b=st.integers(1, 6), c=st.integers(2, 5), seed=st.integers(0, 2**16), scale=st.sampled_from([1.0, 50.0]))
+def test_fused_softmax_xent_gradient(b, c, seed, scale):
+    """The fused op and its fused gradient rule, also on large logits."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, c, size=b)
+    z = _any(rng, (b, c)) * scale
+    g = Graph("t", "f64")
+    zn = g.input("z", (b, c))
+    yn = g.input("y", (b,), "i64")
+    R = g.input("R", (b,), "f64")
+    out = g.emit("softmax_xent", zn, yn)
+    loss = g.emit("sum", g.emit("mul", out, R), axes=(0,), keepdims=False)
+    g.output("per_row", out)
+    g.output("dz", differentiate(g, loss, [zn])["z"])
+    r = rng.normal(size=(b,))
+    feed = {"z": z, "y": labels, "R": r}
+    tz = torch.tensor(z, requires_grad=True)
+    ce = torch.nn.functional.cross_entropy(tz, torch.tensor(labels), reduction="none")
+    (ce * torch.tensor(r)).sum().backward()
+    for res in (interpret(g, feed), generate(g)(feed)):
+        np.testing.assert_allclose(res["per_row"], ce.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(res["dz"], tz.grad.numpy(), rtol=1e-8, atol=1e-12)
+
+
 def test_reshape_gradient():
     rng = np.random.default_rng(0)
     g = Graph("t", "f64")
@@ -181,7 +206,7 @@ def test_reshape_gradient():
 
 
 def test_every_op_with_a_gradient_rule_is_tested():
-    tested = set(UNARY) | set(BINARY) | {"matmul", "sum", "mean", "take_label", "reshape"}
+    tested = set(UNARY) | set(BINARY) | {"matmul", "sum", "mean", "take_label", "reshape", "softmax_xent"}
     no_grad_needed = {"input", "const", "sign", "onehot", "argmax", "equal", "greater", "dropout_mask",
                       "cast"}
     with_rules = {k for k, d in OPS.items() if d.grad is not None}

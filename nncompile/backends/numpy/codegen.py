@@ -224,6 +224,22 @@ def _code(gen: _Gen, n: Node, a: Sequence[str], out: str) -> str:
             code += [f"np.exp({out}, out={s1})", f"np.sum({s1}, axis=1, keepdims=True, out={s0})",
                      f"np.log({s0}, out={s0})", f"np.subtract({out}, {s0}, out={out})"]
         return "; ".join(code)
+    if n.op == "softmax_xent" and rank == 2:
+        z, y = a
+        row = (n.inputs[0].shape[0], 1)
+        s0, s1, s2 = _scratch(gen, n, 0, row), _scratch(gen, n, 1, n.inputs[0].shape), _scratch(gen, n, 2, row)
+        return "; ".join([f"np.max({z}, axis=1, keepdims=True, out={s0})", f"np.subtract({z}, {s0}, out={s1})",
+                          f"np.exp({s1}, out={s1})", f"np.sum({s1}, axis=1, keepdims=True, out={s2})",
+                          f"np.log({s2}, out={s2})", f"np.add({s2}, {s0}, out={s2})",
+                          f"np.subtract({s2}[:, 0], {z}[{_arange(gen, n.shape[0])}, {y}], out={out})"])
+    if n.op == "softmax_xent_grad" and rank == 2:
+        z, y, gr = a
+        s0 = _scratch(gen, n, 0, (n.shape[0], 1))
+        ar = _arange(gen, n.shape[0])
+        return "; ".join([f"np.max({z}, axis=1, keepdims=True, out={s0})", f"np.subtract({z}, {s0}, out={out})",
+                          f"np.exp({out}, out={out})", f"np.sum({out}, axis=1, keepdims=True, out={s0})",
+                          f"np.divide({out}, {s0}, out={out})", f"{out}[{ar}, {y}] -= 1",
+                          f"np.multiply({out}, {gr}[:, None], out={out})"])
     if n.op == "take_label" and rank == 2:
         return f"np.copyto({out}, {a[0]}[{_arange(gen, n.shape[0])}, {a[1]}])"
     if n.op == "onehot" and len(n.shape) == 2:
