@@ -178,9 +178,10 @@ class Program:
     def loss_and_grads(self, params: Mapping[str, np.ndarray], x, y) -> tuple[float, dict[str, np.ndarray]]:
         """Training loss (with L1/L2 penalties; dropout off; batch norm on batch
         statistics) and its gradient for every parameter, keyed like `params`."""
+        run = self.compiled("loss_and_grads")
         inputs = self._inputs("loss_and_grads", {**params, self.ast.model.input.name: x, "y": y})
-        out = self.compiled("loss_and_grads")(inputs)
-        grads = {k[len("grad."):]: np.array(v) for k, v in out.items() if k.startswith("grad.")}
+        out = run({k: run.to_device(v) for k, v in inputs.items()})
+        grads = {k[len("grad."):]: np.array(run.to_host(v)) for k, v in out.items() if k.startswith("grad.")}
         return float(out["loss"]), grads
 
     def predict(self, params: Mapping[str, np.ndarray], x, batch_size: int = 1024) -> np.ndarray:
@@ -189,7 +190,7 @@ class Program:
         outs = []
         for i in range(0, max(1, len(x)), batch_size):
             inputs = self._inputs("predict", {**params, self.ast.model.input.name: x[i:i + batch_size]})
-            outs.append(np.array(run(inputs)["y_hat"]))
+            outs.append(np.array(run.to_host(run({k: run.to_device(v) for k, v in inputs.items()})["y_hat"])))
         return np.concatenate(outs) if outs else np.zeros((0,))
 
     def trainer(self, seed: Optional[int] = None, params: Optional[Mapping[str, np.ndarray]] = None):

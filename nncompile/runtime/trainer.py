@@ -30,13 +30,14 @@ class Trainer:
                 init[k] = np.array(v, dtype=init[k].dtype)
         state = program.init_state()
         dt = NP_DTYPE[program.float_dtype]
-        self.arrays: dict[str, np.ndarray] = {}
+        dev = self._step_fn.to_device
+        self.arrays = {}   # name -> the backend's array (NumPy, or a torch tensor on the device)
         for name, spec in g.input_specs.items():
             if spec.role == "param":
-                self.arrays[name] = np.ascontiguousarray(init[name])
+                self.arrays[name] = dev(init[name])
             elif spec.role == "state":
-                self.arrays[name] = state[name] if name in state else np.zeros(
-                    tuple(g.inputs[name].shape), dt)
+                self.arrays[name] = dev(state[name] if name in state else np.zeros(
+                    tuple(g.inputs[name].shape), dt))
         self.x_name = program.ast.model.input.name
         self.step_count = 0
         self.lr = float(program.ast.train.optimizer.params["lr"])
@@ -70,18 +71,24 @@ class Trainer:
         return {k: v for k, v in self.arrays.items() if k in needed}
 
     def snapshot(self) -> dict:
-        return {"arrays": {k: v.copy() for k, v in self.arrays.items()}, "step": self.step_count}
+        copy = self._step_fn.copy
+        return {"arrays": {k: copy(v) for k, v in self.arrays.items()}, "step": self.step_count}
 
     def restore(self, snap: dict) -> None:
         for k, v in snap["arrays"].items():
-            np.copyto(self.arrays[k], v)
+            self._step_fn.copyto(self.arrays[k], v)
         self.step_count = snap["step"]
+
+    def host(self, which: str = "params") -> dict[str, np.ndarray]:
+        """Copies on the host (NumPy) of `params`, `state` or `model_state`."""
+        return {k: np.array(self._step_fn.to_host(v)) for k, v in getattr(self, which).items()}
 
     # --- running -------------------------------------------------------------------
     def train_batch(self, x, y) -> dict[str, float]:
         """One optimizer step; returns the batch's loss and metrics (before the update)."""
-        x = np.ascontiguousarray(x, self._x_dtype)
-        y = np.ascontiguousarray(y, self._y_dtype)
+        dev = self._step_fn.to_device
+        x = dev(x, self._x_dtype)
+        y = dev(y, self._y_dtype)
         self.step_count += 1
         self._rng[0], self._rng[1] = self.seed, self.step_count
         self._step[()] = self.step_count
@@ -111,12 +118,11 @@ class Trainer:
         n = len(x)
         for i in range(0, n, batch_size):
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-            feed = {**base, self.x_name: np.ascontiguousarray(xb, self._x_dtype),
-                    "y": np.ascontiguousarray(yb, self._y_dtype)}
+            feed = {**base, self.x_name: run.to_device(xb, self._x_dtype), "y": run.to_device(yb, self._y_dtype)}
             outs = run.runner(len(xb))(*[feed[k] for k in names])
             for k, v in zip(g.outputs, outs):
                 sums[k] = sums.get(k, 0.0) + float(v) * len(xb)
         return {k: v / n for k, v in sums.items()}
 
     def predict(self, x, batch_size: int = 1024) -> np.ndarray:
-        return self.program.predict(self.model_state, x, batch_size)
+        return self.program.predict(self.host("model_state"), x, batch_size)

@@ -67,6 +67,24 @@ class NumpyProgram:
             run = self._runs[batch] = self._make(batch)
         return run
 
+    # The backend interface the runtime uses to hold state (the Triton backend
+    # implements the same methods for torch tensors on the device).
+    @staticmethod
+    def to_device(a, dtype=None) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype)
+
+    @staticmethod
+    def to_host(a) -> np.ndarray:
+        return np.asarray(a)
+
+    @staticmethod
+    def copy(a) -> np.ndarray:
+        return a.copy()
+
+    @staticmethod
+    def copyto(dst, src) -> None:
+        np.copyto(dst, src)
+
     def __call__(self, inputs: Mapping[str, np.ndarray], batch: int | None = None) -> dict[str, np.ndarray]:
         if batch is None:
             batch = _batch_of(self.graph, inputs)
