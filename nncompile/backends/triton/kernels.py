@@ -490,14 +490,15 @@ def _softmax_xent_kernel(
     tl.store(loss_ptr + rows, loss, mask=rmask)
 
 
-def softmax_xent_fwd_bwd(logits, labels, scale=1.0, *, grad_out=None, loss_out=None):
+def softmax_xent_fwd_bwd(logits, labels, scale=1.0, *, grad_out=None, loss_out=None, block_c=None):
     """Softmax cross-entropy forward and backward in one launch.
 
     logits: (M, C) float (row stride arbitrary, column stride must be 1);
     labels: (M,) integer class indices in [0, C).  Returns ``(loss, grad)``:
     loss (M,) fp32 = -log softmax(logits)[label]; grad (M, C) (dtype of
     logits unless ``grad_out`` given) = (softmax - onehot) * scale.
-    Typical use: scale = 1/M for a mean loss."""
+    Typical use: scale = 1/M for a mean loss.  ``block_c`` (power of two)
+    forces the column chunk; if < C the two-loop online-softmax path is used."""
     if logits.dim() != 2 or labels.dim() != 1 or labels.shape[0] != logits.shape[0]:
         raise ValueError("softmax_xent_fwd_bwd: logits (M, C) and labels (M,) required")
     _check_device(logits, labels, grad_out, loss_out)
@@ -516,6 +517,9 @@ def softmax_xent_fwd_bwd(logits, labels, scale=1.0, *, grad_out=None, loss_out=N
     if not single:
         bc = _XENT_MAX_BLOCK_C if not interpreting() else min(_INTERP_MAX_ELEMS, bc)
         single = interpreting() and bc >= C
+    if block_c is not None:
+        bc = int(block_c)
+        single = bc >= C
     if interpreting():
         br = _clamp(_INTERP_MAX_ELEMS // bc, 1, _next_pow2(M))
         warps = 4
