@@ -20,7 +20,7 @@ from lark.exceptions import (LarkError, UnexpectedCharacters, UnexpectedEOF,
                              UnexpectedInput, UnexpectedToken)
 
 from ..errors import CompileError, SourceLoc
-from ..frontend.ast import Program
+from .ast import Program
 from . import checks
 from .checks import (MAX_DEPTH, RArg, RCall, RDict, RLayer, RList, RName, RNum,
                      RSection, RSetting, RStr, RType)
@@ -149,7 +149,8 @@ class _PostLexSlot:
         self.current: Optional[_PostLex] = None
 
     def process(self, stream):
-        assert self.current is not None  # internal invariant, set by _parse_tree
+        if self.current is None:  # internal invariant: parse_source sets it
+            raise RuntimeError("nncompile parser used without a post-lexer")
         return self.current.process(stream)
 
 
@@ -295,16 +296,14 @@ class _Converter:
 
     def type_(self, tree: Tree) -> RType:
         name = tree.children[0]
-        dims = [self.value(v, 1) for v in tree.children[1:]]
-        has_dims = any(True for _ in tree.children[1:]) or self._has_brackets(tree)
-        return RType(name=str(name), name_loc=self.tok_loc(name),
-                     dims=dims if has_dims else None, loc=self.tree_loc(tree))
-
-    def _has_brackets(self, tree: Tree) -> bool:
-        m = tree.meta
-        if getattr(m, "empty", True):
-            return False
-        return m.end_pos - m.start_pos > len(str(tree.children[0]))
+        dims = None
+        dims_loc = None
+        if len(tree.children) > 1:
+            d = tree.children[1]
+            dims = [self.value(v, 2) for v in d.children]
+            dims_loc = self.tree_loc(d)
+        return RType(name=str(name), name_loc=self.tok_loc(name), dims=dims,
+                     dims_loc=dims_loc, loc=self.tree_loc(tree))
 
     def arglist(self, tree: Tree, depth: int) -> list[RArg]:
         out = []
