@@ -167,8 +167,10 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
             parts.append("weights restored")
     hist.message = "; ".join(parts) + f" ({hist.seconds:.1f} s)"
     say(hist.message)
-    final = {k: v[-1] for k, v in hist.history.items()}
+    at = hist.best_epoch if hist.restored else hist.epochs_run - 1
+    final = {k: v[at] for k, v in hist.history.items()} if hist.history else {}
     if final:
-        say("Final: " + " ".join(f"{k}: {_fmt(v)}" for k, v in final.items()))
+        label = f"Final (epoch {at}, restored weights)" if hist.restored else "Final"
+        say(f"{label}: " + " ".join(f"{k}: {_fmt(v)}" for k, v in final.items()))
     hist.stop_reason = stop_reason
     return hist
