@@ -130,5 +130,5 @@ def test_training_steps_match_torch_adam():
         assert ours == pytest.approx(loss.item(), rel=1e-10)
     for k, v in tr.params.items():
         np.testing.assert_allclose(v, tp[k].detach().numpy(), rtol=1e-8, atol=1e-7, err_msg=k)  # eps placement: ~1e-9 where g ~ 0
-    np.testing.assert_allclose(tr.state["bn.moving_mean"], mm.numpy(), rtol=1e-10)
-    np.testing.assert_allclose(tr.state["bn.moving_variance"], mv.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(tr.state["bn.moving_mean"], mm.numpy(), rtol=1e-7)
+    np.testing.assert_allclose(tr.state["bn.moving_variance"], mv.numpy(), rtol=1e-7)
