@@ -202,7 +202,7 @@ def _short(s: str, n: int = 40) -> str:
 
 def _fmt(x) -> str:
     if isinstance(x, float) and x.is_integer() and abs(x) < 1e16:
-        return str(int(x)) if x == 0 else repr(x)
+        return str(int(x))
     return repr(x) if isinstance(x, float) else str(x)
 
 

@@ -71,6 +71,7 @@ class _PostLex:
     def __init__(self, filename: str, source: str):
         self.filename = filename
         self.source = source
+        self.recent: list[Token] = []   # the last two tokens handed to the parser
 
     def _loc(self, tok: Token) -> SourceLoc:
         return SourceLoc(self.filename, tok.line, tok.column, tok.end_line, tok.end_column)
@@ -120,6 +121,7 @@ class _PostLex:
                 if kind != "block":
                     depth -= 1
             prev = tok
+            self.recent = [self.recent[-1], tok] if self.recent else [tok]
             yield tok
         if stack:
             kind, opener = stack[-1]
@@ -134,7 +136,7 @@ def _get_parser() -> Lark:
     global _parser
     if _parser is None:
         text = _grammar_path().read_text(encoding="utf-8")
-        _parser = Lark(text, parser="lalr", lexer="contextual", propagate_positions=True,
+        _parser = Lark(text, parser="lalr", lexer="basic", propagate_positions=True,
                        maybe_placeholders=False, postlex=_PostLexSlot())
     return _parser
 
@@ -194,7 +196,8 @@ def _describe_token(tok: Token) -> str:
     return _TERMINAL_TEXT.get(t, repr(str(tok)))
 
 
-def _syntax_error(e: UnexpectedInput, filename: str, source: str, text: str) -> CompileError:
+def _syntax_error(e: UnexpectedInput, filename: str, source: str, text: str,
+                  recent: Optional[list] = None) -> CompileError:
     line = getattr(e, "line", None)
     column = getattr(e, "column", None)
     if isinstance(e, UnexpectedCharacters):
@@ -209,7 +212,9 @@ def _syntax_error(e: UnexpectedInput, filename: str, source: str, text: str) -> 
             msg = f"unexpected character '{ch}'"
         else:
             msg = f"unexpected character {ch!r} (U+{ord(ch):04X})" if ch else "unexpected character"
-        return CompileError(msg, loc, source=source, hint=_describe_expected(e.allowed or ()) or None)
+        allowed = e.allowed or ()
+        hint = _describe_expected(allowed) if 0 < len(allowed) <= 4 else None
+        return CompileError(msg, loc, source=source, hint=hint or None)
     if isinstance(e, UnexpectedToken):
         tok = e.token
         if tok.type == "$END" or line is None or line < 1:
@@ -224,10 +229,18 @@ def _syntax_error(e: UnexpectedInput, filename: str, source: str, text: str) -> 
                 end_col = None
             loc = SourceLoc(filename, tok.line, tok.column, tok.line if end_col else None, end_col)
         expected = set(e.expected or ())
+        ip = getattr(e, "interactive_parser", None)
+        if ip is not None:
+            try:  # the precise set: LALR states share lookaheads after a default reduction
+                expected = set(ip.accepts()) or expected
+            except Exception:  # noqa: BLE001 - fall back to Lark's own set
+                pass
         hint = _describe_expected(expected)
         msg = f"unexpected {_describe_token(tok)}"
-        if tok.type == "_NL" and expected and expected <= {"RPAR", "RSQB", "RBRACE", "COMMA"}:
-            msg = "unexpected end of line"
+        closers = [c for c in ("RPAR", "RSQB", "RBRACE") if c in expected]
+        if (closers and recent and len(recent) == 2 and recent[1] is tok
+                and recent[0].end_line is not None and recent[0].end_line < tok.line):
+            msg += f" (is a {_TERMINAL_TEXT[closers[0]]} missing at the end of line {recent[0].end_line}?)"
         return CompileError(msg, loc, source=source, hint=hint or None)
     if isinstance(e, UnexpectedEOF):
         lines = text.split("\n")
@@ -359,7 +372,7 @@ class _Converter:
         except (ValueError, OverflowError):
             raise self.err(f"invalid number {text}", loc) from None
         if v != v or v in (float("inf"), float("-inf")):
-            raise self.err(f"number {text} is out of range", loc,
+            raise self.err(f"number {text if len(text) <= 30 else text[:27] + '...'} is out of range", loc,
                            hint="numbers must be finite 64-bit floats (|x| < 1.8e308)")
         return RNum(value=v, is_int=False, text=text, loc=loc)
 
@@ -439,7 +452,7 @@ def parse_source(text: str, filename: str = "<string>", base_dir: Optional[str] 
     except CompileError:
         raise
     except UnexpectedInput as e:
-        raise _syntax_error(e, filename, source, text) from None
+        raise _syntax_error(e, filename, source, text, slot.current.recent) from None
     except LarkError as e:  # any other parser failure is still the user's text
         raise CompileError(f"syntax error: {e}", SourceLoc(filename, 1, 1), source=source) from None
     except RecursionError:
