@@ -74,10 +74,20 @@ def test_optimized_matches_unoptimized(case, seed):
         close(g1[k], g2[k], f"grad {k}\n{src}")
     close(opt.predict(params, x), ref.predict(params, x), f"predict\n{src}")
     t1, t2 = opt.trainer(seed=seed, params=params), ref.trainer(seed=seed, params=params)
-    for n in (8, 3):
-        xb, yb = _data(n_in, units, loss, n, rng)
+    batches = [_data(n_in, units, loss, n, rng) for n in (8, 3)]
+    # Adaptive optimizers turn a gradient that is zero up to rounding (a bias
+    # followed by batch norm, say) into a full-size step of arbitrary sign:
+    # compare those parameters only where some step's gradient is well above rounding.
+    adaptive = "adam" in src or "rmsprop" in src
+    significant = {k: np.zeros(v.shape, bool) for k, v in params.items()}
+    for xb, yb in batches:
+        if adaptive:
+            _, gb = opt.loss_and_grads(t1.host(), xb, yb)
+            for k in gb:
+                significant[k] |= np.abs(gb[k]) > 1e-4
         close(t1.step(xb, yb), t2.step(xb, yb), f"step loss\n{src}")
     for k in t1.params:
-        close(t1.params[k], t2.params[k], f"param {k} after 2 steps\n{src}")
+        mask = significant[k] if adaptive else np.ones(params[k].shape, bool)
+        close(t1.params[k][mask], t2.params[k][mask], f"param {k} after 2 steps\n{src}")
     for k in t1.state:
         close(t1.state[k], t2.state[k], f"state {k} after 2 steps\n{src}")
