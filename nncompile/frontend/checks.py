@@ -179,6 +179,15 @@ CROSSENTROPY = ("binary_crossentropy", "categorical_crossentropy",
                 "sparse_categorical_crossentropy")
 
 
+_REQUIRED_HINTS = {
+    "units": "expected e.g.  dense hidden(10, relu)",
+    "rate": "expected e.g.  dropout drop1(0.2)",
+    "fn": "expected e.g.  activation act(relu)",
+    "target": 'name the target column(s), e.g. target="label" or target=["y0", "y1"]',
+    "fraction": "expected e.g.  split(0.2)",
+}
+
+
 def describe(v) -> str:
     """A short phrase naming what a raw value is, for "expected X, got Y"."""
     if isinstance(v, RNum):
@@ -375,7 +384,7 @@ class Checker:
                 if not sig.keys:
                     raise self.err(f"{what} takes no arguments", a.key_loc)
                 raise self.err(f"unknown argument '{a.key}' for {what}", a.key_loc,
-                               hint=expected_one_of(a.key, list(sig.keys) + [k for k, _ in sig.aliases]))
+                               hint=expected_one_of(a.key, list(sig.keys) + [k for k, c in sig.aliases if c in sig.keys]))
             if key in out:
                 raise self.err(f"argument '{key}' given twice in {what}", a.key_loc,
                                hint="each argument may be given once (by position or by key=value)")
@@ -385,7 +394,8 @@ class Checker:
                 pos = ""
                 if r in sig.positional:
                     pos = f" (argument {sig.positional.index(r) + 1}, or {r}=...)"
-                raise self.err(f"{what} needs '{r}'{pos}", where)
+                raise self.err(f"{what} needs '{r}'{pos}", where,
+                               hint=_REQUIRED_HINTS.get(r))
         return out
 
     # -- program ---------------------------------------------------------------
@@ -547,7 +557,8 @@ class Checker:
         loc = sec.kind_loc
         for req, example in (("loss", "loss = mse"), ("optimizer", "optimizer = adam(lr=0.001)")):
             if req not in settings:
-                raise self.err(f"the train block needs a '{req}' setting", loc, hint=f"add e.g.  {example}")
+                raise self.err(f"the train block needs {'an' if req[0] in 'aeiou' else 'a'} '{req}' setting", loc,
+                               hint=f"add e.g.  {example}")
         val = lambda k: settings[k].value  # noqa: E731
 
         data = self.data(val("data"), "data", model) if "data" in settings else None
