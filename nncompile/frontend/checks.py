@@ -418,7 +418,7 @@ class Checker:
         if model_sec is None:
             loc = train_sec.kind_loc if train_sec else SourceLoc(self.filename, 1, 1)
             raise self.err("no model block in the file", loc,
-                           hint="expected a model block, e.g.  model m { input x: f32[4]  dense out(1) }")
+                           hint="expected a model block: model NAME { ... } with an input line and layers, one per line")
         model = self.model(model_sec)
         train = self.train(train_sec, model) if train_sec is not None else None
         return Program(model=model, train=train, filename=self.filename, source=self.source)

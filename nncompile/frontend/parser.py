@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -34,6 +35,7 @@ MAX_STRING_CHARS = 10_000
 
 _GRAMMAR_NAME = "nncompile.lark"
 _parser: Optional[Lark] = None
+_parse_lock = threading.Lock()   # the cached parser's post-lexer slot is per call
 
 
 def _grammar_path() -> Path:
@@ -437,28 +439,29 @@ def parse_source(text: str, filename: str = "<string>", base_dir: Optional[str] 
                            hint="is this really a .nn program and not a data file?")
     if not text.strip():
         raise CompileError("the file is empty", SourceLoc(filename, 1, 1), source=source,
-                           hint="expected a model block, e.g.  model m { input x: f32[4]  dense out(1) }")
+                           hint="expected a model block: model NAME { ... } with an input line and layers, one per line")
     if "\0" in text:
         i = text.index("\0")
         line = text.count("\n", 0, i) + 1
         col = i - (text.rfind("\n", 0, i) + 1) + 1
         raise CompileError("the file contains a NUL byte (is it a binary file?)",
                            SourceLoc(filename, line, col), source=source)
-    parser = _get_parser()
-    slot = parser.options.postlex
-    slot.current = _PostLex(filename, source)
-    try:
-        tree = parser.parse(text)
-    except CompileError:
-        raise
-    except UnexpectedInput as e:
-        raise _syntax_error(e, filename, source, text, slot.current.recent) from None
-    except LarkError as e:  # any other parser failure is still the user's text
-        raise CompileError(f"syntax error: {e}", SourceLoc(filename, 1, 1), source=source) from None
-    except RecursionError:
-        raise CompileError("program too deeply nested", SourceLoc(filename, 1, 1), source=source) from None
-    finally:
-        slot.current = None
+    with _parse_lock:
+        parser = _get_parser()
+        slot = parser.options.postlex
+        slot.current = _PostLex(filename, source)
+        try:
+            tree = parser.parse(text)
+        except CompileError:
+            raise
+        except UnexpectedInput as e:
+            raise _syntax_error(e, filename, source, text, slot.current.recent) from None
+        except LarkError as e:  # any other parser failure is still the user's text
+            raise CompileError(f"syntax error: {e}", SourceLoc(filename, 1, 1), source=source) from None
+        except RecursionError:
+            raise CompileError("program too deeply nested", SourceLoc(filename, 1, 1), source=source) from None
+        finally:
+            slot.current = None
     sections = _Converter(filename, source).program(tree)
     if base_dir is None:
         base_dir = os.getcwd()
@@ -493,6 +496,6 @@ def parse_file(path) -> Program:
                            hint="save the file as UTF-8") from None
     if not text.strip():
         raise CompileError("the file is empty", SourceLoc(path, 1, 1),
-                           hint="expected a model block, e.g.  model m { input x: f32[4]  dense out(1) }")
+                           hint="expected a model block: model NAME { ... } with an input line and layers, one per line")
     base_dir = os.path.dirname(os.path.abspath(path))
     return parse_source(text, filename=path, base_dir=base_dir)
