@@ -780,7 +780,7 @@ def dropout(x, seed: int, rate: float, *, out=None, return_mask=False):
 _OPTS = {"sgd": 0, "adam": 1, "adamw": 1, "rmsprop": 2}
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["step"])  # step == 1 would otherwise become a constexpr
 def _fused_update_kernel(p_ptr, g_ptr, s1_ptr, s2_ptr, n, lr, step, beta1, beta2, eps, wd,
                          momentum, rho,
                          OPT: tl.constexpr, USE_MOMENTUM: tl.constexpr, NESTEROV: tl.constexpr,
@@ -810,7 +810,7 @@ def _fused_update_kernel(p_ptr, g_ptr, s1_ptr, s2_ptr, n, lr, step, beta1, beta2
         vv = beta2 * vv + (1.0 - beta2) * g * g
         tl.store(s1_ptr + offs, mm, mask=m)
         tl.store(s2_ptr + offs, vv, mask=m)
-        t = step.to(tl.float32)
+        t = step + 0.0  # -> fp32 (also correct if step arrives as a Python int)
         b1t = tl.exp2(t * tl.log2(beta1))
         b2t = tl.exp2(t * tl.log2(beta2))
         alpha = lr * tl.sqrt(1.0 - b2t) / (1.0 - b1t)
