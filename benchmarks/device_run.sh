@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The one prepared run on a lent GPU machine (see the device tool's README):
+# install the carried wheels (lark), then run the GPU benchmarks, logging to $OUT.
+#   run(command="bash benchmarks/device_run.sh", carry=[".whl"])
+set -u
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  && export PYTHONPATH=/tmp/site:$PWD || exit 1
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+python3 -c "import torch, triton, numpy; print('torch', torch.__version__, 'triton', triton.__version__, 'numpy', numpy.__version__)"
+date -u
+timeout 200 python3 benchmarks/gpu_kernels.py 2>&1 | tee "$OUT/gpu_kernels.log"
+if [ -f benchmarks/gpu_step.py ]; then
+  timeout 260 python3 benchmarks/gpu_step.py --quick 2>&1 | tee "$OUT/gpu_step.log"
+fi
