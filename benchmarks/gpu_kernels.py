@@ -94,7 +94,7 @@ def main() -> int:
             a32 = torch.randn(M, Kd, device=dev)
             b32 = torch.randn(Kd, N, device=dev)
             for label, dt, prec, tf32 in (("fp32 ieee", torch.float32, "ieee", False),
-                                          ("tf32", torch.float32, "tf32", True),
+                                          ("tf32 (B N-major, auto K-major copy)", torch.float32, "tf32", True),
                                           ("bf16 in/fp32 acc", torch.bfloat16, "ieee", False)):
                 if label == "fp32 ieee" and (M, N, Kd) != mm_shapes[0]:
                     continue  # slow CUDA-core path: one shape is enough
@@ -109,7 +109,7 @@ def main() -> int:
                 ok = torch.allclose(c, ref, rtol=tol, atol=tol * Kd ** 0.5)
                 t_ours = bench(lambda: K.matmul(a, b, precision=prec, out=c))
                 t_torch = bench(lambda: torch.matmul(a, b))
-                record(f"{M}x{N}x{Kd} {label}", t_ours, t_torch, flops=flops, ok=ok,
+                record(f"{M}x{N}x{Kd} {label}"[:44], t_ours, t_torch, flops=flops, ok=ok,
                        note=f"(tune+compile {tune_s:.1f} s)")
                 if tf32:
                     # tf32 wgmma wants both operands K-major: give B as (N, K) and use trans_b.
