@@ -203,11 +203,12 @@ class Program:
         return Trainer(self, seed=seed, params=params)
 
     def fit(self, *, epochs: Optional[int] = None, seed: Optional[int] = None, out=None, quiet: bool = False,
-            data=None, validation_data=None):
-        """Train as the file says; returns a History (history.history: metric -> per-epoch values)."""
+            data=None, validation_data=None, on_epoch=None):
+        """Train as the file says; returns a History (history.history: metric -> per-epoch
+        values). `on_epoch(epoch, logs, trainer)` is called after each epoch."""
         from .runtime.loop import fit
         return fit(self, epochs=epochs, seed=seed, out=out, quiet=quiet, data=data,
-                   validation_data=validation_data)
+                   validation_data=validation_data, on_epoch=on_epoch)
 
     def summary(self) -> str:
         from .runtime.report import summary

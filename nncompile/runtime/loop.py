@@ -91,7 +91,7 @@ def _check_labels(program, ds) -> None:
 
 def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, out: Optional[TextIO] = None,
         quiet: bool = False, data=None, validation_data=None,
-        on_epoch: Optional[Callable[[int, dict], None]] = None) -> History:
+        on_epoch: Optional[Callable[[int, dict, object], None]] = None) -> History:
     t = program.ast.train
     if t is None:
         raise TrainingError("the program has no train block", program.ast.model.loc, source=program.ast.source)
@@ -132,7 +132,7 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
                 hist.history.setdefault(k, []).append(v)
             hist.epochs_run = epoch + 1
             if on_epoch:
-                on_epoch(epoch, logs)
+                on_epoch(epoch, logs, trainer)
             finite = all(math.isfinite(v) for v in logs.values())
             if epoch % t.log_every == 0 or epoch == epochs - 1 or not finite:
                 say(f"Epoch: {epoch} Loss: {_fmt(logs['loss'])}" + "".join(

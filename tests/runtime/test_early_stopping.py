@@ -54,3 +54,42 @@ def test_state_round_trips():
     es2 = EarlyStopping("val_loss", patience=5)
     es2.load_state_dict(es.state_dict())
     assert es2.update(3, 0.55) == es.update(3, 0.55)
+
+
+@pytest.mark.parametrize("curve,stopped,reason", [
+    ([1.0, 0.8, 0.6, 0.65, 0.7, 0.5], 4, "early stopping"),
+    ([1.0, 0.8, 0.6, float("nan"), 0.5], 3, "non-finite val_loss at epoch 3"),
+])
+def test_fit_restores_the_weights_of_the_best_epoch(monkeypatch, curve, stopped, reason):
+    """A scripted validation curve through the real fit loop: training stops at the
+    right epoch and the trainer ends with exactly the weights of the best epoch."""
+    import numpy as np
+    import nncompile
+    from nncompile.runtime.trainer import Trainer
+
+    src = """
+model m {
+  input x: f32[4]
+  dense o(2, softmax)
+}
+train {
+  data = synthetic.classification(samples=64, features=4, classes=2, seed=0)
+  loss = sparse_categorical_crossentropy
+  optimizer = sgd(lr=0.1)
+  epochs = 50
+  validation = split(0.25)
+  early_stopping = { monitor: val_loss, patience: 2 }
+}
+"""
+    values = iter(curve)
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, x, y, bs=1024: {"loss": next(values)})
+    snapshots = []
+    prog = nncompile.compile(src)
+    hist = prog.fit(quiet=True, on_epoch=lambda epoch, logs, trainer: snapshots.append(trainer.host()))
+    assert hist.stopped_epoch == stopped and hist.best_epoch == 2 and hist.restored
+    assert hist.stop_reason == reason
+    assert "best epoch 2, val_loss 0.6; weights restored" in hist.message
+    final = hist.trainer.host()
+    for k in final:
+        np.testing.assert_array_equal(final[k], snapshots[2][k])
+        assert not np.array_equal(final[k], snapshots[stopped][k])
