@@ -18,6 +18,8 @@ LOSSES = ("mse", "mae", "binary_crossentropy", "categorical_crossentropy",
           "sparse_categorical_crossentropy")
 METRICS = ("accuracy", "mse", "mae")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("step", "exponential", "cosine", "reduce_on_plateau")
+AUGMENTS = ("noise", "flip", "crop")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,12 @@ class Layer:
     args: dict[str, Any]
     loc: SourceLoc
     arg_locs: dict[str, SourceLoc] = field(default_factory=dict, compare=False)
+    # Transfer learning (layers with parameters only): a frozen layer's
+    # parameters are not trained (a frozen batchnorm also runs on its running
+    # statistics in training and does not update them); lr_mult scales the
+    # learning rate of the layer's parameters.
+    frozen: bool = False
+    lr_mult: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,50 @@ class EarlyStoppingSpec:
 
 
 @dataclass(frozen=True)
+class ScheduleSpec:
+    """A learning-rate schedule. kind and params (defaults filled):
+
+    step:              every:int >= 1 (10), factor:float in (0, 1] (0.5)
+    exponential:       rate:float in (0, 1] (0.96), every:int >= 1 (1)
+    cosine:            warmup:int >= 0 and < epochs (0), min_lr:float >= 0 and < lr (0.0)
+    reduce_on_plateau: monitor:str (a logged metric), mode:"min"|"max",
+                       factor:float in (0, 1) (0.1), patience:int >= 0 (10),
+                       min_delta:float >= 0 (1e-4), min_lr:float >= 0 (0.0),
+                       cooldown:int >= 0 (0)
+    """
+
+    kind: str
+    params: dict[str, Any]
+    loc: SourceLoc
+    param_locs: dict[str, SourceLoc] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class InitFromSpec:
+    """`init_from = weights("file.npz", layers=[h1, h2])`: initial weights.
+
+    path is absolute; layers is None for "every layer with parameters"."""
+
+    path: str
+    layers: Optional[tuple[str, ...]]
+    loc: SourceLoc
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    """One training-time augmentation. kind and params (defaults filled):
+
+    noise: std:float > 0 (Gaussian, added to every feature)
+    flip:  axis:"horizontal"|"vertical" ("horizontal"), p:float in [0, 1] (0.5)
+    crop:  padding:int >= 1 (2) (zero-pad H and W, crop back at a random offset)
+    """
+
+    kind: str
+    params: dict[str, Any]
+    loc: SourceLoc
+
+
+@dataclass(frozen=True)
 class TrainDef:
     data: Optional[DataSpec]
     loss: LossSpec
@@ -140,6 +192,9 @@ class TrainDef:
     seed: int
     loc: SourceLoc
     setting_locs: dict[str, SourceLoc] = field(default_factory=dict, compare=False)
+    schedule: Optional[ScheduleSpec] = None
+    init_from: Optional[InitFromSpec] = None
+    augment: tuple[AugmentSpec, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence, Union
 
 from ..errors import CompileError, SourceLoc, did_you_mean, expected_one_of
-from .ast import (ACTIVATIONS, LOSSES, METRICS, OPTIMIZERS, DataSpec, EarlyStoppingSpec,
-                  InputDecl, Layer, LossSpec, ModelDef, OptimizerSpec, Program, TrainDef,
-                  ValidationSpec)
+from .ast import (ACTIVATIONS, AUGMENTS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, AugmentSpec,
+                  DataSpec, EarlyStoppingSpec, InitFromSpec, InputDecl, Layer, LossSpec, ModelDef,
+                  OptimizerSpec, Program, ScheduleSpec, TrainDef, ValidationSpec)
 
 MAX_DEPTH = 32                 # nesting of brackets in a value
 MAX_INT = 2 ** 63 - 1          # largest integer literal
@@ -170,11 +170,37 @@ OPT_ALIASES = (("learning_rate", "lr"), ("beta_1", "beta1"), ("beta_2", "beta2")
                ("epsilon", "eps"))
 
 TRAIN_KEYS = ("data", "loss", "optimizer", "metrics", "epochs", "batch_size", "validation",
-              "early_stopping", "log_every", "seed")
+              "early_stopping", "log_every", "seed", "schedule", "init_from", "augment")
 SPLIT_SIG = _Sig(("fraction", "seed", "stratify", "shuffle"),
                  ("fraction", "seed", "stratify", "shuffle"), (), ("fraction",))
 ES_KEYS = ("monitor", "mode", "patience", "min_delta", "restore_best", "start_from_epoch")
 ES_ALIASES = {"restore_best_weights": "restore_best"}
+# Layers with parameters take the transfer-learning options frozen= and lr_mult=.
+PARAM_LAYERS = ("dense", "batchnorm", "layernorm")
+TRANSFER_KEYS = ("frozen", "lr_mult")
+
+SCHEDULE_SIGS = {
+    "step": _Sig(("every", "factor"), ("every", "factor")),
+    "exponential": _Sig(("rate", "every"), ("rate", "every")),
+    "cosine": _Sig(("warmup", "min_lr"), ("warmup", "min_lr")),
+    "reduce_on_plateau": _Sig(("monitor", "factor", "patience"),
+                              ("monitor", "mode", "factor", "patience", "min_delta", "min_lr", "cooldown")),
+}
+SCHEDULE_DEFAULTS = {
+    "step": {"every": 10, "factor": 0.5},
+    "exponential": {"rate": 0.96, "every": 1},
+    "cosine": {"warmup": 0, "min_lr": 0.0},
+    "reduce_on_plateau": {"factor": 0.1, "patience": 10, "min_delta": 1e-4, "min_lr": 0.0, "cooldown": 0},
+}
+WEIGHTS_SIG = _Sig(("path", "layers"), ("path", "layers"), (), ("path",))
+AUGMENT_SIGS = {
+    "noise": _Sig(("std",), ("std",), (("stddev", "std"),), ("std",)),
+    "flip": _Sig(("axis", "p"), ("axis", "p")),
+    "crop": _Sig(("padding",), ("padding",)),
+}
+FLIP_AXES = ("horizontal", "vertical")
+IMAGE_AUGMENTS = ("flip", "crop")
+
 CROSSENTROPY = ("binary_crossentropy", "categorical_crossentropy",
                 "sparse_categorical_crossentropy")
 
@@ -185,6 +211,8 @@ _REQUIRED_HINTS = {
     "fn": "expected e.g.  activation act(relu)",
     "target": 'name the target column(s), e.g. target="label" or target=["y0", "y1"]',
     "fraction": "expected e.g.  split(0.2)",
+    "std": "expected e.g.  noise(0.05)",
+    "path": 'expected e.g.  weights("pretrained.npz")',
 }
 
 
@@ -504,7 +532,19 @@ class Checker:
             raise self.err(f"only the input has a type; a {kind} layer does not", st.type.loc)
         what = f"{kind} layer '{name}'"
         sig = LAYER_SIGS[kind]
+        if kind in PARAM_LAYERS:
+            sig = _Sig(sig.positional, sig.keys + TRANSFER_KEYS, sig.aliases, sig.required)
+        else:
+            for arg in st.args or ():
+                if arg.key in TRANSFER_KEYS:
+                    raise self.err(f"{what} has no parameters, so '{arg.key}' does not apply", arg.key_loc,
+                                   hint="frozen= and lr_mult= apply to dense, batchnorm and layernorm layers")
         raw = self.bind(st.args, sig, what, st.loc)
+        frozen = self.get_bool(raw["frozen"], "frozen") if "frozen" in raw else False
+        lr_mult = self.get_float(raw["lr_mult"], "lr_mult", 0.0) if "lr_mult" in raw else 1.0
+        if frozen and "lr_mult" in raw:
+            raise self.err(f"{what} is frozen, so lr_mult has no effect", raw["lr_mult"].loc,
+                           hint="drop lr_mult, or drop frozen=true to fine-tune the layer at a scaled learning rate")
         a: dict[str, Any] = {}
         if kind == "dense":
             a["units"] = self.get_int(raw["units"], "units", 1, MAX_DIM)
@@ -529,7 +569,8 @@ class Checker:
         elif kind == "activation":
             a["fn"] = self.activation(raw["fn"])
         arg_locs = {k: v.loc for k, v in raw.items()}
-        return Layer(kind=kind, name=name, args=a, loc=st.loc, arg_locs=arg_locs)
+        return Layer(kind=kind, name=name, args=a, loc=st.loc, arg_locs=arg_locs,
+                     frozen=frozen, lr_mult=lr_mult)
 
     def activation(self, v) -> str:
         if v is None:
@@ -572,10 +613,15 @@ class Checker:
         seed = self.get_int(val("seed"), "seed", 0) if "seed" in settings else 0
         es = (self.early_stopping(val("early_stopping"), metrics, validation is not None)
               if "early_stopping" in settings else None)
+        schedule = (self.schedule(val("schedule"), metrics, validation is not None, epochs,
+                                  optimizer.params["lr"]) if "schedule" in settings else None)
+        init_from = self.init_from(val("init_from"), model) if "init_from" in settings else None
+        augment = self.augment(val("augment"), model) if "augment" in settings else ()
         setting_locs = {k: s.value.loc for k, s in settings.items()}
         return TrainDef(data=data, loss=loss, optimizer=optimizer, metrics=metrics, epochs=epochs,
                         batch_size=batch_size, validation=validation, early_stopping=es,
-                        log_every=log_every, seed=seed, loc=loc, setting_locs=setting_locs)
+                        log_every=log_every, seed=seed, loc=loc, setting_locs=setting_locs,
+                        schedule=schedule, init_from=init_from, augment=augment)
 
     # data ------------------------------------------------------------------
     def data(self, v, what: str, model: ModelDef) -> DataSpec:
@@ -755,37 +801,185 @@ class Checker:
             if k in raw:
                 raise self.err(f"early_stopping key '{k}' given twice", kloc)
             raw[k] = val
-        logged = ["loss", *metrics]
-        if has_val:
-            logged += ["val_loss", *[f"val_{m}" for m in metrics]]
-        if "monitor" in raw:
-            mv = raw["monitor"]
-            if isinstance(mv, RName):
-                mon = mv.dotted
-            elif isinstance(mv, RStr):
-                mon = mv.value
-            else:
-                raise self.err(f"monitor must name a logged metric, got {describe(mv)}", mv.loc,
-                               hint="the logged metrics are: " + ", ".join(logged))
-            if mon not in logged:
-                why = ""
-                if mon.startswith("val_") and not has_val:
-                    why = " (there is no validation setting, so nothing val_* is logged)"
-                elif mon.startswith("val_") and mon[4:] in METRICS or mon in METRICS:
-                    why = f" ('{mon.removeprefix('val_')}' is not in metrics)"
-                raise self.err(f"monitor '{_short(mon)}' is not a logged metric{why}", mv.loc,
-                               hint="the logged metrics are: " + ", ".join(logged) + did_you_mean(mon, logged))
-        else:
-            mon = "val_loss" if has_val else "loss"
-        mode = self.get_choice(raw["mode"], "mode", ("auto", "min", "max")) if "mode" in raw else "auto"
-        if mode == "auto":
-            mode = "max" if mon.removeprefix("val_") == "accuracy" else "min"
+        mon = self.monitor(raw.get("monitor"), metrics, has_val)
+        mode = self.mode(raw.get("mode"), mon)
         patience = self.get_int(raw["patience"], "patience", 0) if "patience" in raw else 0
         min_delta = self.get_float(raw["min_delta"], "min_delta", 0.0) if "min_delta" in raw else 0.0
         restore = self.get_bool(raw["restore_best"], "restore_best") if "restore_best" in raw else True
         start = self.get_int(raw["start_from_epoch"], "start_from_epoch", 0) if "start_from_epoch" in raw else 0
         return EarlyStoppingSpec(monitor=mon, mode=mode, patience=patience, min_delta=min_delta,
                                  restore_best=restore, start_from_epoch=start, loc=v.loc)
+
+
+    # monitored metrics (early stopping, reduce_on_plateau) ---------------------------
+    @staticmethod
+    def logged_metrics(metrics: tuple[str, ...], has_val: bool) -> list[str]:
+        logged = ["loss", *metrics]
+        if has_val:
+            logged += ["val_loss", *[f"val_{m}" for m in metrics]]
+        return logged
+
+    def monitor(self, mv, metrics: tuple[str, ...], has_val: bool) -> str:
+        """A logged metric's name (default: val_loss with validation, else loss)."""
+        if mv is None:
+            return "val_loss" if has_val else "loss"
+        logged = self.logged_metrics(metrics, has_val)
+        if isinstance(mv, RName):
+            mon = mv.dotted
+        elif isinstance(mv, RStr):
+            mon = mv.value
+        else:
+            raise self.err(f"monitor must name a logged metric, got {describe(mv)}", mv.loc,
+                           hint="the logged metrics are: " + ", ".join(logged))
+        if mon not in logged:
+            why = ""
+            if mon.startswith("val_") and not has_val:
+                why = " (there is no validation setting, so nothing val_* is logged)"
+            elif mon.startswith("val_") and mon[4:] in METRICS or mon in METRICS:
+                why = f" ('{mon.removeprefix('val_')}' is not in metrics)"
+            raise self.err(f"monitor '{_short(mon)}' is not a logged metric{why}", mv.loc,
+                           hint="the logged metrics are: " + ", ".join(logged) + did_you_mean(mon, logged))
+        return mon
+
+    def mode(self, v, monitor: str) -> str:
+        mode = self.get_choice(v, "mode", ("auto", "min", "max")) if v is not None else "auto"
+        if mode == "auto":
+            mode = "max" if monitor.removeprefix("val_") == "accuracy" else "min"
+        return mode
+
+    # schedule -------------------------------------------------------------------------
+    def schedule(self, v, metrics: tuple[str, ...], has_val: bool, epochs: int, lr: float) -> ScheduleSpec:
+        if isinstance(v, RCall):
+            name_v, args = v.name, v.args
+        elif isinstance(v, (RName, RStr)):
+            name_v, args = v, []
+        else:
+            raise self.err(f"schedule must be a schedule call, got {describe(v)}", v.loc,
+                           hint="expected e.g. step(every=10, factor=0.5), exponential(rate=0.96), "
+                                "cosine(warmup=5) or reduce_on_plateau(monitor=val_loss)")
+        kind = self.get_choice(name_v, "schedule", SCHEDULES)
+        raw = self.bind(args, SCHEDULE_SIGS[kind], f"schedule {kind}", v.loc)
+        p: dict[str, Any] = dict(SCHEDULE_DEFAULTS[kind])
+        if kind == "step":
+            if "every" in raw:
+                p["every"] = self.get_int(raw["every"], "every (epochs)", 1)
+            if "factor" in raw:
+                p["factor"] = self.get_float(raw["factor"], "factor", 0.0, 1.0, lo_open=True)
+        elif kind == "exponential":
+            if "rate" in raw:
+                p["rate"] = self.get_float(raw["rate"], "rate", 0.0, 1.0, lo_open=True)
+            if "every" in raw:
+                p["every"] = self.get_int(raw["every"], "every (epochs)", 1)
+        elif kind == "cosine":
+            if "warmup" in raw:
+                p["warmup"] = self.get_int(raw["warmup"], "warmup (epochs)", 0)
+                if p["warmup"] >= epochs:
+                    raise self.err(f"warmup ({p['warmup']} epochs) must be less than epochs ({epochs})",
+                                   raw["warmup"].loc, hint=f"expected an integer in [0, {epochs - 1}]")
+            if "min_lr" in raw:
+                p["min_lr"] = self.get_float(raw["min_lr"], "min_lr", 0.0)
+                if p["min_lr"] >= lr:
+                    raise self.err(f"min_lr ({_fmt(p['min_lr'])}) must be less than the optimizer's "
+                                   f"lr ({_fmt(lr)})", raw["min_lr"].loc)
+        else:
+            p["monitor"] = self.monitor(raw.get("monitor"), metrics, has_val)
+            p["mode"] = self.mode(raw.get("mode"), p["monitor"])
+            if "factor" in raw:
+                p["factor"] = self.get_float(raw["factor"], "factor", 0.0, 1.0, lo_open=True, hi_open=True)
+            if "patience" in raw:
+                p["patience"] = self.get_int(raw["patience"], "patience", 0)
+            if "min_delta" in raw:
+                p["min_delta"] = self.get_float(raw["min_delta"], "min_delta", 0.0)
+            if "min_lr" in raw:
+                p["min_lr"] = self.get_float(raw["min_lr"], "min_lr", 0.0)
+                if p["min_lr"] >= lr:
+                    raise self.err(f"min_lr ({_fmt(p['min_lr'])}) must be less than the optimizer's "
+                                   f"lr ({_fmt(lr)})", raw["min_lr"].loc)
+            if "cooldown" in raw:
+                p["cooldown"] = self.get_int(raw["cooldown"], "cooldown", 0)
+        return ScheduleSpec(kind=kind, params=p, loc=v.loc, param_locs={k: rv.loc for k, rv in raw.items()})
+
+    # transfer learning ------------------------------------------------------------------
+    def init_from(self, v, model: ModelDef) -> InitFromSpec:
+        if not (isinstance(v, RCall) and v.name.dotted == "weights"):
+            raise self.err(f"init_from must be weights(\"file.npz\", ...), got {describe(v)}", v.loc,
+                           hint='expected e.g.  init_from = weights("pretrained.npz", layers=[h1, h2])')
+        raw = self.bind(v.args, WEIGHTS_SIG, "weights", v.loc)
+        path = self.path(raw["path"])
+        layers = None
+        if "layers" in raw:
+            lv = raw["layers"]
+            items = lv.items if isinstance(lv, RList) else [lv] if isinstance(lv, (RName, RStr)) else None
+            if items is None:
+                raise self.err(f"layers must be a list of layer names, got {describe(lv)}", lv.loc,
+                               hint="expected e.g. layers=[h1, h2]")
+            if not items:
+                raise self.err("layers must not be an empty list", lv.loc,
+                               hint="leave out layers= to load every layer found in the file")
+            by_name = {L.name: L for L in model.layers}
+            with_params = [L.name for L in model.layers if L.kind in PARAM_LAYERS]
+            names: list[str] = []
+            for it in items:
+                if isinstance(it, RName) and len(it.parts) == 1:
+                    n = it.parts[0]
+                elif isinstance(it, RStr):
+                    n = it.value
+                else:
+                    raise self.err(f"each entry of layers must be a layer name, got {describe(it)}", it.loc)
+                if n not in by_name:
+                    raise self.err(f"model '{model.name}' has no layer '{_short(n)}'", it.loc,
+                                   hint="layers with parameters: " + ", ".join(with_params) + did_you_mean(n, by_name))
+                if by_name[n].kind not in PARAM_LAYERS:
+                    raise self.err(f"{by_name[n].kind} layer '{n}' has no weights to load", it.loc,
+                                   hint="layers with parameters: " + ", ".join(with_params))
+                if n in names:
+                    raise self.err(f"layers names '{n}' twice", it.loc)
+                names.append(n)
+            layers = tuple(names)
+        return InitFromSpec(path=path, layers=layers, loc=v.loc)
+
+    # augmentation ---------------------------------------------------------------------
+    def augment(self, v, model: ModelDef) -> tuple[AugmentSpec, ...]:
+        if isinstance(v, RList):
+            items = v.items
+        elif isinstance(v, (RCall, RName)):
+            items = [v]
+        else:
+            raise self.err(f"augment must be a list of augmentations, got {describe(v)}", v.loc,
+                           hint="expected e.g. [noise(0.05), flip(horizontal), crop(padding=2)]")
+        shape = model.input.shape
+        image = len(shape) in (2, 3)
+        out: list[AugmentSpec] = []
+        for it in items:
+            if isinstance(it, RCall):
+                name_v, args = it.name, it.args
+            elif isinstance(it, RName):
+                name_v, args = it, []
+            else:
+                raise self.err(f"each augmentation must be a call, got {describe(it)}", it.loc,
+                               hint="expected one of: noise(std), flip(horizontal), crop(padding=2)")
+            kind = self.get_choice(name_v, "augmentation", AUGMENTS)
+            if any(a.kind == kind for a in out):
+                raise self.err(f"augmentation '{kind}' listed twice", it.loc)
+            if kind in IMAGE_AUGMENTS and not image:
+                raise self.err(f"{kind} needs an image input, but input '{model.input.name}' is "
+                               f"f32[{', '.join(map(str, shape))}]", it.loc,
+                               hint="flip and crop apply to inputs f32[H, W] or f32[H, W, C]; "
+                                    "for flat features use noise(std)")
+            raw = self.bind(args, AUGMENT_SIGS[kind], kind, it.loc)
+            p: dict[str, Any] = {}
+            if kind == "noise":
+                p["std"] = self.get_float(raw["std"], "noise std", 0.0, lo_open=True)
+            elif kind == "flip":
+                p["axis"] = (self.get_choice(raw["axis"], "flip axis", FLIP_AXES, noun="flip axis")
+                             if "axis" in raw else "horizontal")
+                p["p"] = self.get_float(raw["p"], "flip probability p", 0.0, 1.0) if "p" in raw else 0.5
+            else:
+                lim = min(shape[0], shape[1])
+                p["padding"] = self.get_int(raw["padding"], "crop padding", 1, lim) if "padding" in raw \
+                    else min(2, lim)
+            out.append(AugmentSpec(kind=kind, params=p, loc=it.loc))
+        return tuple(out)
 
 
 def check_program(sections: list[RSection], *, filename: str, source: str, base_dir: str) -> Program:
