@@ -1,0 +1,765 @@
+#!/usr/bin/env python3
+"""CPU benchmark: one training step of nncompile (NumPy backend) against its peers.
+
+One step = forward, softmax cross-entropy on sparse int labels, backward, Adam
+(lr 1e-3, eps 1e-7) update, float32, for the workloads benchmarks/w1.nn (MLP
+784-512-256-10, batch 128), w2.nn (the same, batch 1024) and w3.nn (the textbook
+10-10-2, batch 32). The sides, all in this process, from the same initial weights
+and the same data:
+
+  nncompile   prog = nncompile.compile(path); tr = prog.trainer(seed=0, params=init); tr.step(x, y)
+  torch       PyTorch eager: nn.Linear layers, F.cross_entropy, torch.optim.Adam(eps=1e-7)
+  torch.compile   torch.compile of the whole step function (forward + backward + Adam)
+  jax         jax.jit of the whole step (value_and_grad + a hand-written Keras Adam, donated buffers)
+  numpy       a hand-written NumPy step (preallocated buffers, out= arguments, fused
+              softmax-CE gradient, Adam on one flat buffer in 10 passes)
+
+Every side runs with 2 threads. See benchmarks/README.md for the options and
+what every column means.
+"""
+import os
+import sys
+
+# --- environment: must be settled before numpy / torch / jax are imported -------------
+_OPENBLAS_TUNING = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+if "--unset-openblas-env" in sys.argv and os.environ.get("_CPU_STEP_REEXEC") != "1":
+    # re-execute with the OpenBLAS tuning variables gone, so every side (and every
+    # child process this script starts) sees the same, unset, environment
+    env = {k: v for k, v in os.environ.items() if k not in _OPENBLAS_TUNING}
+    env["_CPU_STEP_REEXEC"] = "1"
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+THREADS = 2
+for _k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+           "VECLIB_MAXIMUM_THREADS"):
+    os.environ[_k] = str(THREADS)
+_xla = os.environ.get("XLA_FLAGS", "")
+if "xla_cpu_multi_thread_eigen" not in _xla:
+    os.environ["XLA_FLAGS"] = (_xla + f" --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={THREADS}").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+SIDES = ("nncompile", "torch", "torch.compile", "jax", "numpy")
+WORKLOADS = ("w1", "w2", "w3")
+LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-7
+TORCH_COMPILE_LIMIT_S = 120.0
+
+
+class Skip(Exception):
+    """A side that cannot run here (missing package, failed compile): reported, not fatal."""
+
+
+# --- workloads ---------------------------------------------------------------------------
+class Workload:
+    def __init__(self, name: str):
+        import nncompile
+        self.name = name
+        self.path = os.path.join(HERE, f"{name}.nn")
+        prog = nncompile.compile(self.path)
+        self.batch = int(prog.ast.train.batch_size)
+        self.init = prog.init_params(seed=0)            # "<layer>.weight" (in, out), "<layer>.bias"
+        self.layers = []                                  # [(name, fan_in, fan_out)] in model order
+        for k, v in self.init.items():
+            if k.endswith(".weight"):
+                self.layers.append((k[:-len(".weight")], v.shape[0], v.shape[1]))
+        self.n_in = self.layers[0][1]
+        self.n_out = self.layers[-1][2]
+        rng = np.random.default_rng(1234)
+        if self.n_in >= 100:   # image-like input in [0, 1)
+            self.x = rng.random((self.batch, self.n_in), dtype=np.float32)
+        else:
+            self.x = rng.standard_normal((self.batch, self.n_in), dtype=np.float32)
+        self.y = rng.integers(0, self.n_out, self.batch).astype(np.int64)
+        self.arch = "-".join([str(self.n_in)] + [str(o) for _, _, o in self.layers])
+        self.n_params = sum(v.size for v in self.init.values())
+
+    def weights(self):
+        """[(W (in, out), b)] float32 copies, in model order."""
+        return [(self.init[f"{n}.weight"].copy(), self.init[f"{n}.bias"].copy()) for n, _, _ in self.layers]
+
+
+# --- side 1: nncompile --------------------------------------------------------------------
+def make_nncompile(wl: Workload):
+    import nncompile
+    prog = nncompile.compile(wl.path)
+    tr = prog.trainer(seed=0, params={k: v.copy() for k, v in wl.init.items()})
+    x, y = wl.x, wl.y
+    step = tr.step
+
+    def run():
+        return step(x, y)
+    return run
+
+
+# --- side 2 and 3: PyTorch eager and torch.compile ----------------------------------------
+def _torch_model(wl: Workload):
+    import torch
+    import torch.nn as nn
+    torch.set_num_threads(THREADS)
+    mods = []
+    for i, (W, b) in enumerate(wl.weights()):
+        lin = nn.Linear(W.shape[0], W.shape[1])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))   # torch keeps (out, in)
+            lin.bias.copy_(torch.from_numpy(b))
+        mods.append(lin)
+        if i < len(wl.layers) - 1:
+            mods.append(nn.ReLU())
+    model = nn.Sequential(*mods)    # pre-softmax logits; F.cross_entropy applies the softmax
+    opt = torch.optim.Adam(model.parameters(), lr=LR, betas=(B1, B2), eps=EPS)
+    return model, opt, torch.from_numpy(wl.x), torch.from_numpy(wl.y)
+
+
+def make_torch(wl: Workload):
+    import torch.nn.functional as F
+    model, opt, x, y = _torch_model(wl)
+
+    def run():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return run
+
+
+def make_torch_compile(wl: Workload, info: dict):
+    import torch
+    import torch.nn.functional as F
+    model, opt, x, y = _torch_model(wl)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    try:
+        cstep = torch.compile(step)
+    except Exception as e:  # pragma: no cover - depends on the installation
+        raise Skip(f"torch.compile failed: {type(e).__name__}: {e}")
+    # the first call compiles; run it in a worker thread so that a compile over the
+    # limit can be abandoned (the thread is left to finish; the side is skipped)
+    import threading
+    box = {}
+
+    def first():
+        try:
+            t0 = time.perf_counter()
+            box["loss"] = cstep().item()
+            box["t"] = time.perf_counter() - t0
+        except BaseException as e:  # noqa: BLE001
+            box["err"] = e
+    th = threading.Thread(target=first, daemon=True)
+    th.start()
+    th.join(TORCH_COMPILE_LIMIT_S)
+    if th.is_alive():
+        raise Skip(f"torch.compile took more than {TORCH_COMPILE_LIMIT_S:.0f} s to compile; skipped")
+    if "err" in box:
+        e = box["err"]
+        raise Skip(f"torch.compile failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    info["compile_s"] = box["t"]
+    first_loss = [box["loss"]]
+
+    def run():
+        if first_loss:          # the compiling call already took step 1
+            return first_loss.pop()
+        return cstep().item()
+    return run
+
+
+# --- side 4: JAX --------------------------------------------------------------------------
+def make_jax(wl: Workload, info: dict):
+    try:
+        import jax
+        import jax.numpy as jnp
+    except Exception as e:
+        raise Skip(f"JAX is not installed ({type(e).__name__}: {e}); pip install jax jaxlib")
+
+    n_layers = len(wl.layers)
+
+    def loss_fn(params, x, y):
+        h = x
+        for i, (W, b) in enumerate(params):
+            h = h @ W + b
+            if i < n_layers - 1:
+                h = jax.nn.relu(h)
+        logp = jax.nn.log_softmax(h, axis=-1)
+        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+    def step(params, m, v, t, x, y):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        t = t + 1.0
+        lr_t = LR * jnp.sqrt(1.0 - B2 ** t) / (1.0 - B1 ** t)      # Keras Adam
+        m = jax.tree_util.tree_map(lambda m_, g: B1 * m_ + (1.0 - B1) * g, m, grads)
+        v = jax.tree_util.tree_map(lambda v_, g: B2 * v_ + (1.0 - B2) * g * g, v, grads)
+        params = jax.tree_util.tree_map(lambda p, m_, v_: p - lr_t * m_ / (jnp.sqrt(v_) + EPS), params, m, v)
+        return params, m, v, t, loss
+
+    jstep = jax.jit(step, donate_argnums=(0, 1, 2))
+    params = [(jnp.asarray(W), jnp.asarray(b)) for W, b in wl.weights()]
+    zeros = lambda: jax.tree_util.tree_map(jnp.zeros_like, params)  # noqa: E731
+    st = {"p": params, "m": zeros(), "v": zeros(), "t": jnp.zeros((), jnp.float32)}
+    x = jnp.asarray(wl.x)
+    y = jnp.asarray(wl.y.astype(np.int32))    # JAX runs without x64: int32 labels
+    t0 = time.perf_counter()
+    compiled = jstep.lower(st["p"], st["m"], st["v"], st["t"], x, y).compile()
+    info["compile_s"] = time.perf_counter() - t0
+
+    def run():
+        st["p"], st["m"], st["v"], st["t"], loss = compiled(st["p"], st["m"], st["v"], st["t"], x, y)
+        jax.block_until_ready((st["p"], loss))
+        return float(loss)
+    return run
+
+
+# --- side 5: hand-written NumPy -----------------------------------------------------------
+def make_numpy(wl: Workload):
+    """A careful NumPy step. Every parameter, gradient and Adam moment lives in one
+    flat float32 buffer (the layers' arrays are views into it), so Adam is 10
+    whole-buffer passes whatever the layer count. The moments are kept scaled,
+    m' = m / (1 - b1) and v' = v / (1 - b2), so their updates need no multiply by
+    (1 - b):  m' = b1 m' + g,  v' = b2 v' + g²,  and
+    p -= lr_t (1 - b1)/sqrt(1 - b2) · m' / (sqrt(v') + eps/sqrt(1 - b2)),
+    which is the Keras update exactly (in exact arithmetic)."""
+    f32 = np.float32
+    ws = wl.weights()
+    n = sum(W.size + b.size for W, b in ws)
+    flat_p = np.empty(n, f32)
+    flat_g = np.empty(n, f32)
+    m = np.zeros(n, f32)
+    v = np.zeros(n, f32)
+    tmp = np.empty(n, f32)
+    P, G = [], []
+    off = 0
+    for W, b in ws:
+        views_p, views_g = [], []
+        for a in (W, b):
+            vp = flat_p[off:off + a.size].reshape(a.shape)
+            vp[...] = a
+            views_p.append(vp)
+            views_g.append(flat_g[off:off + a.size].reshape(a.shape))
+            off += a.size
+        P.append(tuple(views_p))
+        G.append(tuple(views_g))
+    B = wl.batch
+    x, y = wl.x, wl.y
+    L = len(ws)
+    acts = [np.empty((B, W.shape[1]), f32) for W, _ in ws]       # post-activation (logits for the last)
+    masks = [np.empty((B, W.shape[1]), np.bool_) for W, _ in ws[:-1]]
+    deltas = [np.empty((B, W.shape[1]), f32) for W, _ in ws]
+    rows = np.arange(B)
+    mx = np.empty((B, 1), f32)
+    se = np.empty((B, 1), f32)
+    inv_b = f32(1.0 / B)
+    eps_s = f32(EPS / math.sqrt(1.0 - B2))
+    b1, b2 = f32(B1), f32(B2)
+    t = [0]
+
+    def run():
+        # forward
+        h = x
+        for i in range(L):
+            W, b = P[i]
+            a = acts[i]
+            np.matmul(h, W, out=a)
+            a += b
+            if i < L - 1:
+                np.maximum(a, 0.0, out=a)
+                np.greater(a, 0.0, out=masks[i])
+            h = a
+        # fused softmax + cross-entropy, gradient (softmax - onehot) / B written into deltas[-1]
+        z = acts[-1]
+        np.max(z, axis=1, keepdims=True, out=mx)
+        d = deltas[-1]
+        np.subtract(z, mx, out=d)
+        zy = d[rows, y]                  # a copy (fancy indexing), taken before the exp
+        np.exp(d, out=d)
+        np.sum(d, axis=1, keepdims=True, out=se)
+        loss = float(np.mean(np.log(se[:, 0]) - zy))
+        np.reciprocal(se, out=se)
+        np.multiply(se, inv_b, out=se)
+        np.multiply(d, se, out=d)
+        d[rows, y] -= inv_b
+        # backward: 2 GEMMs per layer (one for the first) + bias sums
+        for i in range(L - 1, -1, -1):
+            W, _ = P[i]
+            gW, gb = G[i]
+            d = deltas[i]
+            np.matmul((acts[i - 1] if i else x).T, d, out=gW)
+            np.sum(d, axis=0, out=gb)
+            if i:
+                dp = deltas[i - 1]
+                np.matmul(d, W.T, out=dp)
+                np.multiply(dp, masks[i - 1], out=dp)
+        # Adam (Keras semantics) on the flat buffers: 10 passes
+        t[0] += 1
+        k = t[0]
+        c = f32(LR * math.sqrt(1.0 - B2 ** k) / (1.0 - B1 ** k) * (1.0 - B1) / math.sqrt(1.0 - B2))
+        np.multiply(m, b1, out=m)
+        np.add(m, flat_g, out=m)
+        np.multiply(v, b2, out=v)
+        np.multiply(flat_g, flat_g, out=flat_g)
+        np.add(v, flat_g, out=v)
+        np.sqrt(v, out=tmp)
+        np.add(tmp, eps_s, out=tmp)
+        np.divide(m, tmp, out=tmp)
+        np.multiply(tmp, c, out=tmp)
+        np.subtract(flat_p, tmp, out=flat_p)
+        return loss
+    return run
+
+
+MAKERS = {"nncompile": make_nncompile, "torch": make_torch, "numpy": make_numpy}
+
+
+def make_side(side: str, wl: Workload, info: dict):
+    if side in ("torch", "torch.compile"):
+        try:
+            import torch  # noqa: F401
+        except Exception as e:
+            raise Skip(f"PyTorch is not installed ({type(e).__name__}: {e})")
+    if side == "torch.compile":
+        return make_torch_compile(wl, info)
+    if side == "jax":
+        return make_jax(wl, info)
+    return MAKERS[side](wl)
+
+
+# --- the GEMM-only bound -------------------------------------------------------------------
+def gemm_bound(wl: Workload, target_s: float):
+    """Median time of just the matmuls of one step: forward (one per layer) and
+    backward (dW per layer, dX for every layer but the first), same shapes, out=."""
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    B = wl.batch
+    Ws = [rng.standard_normal((i, o), dtype=f32) for _, i, o in wl.layers]
+    gWs = [np.empty_like(W) for W in Ws]
+    x = rng.standard_normal((B, wl.n_in), dtype=f32)
+    acts = [np.empty((B, W.shape[1]), f32) for W in Ws]
+    ds = [rng.standard_normal((B, W.shape[1]), dtype=f32) for W in Ws]
+    L = len(Ws)
+
+    def run():
+        h = x
+        for i in range(L):
+            np.matmul(h, Ws[i], out=acts[i])
+            h = acts[i]
+        for i in range(L - 1, -1, -1):
+            np.matmul((acts[i - 1] if i else x).T, ds[i], out=gWs[i])
+            if i:
+                np.matmul(ds[i], Ws[i].T, out=ds[i - 1])
+        return 0.0
+    n_gemm = L + 2 * L - 1
+    flops = 2 * B * sum(i * o for _, i, o in wl.layers) * 3 - 2 * B * wl.layers[0][1] * wl.layers[0][2]
+    return time_steps(run, target_s), n_gemm, flops
+
+
+# --- timing ----------------------------------------------------------------------------------
+def time_steps(run, target_s: float, warmup: int = 3):
+    for _ in range(warmup):
+        run()
+    t0 = time.perf_counter()
+    k = 0
+    while True:                      # estimate the step cost from at least 0.05 s of steps
+        run()
+        k += 1
+        el = time.perf_counter() - t0
+        if el > 0.05 or k >= 50:
+            break
+    est = el / k
+    n = int(min(20000, max(15, target_s / max(est, 1e-7))))
+    ts = np.empty(n)
+    pc = time.perf_counter
+    for i in range(n):
+        t = pc()
+        run()
+        ts[i] = pc() - t
+    ts *= 1e3
+    return {"median": float(np.median(ts)), "p10": float(np.percentile(ts, 10)),
+            "p90": float(np.percentile(ts, 90)), "n": n}
+
+
+# --- children: cold compile time and peak memory, one fresh process each -----------------------
+def _maxrss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
+
+
+def child_main(side: str, target: str, steps: int):
+    """In a fresh process: import what the side needs, build it, time the first
+    step (compiles) and run `steps` more; print JSON with peak RSS (ru_maxrss)."""
+    out = {"side": side, "target": target}
+    t0 = time.perf_counter()
+    if side in ("torch", "torch.compile"):
+        import torch  # noqa: F401
+        torch.set_num_threads(THREADS)
+    elif side == "jax":
+        import jax  # noqa: F401
+    import nncompile  # noqa: F401  (every side reads the workload through nncompile)
+    out["import_s"] = time.perf_counter() - t0
+    out["rss_after_import_mb"] = _maxrss_mb()
+    if target.endswith(".nn") and side == "nncompile-file":
+        # cold nncompile: compile + first trainer + first step of an arbitrary program
+        t0 = time.perf_counter()
+        prog = nncompile.compile(target)
+        out["compile_s"] = time.perf_counter() - t0
+        bs = int(prog.ast.train.batch_size) if prog.ast.train is not None else 32
+        t1 = time.perf_counter()
+        tr = prog.trainer(seed=0)
+        out["trainer_s"] = time.perf_counter() - t1
+        g = prog.graphs.train_step
+        xn = prog.ast.model.input.name
+        xs = (bs,) + tuple(int(d) for d in g.inputs[xn].shape[1:])
+        rng = np.random.default_rng(0)
+        x = rng.random(xs, dtype=np.float32)
+        ynode = g.inputs["y"]
+        if ynode.dtype == "i64":
+            n_cls = int(prog.init_params(0)[[k for k in prog.init_params(0) if k.endswith(".weight")][-1]].shape[1])
+            y = rng.integers(0, n_cls, (bs,) + tuple(int(d) for d in ynode.shape[1:])).astype(np.int64)
+        else:
+            y = rng.random((bs,) + tuple(int(d) for d in ynode.shape[1:]), dtype=np.float32)
+        t2 = time.perf_counter()
+        tr.step(x, y)
+        out["first_step_s"] = time.perf_counter() - t2
+        out["total_s"] = time.perf_counter() - t0
+        t3 = time.perf_counter()
+        tr.step(x, y)
+        out["second_step_s"] = time.perf_counter() - t3
+    else:
+        wl = Workload(target)
+        info = {}
+        t0 = time.perf_counter()
+        run = make_side(side, wl, info)
+        run()
+        out["first_step_s"] = time.perf_counter() - t0   # build + compile + first step
+        if "compile_s" in info:
+            out["compile_s"] = info["compile_s"]
+        for _ in range(steps):
+            run()
+    out["rss_peak_mb"] = _maxrss_mb()
+    print("CHILD_JSON " + json.dumps(out), flush=True)
+
+
+def run_child(side: str, target: str, steps: int = 20, timeout: float = 200.0, cold_inductor: bool = True):
+    env = dict(os.environ)
+    if cold_inductor:
+        env["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"     # a truly cold torch.compile
+    cmd = [sys.executable, os.path.abspath(__file__), "--_child", side, target, str(steps)]
+    try:
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in p.stdout.splitlines():
+        if line.startswith("CHILD_JSON "):
+            return json.loads(line[len("CHILD_JSON "):])
+    tail = (p.stderr.strip().splitlines() or ["(no output)"])[-1]
+    return {"error": f"exit {p.returncode}: {tail[:200]}"}
+
+
+# --- the report ----------------------------------------------------------------------------------
+def fmt_ms(v):
+    if v is None:
+        return "-"
+    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workloads", default=",".join(WORKLOADS), help="comma list of w1,w2,w3")
+    ap.add_argument("--sides", default=",".join(SIDES), help="comma list of " + ",".join(SIDES))
+    ap.add_argument("--quick", action="store_true", help="fewer repeats (~0.3 s of timing per side and workload)")
+    ap.add_argument("--markdown", action="store_true", help="also print markdown tables for docs/performance.md")
+    ap.add_argument("--unset-openblas-env", action="store_true",
+                    help="re-execute with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (for every side)")
+    ap.add_argument("--no-subprocess", action="store_true",
+                    help="skip the cold-compile and peak-memory child processes")
+    ap.add_argument("--check-steps", type=int, default=5, help="steps of the loss agreement check")
+    ap.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a._child:
+        child_main(a._child[0], a._child[1], int(a._child[2]))
+        return 0
+
+    workloads = [w.strip() for w in a.workloads.split(",") if w.strip()]
+    sides = [s.strip() for s in a.sides.split(",") if s.strip()]
+    for w in workloads:
+        if w not in WORKLOADS:
+            ap.error(f"unknown workload {w!r}; expected some of {','.join(WORKLOADS)}")
+    for s in sides:
+        if s not in SIDES:
+            ap.error(f"unknown side {s!r}; expected some of {','.join(SIDES)}")
+    target_s = 0.3 if a.quick else 1.5
+
+    print("# nncompile CPU training-step benchmark")
+    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, threads {THREADS}, cores {os.cpu_count()}")
+    vers = []
+    for mod in ("torch", "jax", "jaxlib"):
+        try:
+            vers.append(f"{mod} {__import__(mod).__version__}")
+        except Exception:
+            vers.append(f"{mod} missing")
+    print(", ".join(vers))
+    ob = {k: os.environ.get(k) for k in _OPENBLAS_TUNING}
+    print("OpenBLAS env: " + ", ".join(f"{k}={v if v is not None else '(unset)'}" for k, v in ob.items())
+          + ("  [--unset-openblas-env]" if a.unset_openblas_env else ""))
+    print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}; timing target {target_s} s per side and workload")
+    if "torch" in sides or "torch.compile" in sides:
+        try:
+            import torch
+            torch.set_num_threads(THREADS)
+        except Exception:
+            pass
+    print()
+
+    results = {}     # (w, side) -> timing dict
+    losses = {}      # (w, side) -> [loss per step]
+    notes = []
+    compile_info = {}
+    bounds = {}
+    wls = {}
+    for w in workloads:
+        wl = Workload(w)
+        wls[w] = wl
+        print(f"## {w}: MLP {wl.arch}, batch {wl.batch}, {wl.n_params} parameters", flush=True)
+        for side in sides:
+            info = {}
+            try:
+                t0 = time.perf_counter()
+                run = make_side(side, wl, info)
+                ls = [run() for _ in range(a.check_steps + 1)]
+                info.setdefault("first_s", time.perf_counter() - t0)
+                losses[(w, side)] = ls
+                r = time_steps(run, target_s)
+                results[(w, side)] = r
+                if "compile_s" in info:
+                    compile_info[(w, side)] = info["compile_s"]
+                print(f"  {side:14s} median {fmt_ms(r['median']):>8} ms  p10 {fmt_ms(r['p10']):>8}  "
+                      f"p90 {fmt_ms(r['p90']):>8}  (n={r['n']})"
+                      + (f"  [compile {info['compile_s']:.2f} s]" if "compile_s" in info else ""), flush=True)
+            except Skip as e:
+                notes.append(f"{w} {side}: skipped: {e}")
+                print(f"  {side:14s} SKIPPED: {e}", flush=True)
+            except Exception as e:  # a side failing must not stop the others
+                notes.append(f"{w} {side}: failed: {type(e).__name__}: {e}")
+                print(f"  {side:14s} FAILED: {type(e).__name__}: {e}", flush=True)
+                traceback.print_exc(limit=3)
+        gb, n_gemm, flops = gemm_bound(wl, target_s)
+        bounds[w] = (gb, n_gemm, flops)
+        print(f"  {'GEMM-only':14s} median {fmt_ms(gb['median']):>8} ms  p10 {fmt_ms(gb['p10']):>8}  "
+              f"p90 {fmt_ms(gb['p90']):>8}  ({n_gemm} GEMMs, {flops / 1e6:.1f} MFLOP, "
+              f"{flops / gb['median'] / 1e6:.1f} GFLOP/s)", flush=True)
+        print(flush=True)
+
+    # --- the summary table ---
+    print("## Median ms per step (ratio = peer time / nncompile time; > 1: nncompile is faster)")
+    hdr = ["side"] + workloads
+    rows = []
+    for side in sides:
+        row = [side]
+        for w in workloads:
+            r = results.get((w, side))
+            base = results.get((w, "nncompile"))
+            if r is None:
+                row.append("skipped")
+            elif side == "nncompile" or base is None:
+                row.append(f"{fmt_ms(r['median'])}")
+            else:
+                row.append(f"{fmt_ms(r['median'])} ({r['median'] / base['median']:.2f}x)")
+        rows.append(row)
+    row = ["GEMM-only bound"]
+    for w in workloads:
+        base = results.get((w, "nncompile"))
+        gb = bounds[w][0]["median"]
+        row.append(f"{fmt_ms(gb)}" + (f" (nncompile reaches {100 * gb / base['median']:.0f}%)" if base else ""))
+    rows.append(row)
+    _print_table(hdr, rows)
+    print()
+    print("## p10 / p90 ms per step")
+    rows = []
+    for side in sides:
+        rows.append([side] + [f"{fmt_ms(results[(w, side)]['p10'])} / {fmt_ms(results[(w, side)]['p90'])}"
+                              if (w, side) in results else "skipped" for w in workloads])
+    _print_table(hdr, rows)
+    print()
+
+    # --- loss agreement ---
+    print(f"## Loss agreement: {a.check_steps + 1} steps from the same weights and data "
+          f"(loss before each update; max |rel diff| vs nncompile over the steps)")
+    rows = []
+    for side in sides:
+        row = [side]
+        for w in workloads:
+            ref = losses.get((w, "nncompile"))
+            ls = losses.get((w, side))
+            if ls is None:
+                row.append("skipped")
+            elif side == "nncompile" or ref is None:
+                row.append(f"loss {ls[0]:.6f} -> {ls[-1]:.6f}")
+            else:
+                rel = max(abs(p - q) / max(abs(q), 1e-12) for p, q in zip(ls, ref))
+                row.append(f"{rel:.2e}")
+        rows.append(row)
+    _print_table(hdr, rows)
+    worst = [(w, s) for (w, s), ls in losses.items() if s != "nncompile" and (w, "nncompile") in losses
+             and max(abs(p - q) / max(abs(q), 1e-12) for p, q in zip(ls, losses[(w, "nncompile")])) > 1e-3]
+    print("agreement: " + ("all sides within 1e-3 relative" if not worst else
+                           "DISAGREEMENT > 1e-3: " + ", ".join(f"{w}/{s}" for w, s in worst)))
+    print()
+
+    # --- cold compile and peak memory (fresh processes) ---
+    child = {}
+    if not a.no_subprocess:
+        print("## Cold start and peak memory (one fresh process each; ru_maxrss)", flush=True)
+        digits = os.path.join(ROOT, "examples", "digits.nn")
+        if os.path.exists(digits) and "nncompile" in sides:
+            r = run_child("nncompile-file", digits, 0, timeout=120)
+            child[("digits", "nncompile")] = r
+            if "error" in r:
+                print(f"  nncompile examples/digits.nn: {r['error']}")
+            else:
+                print(f"  nncompile examples/digits.nn cold: compile {r['compile_s']:.3f} s + trainer "
+                      f"{r['trainer_s']:.3f} s + first step {r['first_step_s']:.3f} s = {r['total_s']:.3f} s "
+                      f"(import {r['import_s']:.2f} s; second step {1e3 * r['second_step_s']:.2f} ms)", flush=True)
+        for w in workloads:
+            for side in sides:
+                if (w, side) not in results:
+                    continue
+                # the slow cold torch.compile: for the first workload only (it is per-shape anyway)
+                if side == "torch.compile" and w != workloads[0]:
+                    continue
+                r = run_child(side, w, 20, timeout=TORCH_COMPILE_LIMIT_S + 60)
+                child[(w, side)] = r
+                if "error" in r:
+                    print(f"  {w} {side:14s} {r['error']}", flush=True)
+                    continue
+                extra = f", of which compile {r['compile_s']:.2f} s" if "compile_s" in r else ""
+                print(f"  {w} {side:14s} import {r['import_s']:.2f} s; build + first step {r['first_step_s']:.3f} s"
+                      f"{extra}; peak RSS {r['rss_peak_mb']:.0f} MB (after imports {r['rss_after_import_mb']:.0f} MB,"
+                      f" +{r['rss_peak_mb'] - r['rss_after_import_mb']:.0f} MB)", flush=True)
+        print()
+        print("## Compile time (s)")
+        rows = []
+        d = child.get(("digits", "nncompile"))
+        if d and "error" not in d:
+            rows.append(["nncompile examples/digits.nn (cold process: compile + trainer + first step)",
+                         f"{d['total_s']:.3f}"])
+        for w in workloads:
+            d = child.get((w, "nncompile"))
+            if d and "error" not in d:
+                rows.append([f"nncompile {w} (cold process: compile + trainer + first step)", f"{d['first_step_s']:.3f}"])
+        for side in ("jax", "torch.compile"):
+            for w in workloads:
+                d = child.get((w, side))
+                if d and "error" not in d and "compile_s" in d:
+                    what = "jax.jit lower + compile" if side == "jax" else "torch.compile first call, caches off"
+                    rows.append([f"{side} {w} (cold process: {what})", f"{d['compile_s']:.3f}"])
+                if (w, side) in compile_info:
+                    what = "jax.jit lower + compile" if side == "jax" else "torch.compile first call"
+                    rows.append([f"{side} {w} (in the benchmark process: {what})", f"{compile_info[(w, side)]:.3f}"])
+        _print_table(["what", "seconds"], rows)
+        print()
+        print("## Peak memory: ru_maxrss of a fresh process that builds the side and runs 21 steps (MB)")
+        rows = []
+        for side in sides:
+            row = [side]
+            for w in workloads:
+                d = child.get((w, side))
+                row.append("-" if not d or "error" in d else
+                           f"{d['rss_peak_mb']:.0f} (+{d['rss_peak_mb'] - d['rss_after_import_mb']:.0f})")
+            rows.append(row)
+        _print_table(hdr, rows)
+        print("(+N: growth over the same process right after its imports)")
+        print()
+
+    if notes:
+        print("## Notes")
+        for n in notes:
+            print("  - " + n)
+        print()
+
+    if a.markdown:
+        print_markdown(a, workloads, sides, wls, results, bounds, losses, child, compile_info)
+    return 0
+
+
+def _print_table(hdr, rows):
+    cols = [hdr] + rows
+    widths = [max(len(str(r[i])) for r in cols) for i in range(len(hdr))]
+    print("  ".join(str(h).ljust(wd) for h, wd in zip(hdr, widths)))
+    print("  ".join("-" * wd for wd in widths))
+    for r in rows:
+        print("  ".join(str(c).ljust(wd) for c, wd in zip(r, widths)))
+
+
+def print_markdown(a, workloads, sides, wls, results, bounds, losses, child, compile_info):
+    print("## Markdown (for docs/performance.md)")
+    print()
+    ob = ", ".join(f"{k}={os.environ.get(k) or 'unset'}" for k in _OPENBLAS_TUNING)
+    print(f"CPU, {THREADS} threads per side, float32; {ob}. Median ms per step "
+          f"(p10-p90); in brackets, the peer's time over nncompile's.")
+    print()
+    head = "| side | " + " | ".join(f"{w}: {wls[w].arch}, batch {wls[w].batch}" for w in workloads) + " |"
+    print(head)
+    print("|" + "---|" * (len(workloads) + 1))
+    for side in sides:
+        cells = []
+        for w in workloads:
+            r = results.get((w, side))
+            base = results.get((w, "nncompile"))
+            if r is None:
+                cells.append("skipped")
+                continue
+            c = f"{fmt_ms(r['median'])} ({fmt_ms(r['p10'])}-{fmt_ms(r['p90'])})"
+            if side != "nncompile" and base:
+                c += f" [{r['median'] / base['median']:.2f}x]"
+            cells.append(c)
+        print(f"| {side} | " + " | ".join(cells) + " |")
+    cells = []
+    for w in workloads:
+        gb = bounds[w][0]["median"]
+        base = results.get((w, "nncompile"))
+        cells.append(f"{fmt_ms(gb)}" + (f" (nncompile at {100 * gb / base['median']:.0f}%)" if base else ""))
+    print("| GEMM-only bound | " + " | ".join(cells) + " |")
+    print()
+    if child:
+        print("| cold start (fresh process) | seconds |")
+        print("|---|---|")
+        d = child.get(("digits", "nncompile"))
+        if d and "error" not in d:
+            print(f"| nncompile examples/digits.nn: compile + trainer + first step | {d['total_s']:.3f} |")
+        for side in ("jax", "torch.compile"):
+            w = workloads[0]
+            d = child.get((w, side))
+            if d and "error" not in d and "compile_s" in d:
+                print(f"| {side} {w}: {'jit compile' if side == 'jax' else 'first call (compile), caches off'} "
+                      f"| {d['compile_s']:.3f} |")
+        print()
+        print("| peak RSS, MB (growth after imports) | " + " | ".join(workloads) + " |")
+        print("|" + "---|" * (len(workloads) + 1))
+        for side in sides:
+            cells = []
+            for w in workloads:
+                d = child.get((w, side))
+                cells.append("-" if not d or "error" in d else
+                             f"{d['rss_peak_mb']:.0f} (+{d['rss_peak_mb'] - d['rss_after_import_mb']:.0f})")
+            print(f"| {side} | " + " | ".join(cells) + " |")
+        print()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
