@@ -415,6 +415,29 @@ op("softmax_xent", "rowwise", take_label_rule, _softmax_xent, _xent_grad_rule, N
 op("softmax_xent_grad", "rowwise", _xent_grad_infer, _softmax_xent_grad, None, None)
 
 
+def _slice_flat_rule(inputs, attrs, g):
+    x = inputs[0]
+    n = math.prod(attrs["shape"])
+    if len(x.shape) != 1 or attrs["offset"] + n > x.shape[0]:
+        raise IRError(f"slice_flat of {n} elements at {attrs['offset']} does not fit {x.type_str}")
+    return x.dtype, tuple(attrs["shape"])
+
+
+def _concat_flat_rule(inputs, attrs, g):
+    if any(B in i.shape for i in inputs) or len({i.dtype for i in inputs}) != 1:
+        raise IRError("concat_flat needs static shapes of one dtype")
+    return inputs[0].dtype, (sum(math.prod(i.shape) for i in inputs),)
+
+
+# a flat buffer of all parameters: each parameter is a view into it, and their
+# gradients are laid out the same way, so the optimizer updates all at once
+op("slice_flat", "movement", _slice_flat_rule,
+   lambda x, offset, shape: x[offset:offset + math.prod(shape)].reshape(shape), None, None,
+   attrs=("offset", "shape"))
+op("concat_flat", "movement", _concat_flat_rule,
+   lambda *xs: np.concatenate([x.reshape(-1) for x in xs]), None, None)
+
+
 def reference(node: Node, args: list[np.ndarray]) -> np.ndarray:
     """Evaluate one node with its reference semantics."""
     opdef = OPS[node.op]

@@ -14,6 +14,7 @@ from ..ir.graph import Graph
 from ..ir.verify import verify as verify_graph
 from .autodiff import autodiff_pass
 from .cleanup import cse, dce
+from .flatten import flatten_params
 from .optimizer import optimizer_pass
 from .fuse_xent import fuse_softmax_xent
 from .memory import plan_memory
@@ -32,6 +33,7 @@ REQUIRED: list[tuple[str, Pass]] = [
 PIPELINE: list[tuple[str, Pass]] = [
     ("fuse_softmax_xent", fuse_softmax_xent),
     ("autodiff", autodiff_pass),
+    ("flatten_params", flatten_params),
     ("optimizer", optimizer_pass),
     ("simplify", simplify),
     ("cse", cse),

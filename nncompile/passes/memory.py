@@ -24,7 +24,8 @@ from ..ir.ops import NP_DTYPE, OPS
 
 # ops whose NumPy and Triton code may write the output over an input of the same shape
 INPLACE_OPS = {name for name, d in OPS.items() if d.inplace_ok} | {"softmax", "log_softmax"}
-NO_BUFFER = {"input", "const", "reshape"}
+NO_BUFFER = {"input", "const", "reshape", "slice_flat"}
+VIEWS = {"reshape", "slice_flat"}
 
 
 @dataclass
@@ -32,6 +33,8 @@ class MemoryPlan:
     buffer_of: dict[int, int] = field(default_factory=dict)     # node id -> buffer index
     buffers: list[tuple[Shape, str]] = field(default_factory=list)
     inplace: list[tuple[int, int]] = field(default_factory=list)  # (node id, input id it overwrote)
+    # values written straight into their place in a concat_flat's buffer: id -> (concat id, offset)
+    placed: dict[int, tuple[int, int]] = field(default_factory=dict)
     values: list[tuple[Shape, str]] = field(default_factory=list)  # every buffered value
 
     def report(self, batch: int) -> dict[str, int]:
@@ -48,7 +51,7 @@ def plan_memory(g: Graph) -> Graph:
     nodes = g.live_nodes()
     root: dict[int, Node] = {}            # view -> the node owning the memory
     for n in nodes:
-        root[n.id] = root[n.inputs[0].id] if n.op == "reshape" else n
+        root[n.id] = root[n.inputs[0].id] if n.op in VIEWS else n
     last_use: dict[int, int] = {}
     for i, n in enumerate(nodes):
         for x in n.inputs:
@@ -58,17 +61,44 @@ def plan_memory(g: Graph) -> Graph:
     for o in g.outputs.values():
         last_use[root[o.id].id] = end
     plan = MemoryPlan()
+    users: dict[int, int] = {}
+    for n in nodes:
+        for x in n.inputs:
+            users[x.id] = users.get(x.id, 0) + 1
+    outputs = {o.id for o in g.outputs.values()}
+    for n in nodes:
+        if n.op == "concat_flat":
+            off = 0
+            for x in n.inputs:
+                if (x.op not in NO_BUFFER and users.get(x.id) == 1 and x.id not in outputs
+                        and x.op != "concat_flat"):
+                    plan.placed[x.id] = (n.id, off)
+                off += math.prod(x.shape)
     free: dict[tuple, list[int]] = {}
+
+    def release(i: int, n: Node) -> None:
+        """Free the buffers whose last reader is node i."""
+        for x in {root[x.id].id: root[x.id] for x in n.inputs}.values():
+            if last_use.get(x.id) == i and x.id in plan.buffer_of:
+                free.setdefault((x.shape, x.dtype), []).append(plan.buffer_of[x.id])
+
     for i, n in enumerate(nodes):
-        if n.op in NO_BUFFER:
+        if n.op in NO_BUFFER or n.id in plan.placed:
+            release(i, n)
             continue
         key = (n.shape, n.dtype)
         plan.values.append(key)
         buf = None
+        if n.op == "concat_flat":  # its pieces are written before it runs: never a reused buffer
+            buf = len(plan.buffers)
+            plan.buffers.append(key)
+            plan.buffer_of[n.id] = buf
+            release(i, n)
+            continue
         if n.op in INPLACE_OPS:
             for x in n.inputs:
                 r = root[x.id]
-                if (r.op not in ("input", "const") and x.op != "reshape" and (x.shape, x.dtype) == key
+                if (r.op not in ("input", "const") and x.op not in VIEWS and (x.shape, x.dtype) == key
                         and last_use.get(r.id) == i and r.id in plan.buffer_of
                         and sum(1 for y in n.inputs if root[y.id] is r) == 1):
                     buf = plan.buffer_of[r.id]
@@ -81,10 +111,7 @@ def plan_memory(g: Graph) -> Graph:
             buf = len(plan.buffers)
             plan.buffers.append(key)
         plan.buffer_of[n.id] = buf
-        # release the buffers whose last reader is this node
-        for x in {root[x.id].id: root[x.id] for x in n.inputs}.values():
-            if last_use.get(x.id) == i and x.id in plan.buffer_of:
-                free.setdefault((x.shape, x.dtype), []).append(plan.buffer_of[x.id])
+        release(i, n)
         if last_use.get(n.id) is None:  # never read: free at once
             free.setdefault(key, []).append(buf)
     g.meta["memory_plan"] = plan

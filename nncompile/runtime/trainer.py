@@ -31,13 +31,30 @@ class Trainer:
         state = program.init_state()
         dt = NP_DTYPE[program.float_dtype]
         dev = self._step_fn.to_device
-        self.arrays = {}   # name -> the backend's array (NumPy, or a torch tensor on the device)
+        # name -> the backend's array (NumPy, or a torch tensor on the device). With a
+        # flat parameter buffer (the flatten_params pass), parameters and their optimizer
+        # slots are views into flat buffers, still listed here under their own names.
+        self.arrays = {}
+        self._roles: dict[str, str] = {}
+        self._flat: dict[str, object] = {}
+        flat = g.meta.get("flat_params")
         for name, spec in g.input_specs.items():
-            if spec.role == "param":
+            if flat and name.endswith(flat["input"]):
+                prefix = name[:-len(flat["input"])]
+                buf = dev(np.zeros(tuple(g.inputs[name].shape), dt))
+                self._flat[name] = buf
+                for pname, off, shape in flat["layout"]:
+                    view = buf[off:off + int(np.prod(shape))].reshape(shape)
+                    self._step_fn.copyto(view, dev(init[pname]) if not prefix else dev(np.zeros(shape, dt)))
+                    self.arrays[prefix + pname] = view
+                    self._roles[prefix + pname] = spec.role
+            elif spec.role == "param":
                 self.arrays[name] = dev(init[name])
             elif spec.role == "state":
                 self.arrays[name] = dev(state[name] if name in state else np.zeros(
                     tuple(g.inputs[name].shape), dt))
+            if name in self.arrays:
+                self._roles[name] = spec.role
         self.x_name = program.ast.model.input.name
         self.step_count = 0
         self.lr = float(program.ast.train.optimizer.params["lr"])
@@ -48,7 +65,7 @@ class Trainer:
         self._y_dtype = NP_DTYPE[g.inputs["y"].dtype]
         # the argument list of the compiled step, in its order; data slots filled per call
         self._names = list(g.inputs)
-        self._args = [self.arrays.get(n) for n in self._names]
+        self._args = [self._flat.get(n, self.arrays.get(n)) for n in self._names]
         self._slot = {n: i for i, n in enumerate(self._names)}
         self._outs = list(g.outputs)
         self.last: dict[str, float] = {}
@@ -57,12 +74,12 @@ class Trainer:
     @property
     def params(self) -> dict[str, np.ndarray]:
         """Current trainable parameters (live arrays: copy them to keep a snapshot)."""
-        return {k: v for k, v in self.arrays.items() if self.graph.input_specs[k].role == "param"}
+        return {k: v for k, v in self.arrays.items() if self._roles[k] == "param"}
 
     @property
     def state(self) -> dict[str, np.ndarray]:
         """Optimizer state and batch-norm running statistics (live arrays)."""
-        return {k: v for k, v in self.arrays.items() if self.graph.input_specs[k].role == "state"}
+        return {k: v for k, v in self.arrays.items() if self._roles[k] == "state"}
 
     @property
     def model_state(self) -> dict[str, np.ndarray]:

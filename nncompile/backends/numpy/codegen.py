@@ -164,21 +164,49 @@ def _emit_node(gen: _Gen, n: Node, inplace: dict[int, str]) -> None:
         gen.var[n.id] = v
         gen.lines_run.append(f"{v} = {a[0]}.reshape({_shape_expr(n.shape)}){comment}")
         return
+    if n.op == "slice_flat":  # a view of one parameter in the flat buffer
+        v = f"v{n.id}"
+        gen.var[n.id] = v
+        o, size = n.attrs["offset"], math.prod(n.shape)
+        gen.lines_run.append(f"{v} = {a[0]}[{o}:{o + size}].reshape({_shape_expr(n.shape)}){comment}")
+        return
     plan = g.meta.get("memory_plan")
-    if n.id in inplace:
+    if n.op == "concat_flat":
+        out = _buffer_var(gen, plan, n)
+        gen.var[n.id] = out
+        off = 0
+        for x, ax in zip(n.inputs, a):
+            size = math.prod(x.shape)
+            if plan is None or x.id not in plan.placed:  # not written in place: copy it in
+                gen.lines_run.append(f"{out}[{off}:{off + size}] = {ax}.reshape(-1){comment}")
+            off += size
+        return
+    if plan is not None and n.id in plan.placed:
+        cat_id, o = plan.placed[n.id]
+        cat = next(x for x in g.nodes if x.id == cat_id)
+        buf = _buffer_var(gen, plan, cat)
+        out = f"p{n.id}"
+        gen.lines_make.append(f"{out} = {buf}[{o}:{o + math.prod(n.shape)}].reshape({_shape_expr(n.shape)})")
+    elif n.id in inplace:
         out = inplace[n.id]
     elif plan is not None and n.id in plan.buffer_of:
-        out = f"b{plan.buffer_of[n.id]}"
-        decl = f"{out} = np.empty({_shape_expr(n.shape)}, np.{NP_DTYPE[n.dtype].__name__})"
-        if decl not in gen.declared:
-            gen.declared.add(decl)
-            gen.lines_make.append(decl)
+        out = _buffer_var(gen, plan, n)
     else:
         out = f"t{n.id}"
         gen.lines_make.append(f"{out} = np.empty({_shape_expr(n.shape)}, np.{NP_DTYPE[n.dtype].__name__})")
     gen.var[n.id] = out
     code = _code(gen, n, a, out)
     gen.lines_run.append(code + comment)
+
+
+def _buffer_var(gen: _Gen, plan, n: Node) -> str:
+    """The planned buffer of `n`, declared in make() the first time it is named."""
+    out = f"b{plan.buffer_of[n.id]}"
+    decl = f"{out} = np.empty({_shape_expr(n.shape)}, np.{NP_DTYPE[n.dtype].__name__})"
+    if decl not in gen.declared:
+        gen.declared.add(decl)
+        gen.lines_make.append(decl)
+    return out
 
 
 def _arange(gen: _Gen, dim) -> str:
