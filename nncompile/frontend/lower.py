@@ -29,6 +29,8 @@ class ParamDecl:
     init: str
     role: str            # "param" or "state"
     layer: str
+    trainable: bool = True   # False for the parameters of a frozen layer
+    lr_mult: float = 1.0     # the layer's learning-rate multiplier
 
 
 @dataclass(frozen=True)
@@ -77,15 +79,25 @@ def layer_infos(prog: ast.Program) -> list[LayerInfo]:
             raise _err(prog, L, f"layer kind '{L.kind}' is not supported by the compiler yet")
         if L.kind == "dense" and a["activation"] != "linear":
             flops += a["units"]
+        frozen = getattr(L, "frozen", False)
+        mult = float(getattr(L, "lr_mult", 1.0))
+        params = [ParamDecl(p.name, p.shape, p.init, p.role, p.layer, not frozen, mult)
+                  if p.role == "param" else p for p in params]
         infos.append(LayerInfo(L, tuple(shape), tuple(params), flops))
     return infos
 
 
 def declare_params(g: Graph, infos: list[LayerInfo]) -> None:
+    """Declare every parameter and state input. Parameters of frozen layers are
+    inputs with trainable=False (autodiff skips them); a learning-rate
+    multiplier other than 1 is recorded in g.meta["lr_mult"] (param -> mult),
+    which the optimizer pass reads."""
     for info in infos:
         with g.at(info.layer.loc, info.layer.name):
             for p in info.params:
-                g.input(p.name, p.shape, role=p.role, init=p.init)
+                g.input(p.name, p.shape, role=p.role, init=p.init, trainable=p.trainable)
+                if p.role == "param" and p.trainable and p.lr_mult != 1.0:
+                    g.meta.setdefault("lr_mult", {})[p.name] = p.lr_mult
 
 
 @dataclass
@@ -162,7 +174,7 @@ def _batchnorm(g: Graph, L: ast.Layer, h: Node, training: bool, mo: ModelOut) ->
     mm, mv = g.inputs[f"{L.name}.moving_mean"], g.inputs[f"{L.name}.moving_variance"]
     eps, mom = L.args["epsilon"], L.args["momentum"]
     E, c = g.emit, g.const
-    if training:
+    if training and not getattr(L, "frozen", False):  # frozen: running statistics, not updated
         mean = E("mean", h, axes=(0,), keepdims=True)
         centered = E("sub", h, mean)
         var = E("mean", E("square", centered), axes=(0,), keepdims=True)

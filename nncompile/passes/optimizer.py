@@ -7,6 +7,13 @@ that update their inputs. The step counter (`step`, f32 scalar, 1 for the
 first step) and the learning rate (`lr`, f32 scalar) are graph inputs, so a
 schedule changes the learning rate without recompiling.
 
+Per-parameter learning-rate multipliers (`lr_mult=` on a layer) come from
+`g.meta["lr_mult"]` (param name -> multiplier; absent means 1): that
+parameter's update uses lr * mult everywhere the optimizer uses lr
+(adamw's decoupled weight decay included). Frozen parameters have no
+gradient (autodiff skips inputs with trainable=False), so they get no
+update and no optimizer state.
+
 Semantics follow Keras:
   sgd      v = momentum*v - lr*g;  p += v   (nesterov: p += momentum*v - lr*g)
   adam     m += (1-b1)(g-m);  v += (1-b2)(g²-v)
@@ -18,7 +25,7 @@ Semantics follow Keras:
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from ..ir.graph import Graph, Node
 from .rewrite import rebuild
@@ -35,9 +42,10 @@ def slots_for(name: str, params: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def apply_optimizer(g: Graph, name: str, params: Mapping[str, Any], grads: Mapping[str, Node],
-                    loc=None) -> None:
+                    loc=None, lr_mult: Optional[Mapping[str, float]] = None) -> None:
     c = g.const
     E = g.emit
+    lr_mult = lr_mult or {}
     with g.at(loc, "optimizer"):
         step = g.input("step", (), role="scalar")
         lr = g.input("lr", (), role="scalar")
@@ -47,8 +55,18 @@ def apply_optimizer(g: Graph, name: str, params: Mapping[str, Any], grads: Mappi
             b1t = E("exp", E("mul", step, c(math.log(b1)))) if b1 > 0 else c(0.0)
             b2t = E("exp", E("mul", step, c(math.log(b2)))) if b2 > 0 else c(0.0)
             lr_t = E("div", E("mul", lr, E("sqrt", E("sub", c(1.0), b2t))), E("sub", c(1.0), b1t))
+        base_lr, base_lr_t = lr, (lr_t if name in ("adam", "adamw") else None)
         for pname, grad in grads.items():
             p = g.inputs[pname]
+            mult = float(lr_mult.get(pname, 1.0))
+            if mult != 1.0:
+                lr = E("mul", base_lr, c(mult))
+                if base_lr_t is not None:
+                    lr_t = E("mul", base_lr_t, c(mult))
+            else:
+                lr = base_lr
+                if base_lr_t is not None:
+                    lr_t = base_lr_t
             state = {s: g.input(f"{name}.{s}.{pname}", p.shape, role="state", init="zeros")
                      for s in slots_for(name, params)}
             new: dict[str, Node] = {}
@@ -102,6 +120,6 @@ def optimizer_pass(g: Graph) -> Graph:
     grads = {k[len("grad."):]: n for k, n in g.outputs.items() if k.startswith("grad.")}
     for k in grads:
         del g.outputs[f"grad.{k}"]
-    apply_optimizer(g, name, params, grads, loc=loc)
+    apply_optimizer(g, name, params, grads, loc=loc, lr_mult=g.meta.get("lr_mult"))
     g.meta["optimized_update"] = True
     return g
