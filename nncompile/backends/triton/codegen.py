@@ -429,6 +429,16 @@ class _Kernel:
     name: str
     text: str
     uses: list[str] = field(default_factory=list)
+    sig: dict = field(default_factory=dict)        # runtime args -> Triton type, for AOT checks
+    aot: list = field(default_factory=list)        # (constexprs, num_warps) of GPU launches
+
+
+PTR = {"f32": "*fp32", "f64": "*fp64", "i64": "*i64"}
+AOT_B = 4096   # batch size standing in for B when choosing GPU launch sizes for AOT checks
+
+
+def _aot_int(expr: str) -> int:
+    return int(eval(expr, {"B": AOT_B, "float": float}))
 
 
 class _Gen:
@@ -531,13 +541,18 @@ class _Gen:
         self.run.append(f"# (pieces written in place: {', '.join(x.name for x in n.inputs if x.id in self._placed)})")
 
     # --- helpers ------------------------------------------------------------------------
-    def kernel(self, text_with_name: str, label: str, use: str) -> str:
+    def kernel(self, text_with_name: str, label: str, use: str, sig: Optional[dict] = None,
+               aot: Optional[tuple] = None) -> str:
         body = text_with_name
         k = self.kernels.get(body)
         if k is None:
             name = f"k{len(self.kernels)}_{label}"
             k = self.kernels[body] = _Kernel(name, body.replace("{NAME}", name))
         k.uses.append(use)
+        if sig is not None:
+            k.sig = sig
+        if aot is not None and aot not in k.aot:
+            k.aot.append(aot)
         return k.name
 
     def buffer(self, n: Node) -> str:
@@ -665,6 +680,7 @@ class _Gen:
         block_vars: set[str] = set()
         traffic_full, traffic_small = 0, []
         gid = gr["id"]
+        types: dict[str, str] = {}
 
         def operand(i: Node, dim_map=None) -> str:
             nonlocal traffic_full
@@ -677,6 +693,7 @@ class _Gen:
                 if key not in val:
                     p = f"s{len(params)}"
                     params.append(p)
+                    types[p] = "fp32" if i.dtype == "f32" else "fp64"
                     callargs.append(self.var[i.id])
                     val[key] = p
                 return val[key]
@@ -686,6 +703,7 @@ class _Gen:
                 return val[key]
             p = f"in{len(params)}"
             params.append(p)
+            types[p] = PTR[i.dtype]
             callargs.append(self.tensor(i))
             v = f"x{len(val)}"
             if all(d == 1 for d in i.shape):
@@ -719,6 +737,7 @@ class _Gen:
                 rng = n.inputs[1]
                 p = f"seed{len(params)}"
                 params.append(p)
+                types[p] = "i32"
                 if self.host.get(rng.attrs.get("name", "")) == "ints":
                     callargs.append(f"rt.mix({self.var[rng.id]}, {int(n.attrs['stream'])})")
                 else:
@@ -742,6 +761,7 @@ class _Gen:
             n = self.byid[oid]
             p = f"out{j}"
             outs.append(p)
+            types[p] = PTR[n.dtype]
             val_ = kv[oid]
             if val_ not in block_vars:
                 val_ = f"tl.zeros([BLOCK], {TL_DTYPE[n.dtype]}) + {val_}"
@@ -756,7 +776,11 @@ class _Gen:
         small = f" + broadcast reads of {', '.join(traffic_small)}" if traffic_small else ""
         use = (f"group {gid}: {self.describe(ns)}\n#     memory: {traffic_full + out_bytes} bytes/element x "
                f"{numel} elements{small} ({traffic_full} B read, {out_bytes} B written per element)")
-        kname = self.kernel(text, "pointwise", use)
+        from . import rt
+        sig = {p: types[p] for p in outs + params}
+        sig.update(n="i32", B="i32")
+        blk, w = rt.pointwise_block(_aot_int(numel), interp=False)
+        kname = self.kernel(text, "pointwise", use, sig, ((("BLOCK", blk),), w))
         outvars = [self.buffer(self.byid[o]) for o in gr["outputs"]]
         self.make.append(f"n{gid} = {numel}")
         self.make.append(f"blk{gid}, w{gid} = rt.pointwise_block(n{gid})")
@@ -784,8 +808,21 @@ class _Gen:
         self.run.append(f"K.matmul({self.tensor(a)}, {self.tensor(b)}, {', '.join(kw)}, out={out}, precision=PREC)")
 
     def row_launch(self, n: Node, template: str, label: str, ptrs: list[str], rows: str, cols: str,
-                   traffic: str, blocks: str = "row_blocks", extra_args: str = "") -> None:
-        kname = self.kernel(template, label, f"{self.describe([n])}\n#     memory: {traffic}")
+                   traffic: str, blocks: str = "row_blocks", extra_args: str = "",
+                   ptr_nodes: Optional[list] = None) -> None:
+        from . import rt
+        names = re.search(r"def \{NAME\}\(([^)]*)\)", template).group(1)
+        args = [a.strip() for a in names.split(",")]
+        ptr_nodes = ptr_nodes if ptr_nodes is not None else list(n.inputs) + [n]
+        sig = {}
+        for a, pn in zip([a for a in args if a.endswith("_ptr")], ptr_nodes):
+            sig[a] = PTR[pn.dtype]
+        for a in args:
+            if not a.endswith("_ptr") and ":" not in a:
+                sig[a] = "fp32" if a == "div" else "i32"
+        br, bc, w = getattr(rt, blocks)(_aot_int(rows), _aot_int(cols), interp=False)
+        kname = self.kernel(template, label, f"{self.describe([n])}\n#     memory: {traffic}", sig,
+                            ((("BLOCK_R", br), ("BLOCK_C", bc)), w))
         i = n.id
         self.make.append(f"br{i}, bc{i}, w{i} = rt.{blocks}({rows}, {cols})")
         self.make.append(f"grid{i} = (triton.cdiv({rows}, br{i}),)")
@@ -809,8 +846,10 @@ class _Gen:
             body = XENT_BODY if op == "softmax_xent" else XENT_GRAD_BODY
             t = ROW_XENT.format(name="{NAME}", body=body)
             g = ins[2] if op == "softmax_xent_grad" else ins[0]
+            gn = n.inputs[2] if op == "softmax_xent_grad" else n.inputs[0]
             self.row_launch(n, t, op, [ins[0], ins[1], g, out], r, c,
-                            f"read {z.type_str} + labels, write {n.type_str}")
+                            f"read {z.type_str} + labels, write {n.type_str}",
+                            ptr_nodes=[n.inputs[0], n.inputs[1], gn, n])
             return
         if op == "argmax" and n.inputs[0].shape:
             out = self.buffer(n)
@@ -852,7 +891,12 @@ class _Gen:
                 else:
                     t = COL_REDUCE.format(
                         name="{NAME}", init=init, combine=combine, final=final.format(ax=0))
-                    kname = self.kernel(t, f"col_{op}", f"{self.describe([n])}\n#     memory: {traffic}")
+                    from . import rt
+                    bm, bn, _, _, w = rt.col_blocks(_aot_int(plan[1]), _aot_int(plan[2]), interp=False)
+                    sig = {"x_ptr": PTR[x.dtype], "out_ptr": PTR[n.dtype], "M": "i32", "N": "i32",
+                           "ROWS": "i32", "div": "fp32"}
+                    kname = self.kernel(t, f"col_{op}", f"{self.describe([n])}\n#     memory: {traffic}",
+                                        sig, ((("BLOCK_M", bm), ("BLOCK_N", bn)), w))
                     i, M, N = n.id, plan[1], plan[2]
                     self.make.append(f"bm{i}, bn{i}, sp{i}, rows{i}, w{i} = rt.col_blocks({M}, {N})")
                     self.make.append(f"part{i} = torch.empty((sp{i}, {N}), device=dev, dtype=torch.float32)"
@@ -912,6 +956,21 @@ def load_source(source: str, name: str) -> dict[str, Any]:
     exec(compile(source, path, "exec"), ns)
     _MODULES[key] = ns
     return ns
+
+
+def aot_specs(g: Graph) -> list[dict]:
+    """Every generated kernel of `g` with the GPU launch configurations the
+    program would use (B = AOT_B), as specs for aot.compile_all. Must run in a
+    process without TRITON_INTERPRET (kernels must be real JITFunctions)."""
+    gen = _Gen(g)
+    source = gen.generate()
+    ns = load_source(source, g.name)
+    specs = []
+    for k in gen.kernels.values():
+        for consts, warps in k.aot:
+            specs.append(dict(name=f"{g.name}.{k.name}", kernel=ns[k.name], signature=k.sig,
+                              constexprs=dict(consts), num_warps=warps, num_stages=3))
+    return specs
 
 
 def compile_graph(g: Graph) -> TritonProgram:

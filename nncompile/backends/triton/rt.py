@@ -45,25 +45,25 @@ def clamp(v, lo, hi):
     return max(lo, min(hi, v))
 
 
-def pointwise_block(n: int) -> tuple[int, int]:
+def pointwise_block(n: int, interp: bool = INTERP) -> tuple[int, int]:
     """(BLOCK, num_warps) for a pointwise kernel over n elements."""
-    if INTERP:
+    if interp:
         return clamp(np2(n), 16, INTERP_MAX), 4
     return (1024, 4) if n >= 1 << 16 else (clamp(np2(n), 128, 1024), 4)
 
 
-def row_blocks(rows: int, cols: int) -> tuple[int, int, int]:
+def row_blocks(rows: int, cols: int, interp: bool = INTERP) -> tuple[int, int, int]:
     """(BLOCK_R, BLOCK_C, num_warps) for a row kernel (whole row in one block)."""
     bc = np2(max(cols, 1))
-    if INTERP:
+    if interp:
         return clamp(INTERP_MAX // bc, 1, np2(rows)), bc, 4
     br = clamp(4096 // bc, 1, min(64, np2(rows)))
     return br, bc, clamp(br * bc // 256, 1, 8)
 
 
-def loop_row_blocks(rows: int, cols: int) -> tuple[int, int, int]:
+def loop_row_blocks(rows: int, cols: int, interp: bool = INTERP) -> tuple[int, int, int]:
     """(BLOCK_R, BLOCK_C, num_warps) for a row reduction that loops over columns."""
-    if INTERP:
+    if interp:
         bc = clamp(np2(cols), 16, INTERP_MAX)
         return clamp(INTERP_MAX // bc, 1, np2(rows)), bc, 4
     bc = clamp(np2(cols), 16, 1024)
@@ -71,9 +71,9 @@ def loop_row_blocks(rows: int, cols: int) -> tuple[int, int, int]:
     return br, bc, 4
 
 
-def col_blocks(m: int, n: int) -> tuple[int, int, int, int, int]:
+def col_blocks(m: int, n: int, interp: bool = INTERP) -> tuple[int, int, int, int, int]:
     """(BLOCK_M, BLOCK_N, split, rows_per_split, num_warps) for a column reduction."""
-    if INTERP:
+    if interp:
         bn = clamp(np2(n), 1, 1024)
         return clamp(INTERP_MAX // bn, 1, np2(m)), bn, 1, max(m, 1), 4
     bn = clamp(np2(n), 16, 128)
