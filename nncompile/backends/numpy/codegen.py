@@ -47,6 +47,30 @@ class _Gen:
     var: dict[int, str]
     consts: dict[str, Any]
     declared: set = field(default_factory=set)
+    hoisted: set = field(default_factory=set)
+
+
+# Scalar elementwise ops run as Python float arithmetic (see support.sdiv & co).
+PY_SCALAR = {"add": "({a} + {b})", "sub": "({a} - {b})", "mul": "({a} * {b})", "neg": "(-{a})",
+             "square": "({a} * {a})", "div": "_s.sdiv({a}, {b})", "exp": "_s.sexp({a})",
+             "log": "_s.slog({a})", "sqrt": "_s.ssqrt({a})"}
+
+
+def _hoistable(g: Graph, nodes: list[Node], inplace: dict[int, str]) -> set[int]:
+    """Nodes whose value depends only on constants and the batch size: computed
+    once per batch size in make(), not every step (e.g. the 1/B seed of a mean's
+    gradient)."""
+    out_ids = {n.id for n in g.outputs.values()}
+    hoisted: set[int] = set()
+    for n in nodes:
+        if n.op == "const":
+            hoisted.add(n.id)
+        elif (n.op != "input" and OPS[n.op].kind != "random" and n.id not in out_ids
+              and n.id not in inplace and n.inputs
+              and (all(i.id in hoisted for i in n.inputs)
+                   or (n.op == "unreduce" and n.inputs[0].id in hoisted))):
+            hoisted.add(n.id)
+    return hoisted
 
 
 class NumpyProgram:
@@ -122,6 +146,7 @@ def generate(g: Graph) -> NumpyProgram:
             inplace[p.id] = _ident(in_name)
 
     gen = _Gen(g, [], [], {}, {})
+    gen.hoisted = _hoistable(g, nodes, inplace)
     for n in nodes:
         _emit_node(gen, n, inplace)
 
@@ -169,6 +194,19 @@ def _emit_node(gen: _Gen, n: Node, inplace: dict[int, str]) -> None:
         gen.var[n.id] = v
         o, size = n.attrs["offset"], math.prod(n.shape)
         gen.lines_run.append(f"{v} = {a[0]}[{o}:{o + size}].reshape({_shape_expr(n.shape)}){comment}")
+        return
+    if (n.shape == () and n.dtype in ("f32", "f64") and n.op in PY_SCALAR
+            and all(i.shape == () for i in n.inputs)):
+        v = f"f{n.id}"
+        gen.var[n.id] = v
+        line = f"{v} = {PY_SCALAR[n.op].format(a=a[0], b=a[-1])}"
+        (gen.lines_make if n.id in gen.hoisted else gen.lines_run).append(line + comment)
+        return
+    if n.id in gen.hoisted:
+        out = f"h{n.id}"
+        gen.var[n.id] = out
+        gen.lines_make.append(f"{out} = np.empty({_shape_expr(n.shape)}, np.{NP_DTYPE[n.dtype].__name__})")
+        gen.lines_make.append(_code(gen, n, a, out) + comment)
         return
     plan = g.meta.get("memory_plan")
     if n.op == "concat_flat":

@@ -1,6 +1,8 @@
 """Helpers the generated NumPy modules call for ops that are not one NumPy call."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ...ir import philox
@@ -12,3 +14,30 @@ def dropout_mask(rng: np.ndarray, rate: float, stream: int, out: np.ndarray) -> 
     seed, step = int(rng[0]), int(rng[1])
     keep = philox.dropout_keep_mask(seed, step, stream, out.shape, rate)
     np.multiply(keep, 1.0 / (1.0 - rate), out=out)
+
+
+# Scalar math on Python floats for the scalar parts of a step (the learning-rate
+# schedule of Adam's bias correction, say): ~10x cheaper than NumPy calls on 0-d
+# arrays, with IEEE results where `math` would raise.
+def sdiv(a, b):
+    try:
+        return a / b
+    except ZeroDivisionError:
+        return math.nan if a == 0 or a != a else math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+def sexp(a):
+    try:
+        return math.exp(a)
+    except OverflowError:
+        return math.inf
+
+
+def slog(a):
+    if a > 0:
+        return math.log(a)
+    return -math.inf if a == 0 else math.nan
+
+
+def ssqrt(a):
+    return math.sqrt(a) if a >= 0 else math.nan
