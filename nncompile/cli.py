@@ -1,4 +1,4 @@
-"""`nncompile` command line: run | check | summary | dump.
+"""`nncompile` command line: run | check | summary | dump | predict | evaluate.
 
 Every mistake in the user's input is printed as `file:line:col: error: ...`
 with the source line and a caret, and exits with status 2; no traceback.
@@ -29,6 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, help="override the number of epochs")
     r.add_argument("--seed", type=int, help="override the seed")
     r.add_argument("--quiet", action="store_true", help="print only the final summary line")
+    r.add_argument("--out", metavar="DIR", help="the run folder to write (default runs/<model>-<YYYYmmdd-HHMMSS>)")
+    r.add_argument("--no-record", action="store_true", help="write no run folder (no weights, no checkpoint)")
+    r.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                   help="write a checkpoint every N epochs (and on each best epoch with early stopping)")
+    r.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly")
+    r.add_argument("--on-nan", choices=("stop", "rollback"), default="stop",
+                   help="on a NaN/Inf loss: stop (default), or restore the last good epoch and stop")
     add("check", "parse and check the program, build and verify its graphs")
     add("summary", "print a Keras-style table of layers, output shapes and parameters")
     d = add("dump", "print the program at a stage of the pipeline")
@@ -40,6 +47,17 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--after", metavar="PASS",
                    help="print the graph after this pass ('all': after every pass)")
     d.add_argument("--no-opt", action="store_true", help="show the graph before optimisation")
+    pr = add("predict", "predict with trained weights")
+    pr.add_argument("--weights", required=True, metavar="W", help="a weights_*.npz file or a run folder")
+    pr.add_argument("--input", required=True, metavar="DATA",
+                    help="features: a CSV file with a header (feature columns only) or an .npz with x")
+    pr.add_argument("--output", metavar="CSV", help="write the predictions here (default: stdout)")
+    ev = add("evaluate", "loss and metrics of trained weights on a data set")
+    ev.add_argument("--weights", required=True, metavar="W", help="a weights_*.npz file or a run folder")
+    ev.add_argument("--data", metavar="DATA",
+                    help="a .csv (header; target columns as in the train block, or --target) or .npz (x, y); "
+                         "default: the train block's data")
+    ev.add_argument("--target", metavar="COLS", help="with a CSV: the target column(s), comma-separated")
     return p
 
 
@@ -50,8 +68,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except NNError as e:
         print(str(e), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        from .runtime.loop import TrainingInterrupted
+        if isinstance(e, TrainingInterrupted):
+            if e.checkpoint:
+                print(f"interrupted after epoch {e.epoch - 1}; checkpoint saved to {e.checkpoint}\n"
+                      f"resume with: nncompile run {args.file} --resume {os.path.dirname(e.checkpoint)}",
+                      file=sys.stderr)
+            else:
+                print(f"interrupted after {e.epoch} epoch(s); nothing saved (--no-record)", file=sys.stderr)
+        else:
+            print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
@@ -94,11 +121,214 @@ def _dispatch(args) -> int:
     if args.cmd == "dump":
         return _dump(args, program)
     if args.cmd == "run":
-        hist = program.fit(epochs=args.epochs, seed=args.seed, quiet=args.quiet)
-        if args.quiet:
-            print(hist.message)
-        return 1 if hist.stop_reason and hist.stop_reason != "early stopping" else 0
+        return _run(args, program)
+    if args.cmd == "predict":
+        return _predict(args, program)
+    if args.cmd == "evaluate":
+        return _evaluate(args, program)
     return 2
+
+
+def _run(args, program) -> int:
+    from .errors import TrainingError
+    from .runtime.loop import fit
+    from .runtime.records import RunRecord, resolved_settings
+    if args.checkpoint_every < 0:
+        raise TrainingError(f"--checkpoint-every must be 0 or more, not {args.checkpoint_every}")
+    if program.ast.train is None:
+        raise TrainingError("the program has no train block", program.ast.model.loc, source=program.ast.source)
+    resume = None
+    resume_path = ""
+    record = None
+    if args.resume:
+        from .runtime.checkpoint import load_checkpoint
+        run_dir = args.resume
+        resume_path = os.path.join(run_dir, "checkpoint.npz") if os.path.isdir(run_dir) else run_dir
+        if os.path.isdir(run_dir) and not os.path.exists(resume_path):
+            raise TrainingError(f"--resume {run_dir}: the folder holds no checkpoint.npz",
+                                hint="checkpoints are written on Ctrl-C, at the end of a run, and with "
+                                     "--checkpoint-every N")
+        resume = load_checkpoint(resume_path)
+        if args.out:
+            raise TrainingError("--resume continues in the run's own folder; leave --out out")
+        if not args.no_record:
+            record = RunRecord(os.path.dirname(os.path.abspath(resume_path)), program)
+    elif not args.no_record:
+        record = RunRecord.create(program, args.out)
+    seed = resume.seed if resume is not None else (program.ast.train.seed if args.seed is None else args.seed)
+    if args.seed is not None and resume is not None and args.seed != resume.seed:
+        raise TrainingError(f"--seed {args.seed} differs from the seed of the run being resumed ({resume.seed})",
+                            hint="a resumed run keeps its seed; leave --seed out")
+    settings = resolved_settings(program, epochs=args.epochs, seed=seed)
+    if record is not None:
+        command = ["nncompile"] + sys.argv[1:] if sys.argv and sys.argv[0] else None
+        resumes = None
+        if resume is not None:
+            from .runtime.checkpoint import diff_settings
+            old = record.read_settings_doc() or {}
+            resumes = list(old.get("resumes", [])) + [{
+                "epoch": resume.epoch, "time": __import__("time").strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "changes": diff_settings(resume.settings, settings) if resume.settings else []}]
+        record.write_start(settings, seed, command, resumes)
+    hist = fit(program, epochs=args.epochs, seed=seed if resume is None else None, quiet=args.quiet,
+               record=record, resume=resume, resume_from=args.resume or "", checkpoint_every=args.checkpoint_every,
+               on_nan=args.on_nan, settings=settings)
+    if args.quiet:
+        print(hist.message)
+    if hist.report:
+        print(hist.report, file=sys.stderr)
+    if record is not None:
+        files = sorted(f for f in os.listdir(record.path) if not f.startswith("."))
+        print(f"run saved to {record.path}/ ({', '.join(files)})", file=sys.stderr)
+        for note in hist.notes:
+            print(f"note: {note}", file=sys.stderr)
+    return 1 if hist.stop_reason and hist.stop_reason != "early stopping" else 0
+
+
+def _read_features(path: str, program):
+    """x from a features-only CSV (with a header) or an .npz holding x."""
+    import csv
+
+    import numpy as np
+
+    from .errors import DataError
+    shape = tuple(program.ast.model.input.shape)
+    n_feat = int(np.prod(shape))
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file")
+    if path.endswith(".npz"):
+        from .frontend.ast import DataSpec
+        from .runtime.data import _load_npz  # noqa: the npz reader with its checks (x only)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "x" not in z.files:
+                    raise DataError(f"{path}: no array 'x' (the features)",
+                                    hint=f"the file holds: {', '.join(z.files) or 'no arrays'}")
+                x = np.asarray(z["x"])
+        except DataError:
+            raise
+        except Exception as e:
+            raise DataError(f"{path}: cannot read the .npz file ({type(e).__name__}: {e})") from None
+        if x.dtype.kind not in "fiub":
+            raise DataError(f"{path}: array 'x' has dtype {x.dtype}, expected numbers")
+        cols = None
+    else:
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise DataError(f"{path}: cannot read the CSV file ({e})") from None
+        if not rows:
+            raise DataError(f"{path}: the file is empty", hint="expected a header line and rows of numbers")
+        cols = [c.strip() for c in rows[0]]
+        try:
+            [float(c) for c in cols]
+            raise DataError(f"{path}: the first row is numbers, not a header",
+                            hint="the first line must name the feature columns")
+        except ValueError:
+            pass
+        x = np.zeros((len(rows) - 1, len(cols)), np.float32)
+        for i, r in enumerate(rows[1:]):
+            if len(r) != len(cols):
+                raise DataError(f"{path}: row {i + 2} has {len(r)} cells, the header has {len(cols)}")
+            for j, c in enumerate(r):
+                try:
+                    x[i, j] = float(c)
+                except ValueError:
+                    raise DataError(f"{path}: row {i + 2}, column '{cols[j]}': {c.strip()!r} is not a number") \
+                        from None
+    if x.ndim < 1 or x[0:0].reshape(len(x), -1).shape[1] != n_feat:
+        have = int(np.prod(x.shape[1:])) if x.ndim > 1 else 1
+        raise DataError(f"{path}: {have} feature value(s) per row, but the model's input "
+                        f"'{program.ast.model.input.name}' takes {n_feat} {list(shape)}",
+                        hint="give only the feature columns (no target column)" if cols else None)
+    x = np.ascontiguousarray(x.reshape((len(x),) + shape), np.float32)
+    if not np.all(np.isfinite(x)):
+        i = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0])
+        raise DataError(f"{path}: row {i + 2 if cols else i} holds a NaN or Inf")
+    return x
+
+
+def _predict(args, program) -> int:
+    import csv
+    import io
+
+    import numpy as np
+
+    from .runtime.weights import load_weights
+    weights = load_weights(args.weights, program)
+    x = _read_features(args.input, program)
+    y = np.asarray(program.predict(weights, x))
+    y2 = y.reshape(len(y), -1)
+    last = program.ast.model.layers[-1] if program.ast.model.layers else None
+    softmax = last is not None and last.kind == "dense" and last.args.get("activation") == "softmax"
+    names = None
+    t = program.ast.train
+    if t is not None and t.data is not None and t.data.kind == "csv" and not softmax:
+        tgt = t.data.args.get("target")
+        tgt = [tgt] if isinstance(tgt, str) else list(tgt or [])
+        if len(tgt) == y2.shape[1]:
+            names = tgt
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if softmax:
+        w.writerow(["class"] + [f"p{i}" for i in range(y2.shape[1])])
+        for row in y2:
+            w.writerow([int(np.argmax(row))] + [f"{v:.6g}" for v in row])
+    else:
+        w.writerow(names or [f"y{i}" for i in range(y2.shape[1])])
+        for row in y2:
+            w.writerow([f"{v:.7g}" for v in row])
+    if args.output:
+        from .runtime.weights import write_text_atomic
+        write_text_atomic(args.output, buf.getvalue())
+        print(f"wrote {len(y2)} predictions to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(buf.getvalue())
+    return 0
+
+
+def _evaluate(args, program) -> int:
+    from .errors import DataError, TrainingError
+    from .runtime import data as datamod
+    from .runtime.loop import evaluate, load_datasets
+    from .runtime.weights import load_weights, resolve
+    t = program.ast.train
+    if t is None:
+        raise TrainingError("evaluate needs the train block's loss and metrics; the program has no train block",
+                            program.ast.model.loc, source=program.ast.source)
+    weights = load_weights(args.weights, program)
+    sparse = t.loss.name == "sparse_categorical_crossentropy"
+    kind = "class" if sparse else "float"
+    shape = tuple(program.ast.model.input.shape)
+    if args.data is None:
+        if args.target:
+            raise DataError("--target needs --data")
+        train, val = load_datasets(program)
+        sets = [("train", train)] + ([("validation", val)] if val is not None else [])
+    else:
+        from .frontend.ast import DataSpec
+        path = os.path.abspath(args.data)
+        if args.data.endswith(".npz"):
+            spec = DataSpec("npz", {"path": path, "x": "x", "y": "y"}, None)
+        else:
+            if args.target:
+                target = [c.strip() for c in args.target.split(",") if c.strip()]
+            elif t.data is not None and t.data.kind == "csv":
+                target = t.data.args.get("target")
+                target = [target] if isinstance(target, str) else list(target or [])
+            else:
+                raise DataError(f"{args.data}: which column(s) are the targets? give --target COLS")
+            feats = t.data.args.get("features") if (t.data is not None and t.data.kind == "csv"
+                                                     and not args.target) else None
+            spec = DataSpec("csv", {"path": path, "target": target, "features": feats, "header": True}, None)
+        ds = datamod.load_data(spec, feature_shape=shape, label_kind=kind)
+        sets = [(args.data, ds)]
+    print(f"weights: {resolve(args.weights)}")
+    for name, ds in sets:
+        res = evaluate(program, weights, ds)
+        print(f"{name} ({len(ds)} samples): " + " ".join(f"{k}: {v:.6g}" for k, v in res.items()))
+    return 0
 
 
 def _dump(args, program) -> int:

@@ -1,0 +1,112 @@
+"""Finding where a NaN or Inf came from.
+
+When a batch's loss or metric is not finite, the fit loop stops and calls
+`locate_train_step`. It does not keep a copy of the state before every step
+(that would cost a copy of every parameter per batch). Instead it recomputes it:
+it restores the snapshot taken at the start of the epoch (the loop keeps one
+anyway, for Ctrl-C and `--on-nan rollback`), re-runs the compiled step on the
+epoch's earlier batches (same order, same rng and step values, so the same
+state), and then replays the bad batch through the reference interpreter on
+the *unoptimized* train_step graph with exactly the inputs the step got
+(parameters and state before the step, x, y, rng, step, lr).
+`first_nonfinite` names the first IR node whose value is not finite; every node
+carries the `.nn` source location and layer it came from.
+
+If that first node is an input (a parameter or an optimizer state that was
+already non-finite), the previous step produced it, so that step is replayed
+instead. Cost: at most one epoch of extra compute, only when a NaN happens.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..errors import TrainingError
+from ..ir.interpret import first_nonfinite
+from ..ir.ops import NP_DTYPE
+
+
+@dataclass
+class NonFiniteReport:
+    what: str                       # "loss", "accuracy", "val_loss", "parameters"
+    value: float
+    epoch: int
+    batch: Optional[int] = None     # index of the batch within the epoch
+    step: Optional[int] = None      # the optimizer step (1-based) whose graph produced it
+    node: object = None             # the first non-finite IR node, if found
+    graph: str = "train_step"
+    note: str = ""
+    action: str = "stop"            # "stop" | "rollback"
+
+    def render(self, program) -> str:
+        where = f"epoch {self.epoch}" + (f", batch {self.batch}" if self.batch is not None else "")
+        head = f"non-finite {self.what} ({self.value}) at {where}"
+        if self.step is not None:
+            head += f" (step {self.step})"
+        lines = [f"Training stopped: {head}"]
+        n = self.node
+        if n is not None:
+            src = ", ".join(f"%{i.id} {i.op}" for i in n.inputs[:4])
+            desc = (f"the first non-finite value is {n.name}: {n.type_str} = {n.op}({src})"
+                    f" in the {self.graph} graph")
+            if n.layer:
+                desc += f", layer '{n.layer}'"
+            err = TrainingError(desc, n.loc, source=program.ast.source if n.loc and
+                                n.loc.file == program.ast.filename else None)
+            lines.append(str(err))
+        elif self.note:
+            lines.append(self.note)
+        if self.note and n is not None:
+            lines.append(self.note)
+        return "\n".join(lines)
+
+
+def _inputs(trainer, host: dict, xb, yb, step: int) -> dict:
+    g = trainer.program.graphs.unoptimized["train_step"]
+    dt = NP_DTYPE[trainer.program.float_dtype]
+    feed = dict(host)
+    feed[trainer.x_name] = np.asarray(xb, NP_DTYPE[g.inputs[trainer.x_name].dtype])
+    feed["y"] = np.asarray(yb, NP_DTYPE[g.inputs["y"].dtype])
+    feed["rng"] = np.array([trainer.seed, step], np.int64)
+    feed["step"] = np.array(step, dt)
+    feed["lr"] = np.array(trainer.lr, dt)
+    return feed
+
+
+def locate_train_step(trainer, epoch_start: dict, batches: list, bad: int, x, y) -> tuple[object, int, int]:
+    """Recompute the state before batch `bad` from `epoch_start` (a Trainer
+    snapshot) and replay it through the interpreter. Returns (node or None, the
+    batch index it was found in, that step). Leaves the trainer at the state
+    before batch `bad` (or before the batch found)."""
+    g = trainer.program.graphs.unoptimized["train_step"]
+    trainer.restore(epoch_start)
+    prev = None          # (host state, batch index, step) before the previous step
+    for j in range(bad):
+        if j == bad - 1:
+            prev = (trainer.host("arrays"), j, trainer.step_count + 1)
+        trainer.train_batch(x[batches[j]], y[batches[j]])
+    cur = (trainer.host("arrays"), bad, trainer.step_count + 1)
+    candidates = [cur, prev] if bad < len(batches) else [prev]
+    for cand in candidates:
+        if cand is None:
+            continue
+        host, j, step = cand
+        node = first_nonfinite(g, _inputs(trainer, host, x[batches[j]], y[batches[j]], step))
+        if node is not None and node.op == "input" and cand is cur and prev is not None:
+            continue    # already non-finite before this step: the previous step made it
+        return node, j, step
+    return None, bad, cur[2]
+
+
+def all_finite(arrays: dict) -> bool:
+    return all(np.all(np.isfinite(v)) for v in arrays.values() if np.asarray(v).dtype.kind == "f")
+
+
+def first_bad(values: dict) -> Optional[str]:
+    for k, v in values.items():
+        if not math.isfinite(v):
+            return k
+    return None
