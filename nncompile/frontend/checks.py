@@ -933,7 +933,7 @@ class Checker:
                     raise self.err(f"{by_name[n].kind} layer '{n}' has no weights to load", it.loc,
                                    hint="layers with parameters: " + ", ".join(with_params))
                 if n in names:
-                    raise self.err(f"layers names '{n}' twice", it.loc)
+                    raise self.err(f"layers= names '{n}' twice", it.loc)
                 names.append(n)
             layers = tuple(names)
         return InitFromSpec(path=path, layers=layers, loc=v.loc)

@@ -21,14 +21,15 @@ class Trainer:
         self.graph = g
         self._step_fn = program.compiled("train_step")
         init = program.init_params(seed)
-        if params is not None:
-            for k, v in params.items():
-                if k not in init:
-                    raise KeyError(f"unknown parameter {k!r}")
-                if np.shape(v) != init[k].shape:
-                    raise ValueError(f"parameter {k!r}: shape {np.shape(v)} != {init[k].shape}")
-                init[k] = np.array(v, dtype=init[k].dtype)
         state = program.init_state()
+        if params is not None:  # parameters, and model state (batch-norm statistics) by name
+            for k, v in params.items():
+                dst = init if k in init else state if k in state else None
+                if dst is None:
+                    raise KeyError(f"unknown parameter {k!r}")
+                if np.shape(v) != dst[k].shape:
+                    raise ValueError(f"parameter {k!r}: shape {np.shape(v)} != {dst[k].shape}")
+                dst[k] = np.array(v, dtype=dst[k].dtype)
         dt = NP_DTYPE[program.float_dtype]
         dev = self._step_fn.to_device
         # name -> the backend's array (NumPy, or a torch tensor on the device). With a
