@@ -45,6 +45,7 @@ import resource  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
+from typing import Optional  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -135,6 +136,26 @@ def make_torch(wl: Workload):
         opt.step()
         return loss.item()
     return run
+
+
+KERAS_EPS_TORCH = "torch+Keras-eps"
+
+
+def torch_keras_eps_losses(wl: Workload, steps: int) -> list:
+    """Agreement diagnostic (not timed): torch eager whose Adam eps is set before
+    step t to eps / sqrt(1 - b2^t). torch computes m_hat / (sqrt(v_hat) + eps');
+    with that eps' it equals Keras' lr_t * m / (sqrt(v) + eps)."""
+    import torch.nn.functional as F
+    model, opt, x, y = _torch_model(wl)
+    out = []
+    for t in range(1, steps + 1):
+        opt.param_groups[0]["eps"] = EPS / math.sqrt(1.0 - B2 ** t)
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        out.append(loss.item())
+    return out
 
 
 def make_torch_compile(wl: Workload, info: dict):
@@ -342,7 +363,7 @@ def make_side(side: str, wl: Workload, info: dict):
 
 
 # --- the GEMM-only bound -------------------------------------------------------------------
-def gemm_bound(wl: Workload, target_s: float):
+def gemm_bound(wl: Workload):
     """Median time of just the matmuls of one step: forward (one per layer) and
     backward (dW per layer, dX for every layer but the first), same shapes, out=."""
     rng = np.random.default_rng(0)
@@ -367,11 +388,15 @@ def gemm_bound(wl: Workload, target_s: float):
         return 0.0
     n_gemm = L + 2 * L - 1
     flops = 2 * B * sum(i * o for _, i, o in wl.layers) * 3 - 2 * B * wl.layers[0][1] * wl.layers[0][2]
-    return time_steps(run, target_s), n_gemm, flops
+    return run, n_gemm, flops
 
 
 # --- timing ----------------------------------------------------------------------------------
-def time_steps(run, target_s: float, warmup: int = 3):
+ROUNDS = 5
+
+
+def calibrate(run, target_s: float, warmup: int = 3) -> int:
+    """Warm up, then pick the number of timed steps that takes about target_s."""
     for _ in range(warmup):
         run()
     t0 = time.perf_counter()
@@ -383,20 +408,74 @@ def time_steps(run, target_s: float, warmup: int = 3):
         if el > 0.05 or k >= 50:
             break
     est = el / k
-    n = int(min(20000, max(15, target_s / max(est, 1e-7))))
-    ts = np.empty(n)
+    return int(min(20000, max(5 * ROUNDS, target_s / max(est, 1e-7))))
+
+
+def time_chunk(run, n: int, into: list):
     pc = time.perf_counter
-    for i in range(n):
+    for _ in range(n):
         t = pc()
         run()
-        ts[i] = pc() - t
-    ts *= 1e3
+        into.append(pc() - t)
+
+
+def summarize(ts) -> dict:
+    ts = np.asarray(ts) * 1e3
     return {"median": float(np.median(ts)), "p10": float(np.percentile(ts, 10)),
-            "p90": float(np.percentile(ts, 90)), "n": n}
+            "p90": float(np.percentile(ts, 90)), "n": int(ts.size)}
+
+
+SETTLE_S = 0.15
+
+
+def _cpu_busy_s():
+    """Busy CPU seconds of the whole machine so far (all cores, from /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)
+        return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    except Exception:
+        return None
+
+
+def time_interleaved(runs: dict, target_s: float, load: Optional[dict] = None) -> dict:
+    """Time every side in ROUNDS interleaved rounds (side A, B, C, A, B, C, ...), so
+    that a burst of load from another process hits all sides alike rather than one.
+    Between chunks the script sleeps SETTLE_S, so that the spinning worker threads
+    of the side before (OpenBLAS, OpenMP, XLA) park before the next side starts.
+    `load` receives the mean number of cores that *other* processes kept busy."""
+    ns = {k: calibrate(r, target_s) for k, r in runs.items()}
+    samples = {k: [] for k in runs}
+    busy0, own0, wall0 = _cpu_busy_s(), os.times(), time.perf_counter()
+    for i in range(ROUNDS):
+        for k, r in runs.items():
+            n = ns[k] // ROUNDS + (1 if i < ns[k] % ROUNDS else 0)
+            time.sleep(SETTLE_S)
+            time_chunk(r, n, samples[k])
+    busy1, own1, wall1 = _cpu_busy_s(), os.times(), time.perf_counter()
+    if load is not None and busy0 is not None and busy1 is not None:
+        own = (own1.user + own1.system) - (own0.user + own0.system)
+        load["other_cores"] = max(0.0, (busy1 - busy0) - own) / (wall1 - wall0)
+    return {k: summarize(v) for k, v in samples.items()}
+
+
+def time_steps(run, target_s: float) -> dict:
+    return time_interleaved({"_": run}, target_s)["_"]
 
 
 # --- children: cold compile time and peak memory, one fresh process each -----------------------
 def _maxrss_mb():
+    """Peak resident set size of this process image, in MB: VmHWM from
+    /proc/self/status (reset by exec, unlike getrusage's ru_maxrss, which a child
+    inherits from the parent that forked it); ru_maxrss where /proc is missing."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0     # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
 
 
@@ -437,9 +516,13 @@ def child_main(side: str, target: str, steps: int):
         tr.step(x, y)
         out["first_step_s"] = time.perf_counter() - t2
         out["total_s"] = time.perf_counter() - t0
-        t3 = time.perf_counter()
-        tr.step(x, y)
-        out["second_step_s"] = time.perf_counter() - t3
+        ts = []
+        for _ in range(10):
+            t3 = time.perf_counter()
+            tr.step(x, y)
+            ts.append(time.perf_counter() - t3)
+        out["second_step_s"] = ts[0]
+        out["next_steps_median_s"] = float(np.median(ts))
     else:
         wl = Workload(target)
         info = {}
@@ -517,7 +600,9 @@ def main():
     ob = {k: os.environ.get(k) for k in _OPENBLAS_TUNING}
     print("OpenBLAS env: " + ", ".join(f"{k}={v if v is not None else '(unset)'}" for k, v in ob.items())
           + ("  [--unset-openblas-env]" if a.unset_openblas_env else ""))
-    print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}; timing target {target_s} s per side and workload")
+    print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}; timing target {target_s} s per side and workload, "
+          f"in {ROUNDS} interleaved rounds")
+    print("load average at start (1/5/15 min): " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     if "torch" in sides or "torch.compile" in sides:
         try:
             import torch
@@ -532,25 +617,21 @@ def main():
     compile_info = {}
     bounds = {}
     wls = {}
+    other_load = {}
     for w in workloads:
         wl = Workload(w)
         wls[w] = wl
         print(f"## {w}: MLP {wl.arch}, batch {wl.batch}, {wl.n_params} parameters", flush=True)
+        runs = {}
         for side in sides:
             info = {}
             try:
-                t0 = time.perf_counter()
                 run = make_side(side, wl, info)
-                ls = [run() for _ in range(a.check_steps + 1)]
-                info.setdefault("first_s", time.perf_counter() - t0)
-                losses[(w, side)] = ls
-                r = time_steps(run, target_s)
-                results[(w, side)] = r
+                losses[(w, side)] = [run() for _ in range(a.check_steps + 1)]
+                runs[side] = run
                 if "compile_s" in info:
                     compile_info[(w, side)] = info["compile_s"]
-                print(f"  {side:14s} median {fmt_ms(r['median']):>8} ms  p10 {fmt_ms(r['p10']):>8}  "
-                      f"p90 {fmt_ms(r['p90']):>8}  (n={r['n']})"
-                      + (f"  [compile {info['compile_s']:.2f} s]" if "compile_s" in info else ""), flush=True)
+                    print(f"  {side:14s} compiled in {info['compile_s']:.2f} s", flush=True)
             except Skip as e:
                 notes.append(f"{w} {side}: skipped: {e}")
                 print(f"  {side:14s} SKIPPED: {e}", flush=True)
@@ -558,11 +639,29 @@ def main():
                 notes.append(f"{w} {side}: failed: {type(e).__name__}: {e}")
                 print(f"  {side:14s} FAILED: {type(e).__name__}: {e}", flush=True)
                 traceback.print_exc(limit=3)
-        gb, n_gemm, flops = gemm_bound(wl, target_s)
+        if "torch" in sides and "torch" in runs:
+            try:
+                losses[(w, KERAS_EPS_TORCH)] = torch_keras_eps_losses(wl, a.check_steps + 1)
+            except Exception as e:  # diagnostic only
+                notes.append(f"{w} torch with Keras eps (agreement diagnostic) failed: {e}")
+        grun, n_gemm, flops = gemm_bound(wl)
+        runs["GEMM-only"] = grun
+        load = {}
+        timed = time_interleaved(runs, target_s, load)
+        other_load[w] = load.get("other_cores")
+        gb = timed.pop("GEMM-only")
         bounds[w] = (gb, n_gemm, flops)
+        for side, r in timed.items():
+            results[(w, side)] = r
+            print(f"  {side:14s} median {fmt_ms(r['median']):>8} ms  p10 {fmt_ms(r['p10']):>8}  "
+                  f"p90 {fmt_ms(r['p90']):>8}  (n={r['n']})", flush=True)
         print(f"  {'GEMM-only':14s} median {fmt_ms(gb['median']):>8} ms  p10 {fmt_ms(gb['p10']):>8}  "
-              f"p90 {fmt_ms(gb['p90']):>8}  ({n_gemm} GEMMs, {flops / 1e6:.1f} MFLOP, "
+              f"p90 {fmt_ms(gb['p90']):>8}  (n={gb['n']}; {n_gemm} GEMMs, {flops / 1e6:.1f} MFLOP, "
               f"{flops / gb['median'] / 1e6:.1f} GFLOP/s)", flush=True)
+        if other_load[w] is not None:
+            print(f"  other processes kept {other_load[w]:.2f} of {os.cpu_count()} cores busy while {w} was timed"
+                  + ("  <-- NOISY: numbers unreliable, rerun on a quiet machine" if other_load[w] > 0.25 else ""),
+                  flush=True)
         print(flush=True)
 
     # --- the summary table ---
@@ -601,7 +700,8 @@ def main():
     print(f"## Loss agreement: {a.check_steps + 1} steps from the same weights and data "
           f"(loss before each update; max |rel diff| vs nncompile over the steps)")
     rows = []
-    for side in sides:
+    check_rows = list(sides) + ([KERAS_EPS_TORCH] if any(k[1] == KERAS_EPS_TORCH for k in losses) else [])
+    for side in check_rows:
         row = [side]
         for w in workloads:
             ref = losses.get((w, "nncompile"))
@@ -615,16 +715,20 @@ def main():
                 row.append(f"{rel:.2e}")
         rows.append(row)
     _print_table(hdr, rows)
-    worst = [(w, s) for (w, s), ls in losses.items() if s != "nncompile" and (w, "nncompile") in losses
+    worst = [(w, s) for (w, s), ls in losses.items() if s not in ("nncompile", KERAS_EPS_TORCH)
+             and (w, "nncompile") in losses
              and max(abs(p - q) / max(abs(q), 1e-12) for p, q in zip(ls, losses[(w, "nncompile")])) > 1e-3]
     print("agreement: " + ("all sides within 1e-3 relative" if not worst else
                            "DISAGREEMENT > 1e-3: " + ", ".join(f"{w}/{s}" for w, s in worst)))
+    if KERAS_EPS_TORCH in check_rows:
+        print(f"('{KERAS_EPS_TORCH}': torch eager with eps set before each step to eps/sqrt(1-b2^t), which is the\n"
+              " Keras update exactly; where it agrees and plain torch does not, the difference is torch's eps placement)")
     print()
 
     # --- cold compile and peak memory (fresh processes) ---
     child = {}
     if not a.no_subprocess:
-        print("## Cold start and peak memory (one fresh process each; ru_maxrss)", flush=True)
+        print("## Cold start and peak memory (one fresh process each; peak RSS = VmHWM)", flush=True)
         digits = os.path.join(ROOT, "examples", "digits.nn")
         if os.path.exists(digits) and "nncompile" in sides:
             r = run_child("nncompile-file", digits, 0, timeout=120)
@@ -634,7 +738,8 @@ def main():
             else:
                 print(f"  nncompile examples/digits.nn cold: compile {r['compile_s']:.3f} s + trainer "
                       f"{r['trainer_s']:.3f} s + first step {r['first_step_s']:.3f} s = {r['total_s']:.3f} s "
-                      f"(import {r['import_s']:.2f} s; second step {1e3 * r['second_step_s']:.2f} ms)", flush=True)
+                      f"(import {r['import_s']:.2f} s; second step {1e3 * r['second_step_s']:.2f} ms, "
+                      f"median of steps 2-11 {1e3 * r['next_steps_median_s']:.2f} ms)", flush=True)
         for w in workloads:
             for side in sides:
                 if (w, side) not in results:
@@ -673,7 +778,7 @@ def main():
                     rows.append([f"{side} {w} (in the benchmark process: {what})", f"{compile_info[(w, side)]:.3f}"])
         _print_table(["what", "seconds"], rows)
         print()
-        print("## Peak memory: ru_maxrss of a fresh process that builds the side and runs 21 steps (MB)")
+        print("## Peak memory: peak RSS (VmHWM) of a fresh process that builds the side and runs 21 steps (MB)")
         rows = []
         for side in sides:
             row = [side]
@@ -686,6 +791,8 @@ def main():
         print("(+N: growth over the same process right after its imports)")
         print()
 
+    print("load average at end (1/5/15 min): " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
+    print()
     if notes:
         print("## Notes")
         for n in notes:
