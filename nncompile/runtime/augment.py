@@ -1,0 +1,113 @@
+"""Training-time data augmentation (the `augment = [...]` train setting).
+
+    aug = make_augment(train.augment, feature_shape)     # once, before training
+    aug_rng = np.random.default_rng([seed, 0xA09])        # the loop's own stream
+    ...
+    xb = aug(x[idx], aug_rng)                             # each training batch only
+
+The callable never modifies its input: it returns a new array (or the input
+itself when there is nothing to do). Evaluation and prediction never augment.
+All randomness comes from the generator the loop passes, so a run is
+reproducible from its seed.
+
+Augmentations, applied in the order written:
+
+  noise(std)            x + N(0, std^2), independently per feature
+  flip(axis, p=0.5)     each sample, with probability p, mirrored:
+                        horizontal = along W (the 2nd feature dim), vertical = along H (the 1st)
+  crop(padding=2)       each sample zero-padded by `padding` on all four sides of
+                        H and W, then cropped back to H x W at a uniform random offset
+                        (a random shift of up to `padding` pixels each way)
+
+flip and crop need an image-shaped input, f32[H, W] or f32[H, W, C] (the
+frontend reports them on a flat input as a CompileError).
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+__all__ = ["make_augment", "Augment"]
+
+
+def _noise(std: float):
+    def f(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return (x + rng.normal(0.0, std, size=x.shape)).astype(x.dtype, copy=False)
+    return f
+
+
+def _flip(axis: str, p: float):
+    ax = 2 if axis == "horizontal" else 1          # batch dims: (N, H, W[, C])
+
+    def f(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        which = rng.random(len(x)) < p
+        if not which.any():
+            return x
+        out = x.copy()
+        out[which] = np.flip(x[which], axis=ax)
+        return out
+    return f
+
+
+def _crop(padding: int):
+    def f(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n, h, w = x.shape[:3]
+        pad = [(0, 0), (padding, padding), (padding, padding)] + [(0, 0)] * (x.ndim - 3)
+        padded = np.pad(x, pad)
+        dy = rng.integers(0, 2 * padding + 1, size=n)
+        dx = rng.integers(0, 2 * padding + 1, size=n)
+        rows = dy[:, None] + np.arange(h)[None, :]           # (N, H)
+        cols = dx[:, None] + np.arange(w)[None, :]           # (N, W)
+        return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return f
+
+
+class Augment:
+    """A sequence of augmentations; call it as aug(x_batch, rng) -> x_batch."""
+
+    def __init__(self, steps: Sequence[tuple[str, Callable]], feature_shape: tuple[int, ...]):
+        self.steps = list(steps)
+        self.feature_shape = tuple(feature_shape)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.steps)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self.steps:
+            return x
+        x = np.asarray(x)
+        if tuple(x.shape[1:]) != self.feature_shape:
+            raise ValueError(f"augment: expected a batch of shape (N, {', '.join(map(str, self.feature_shape))}), "
+                             f"got {x.shape}")
+        out = x
+        for _, f in self.steps:
+            out = f(out, rng)
+        if out is x:  # nothing changed (a flip that drew no sample): still a new array
+            out = x.copy()
+        return out
+
+    def __repr__(self) -> str:
+        return f"Augment({', '.join(k for k, _ in self.steps)})"
+
+
+def make_augment(specs, feature_shape: Sequence[int]) -> Augment:
+    """The augmentation of checked `AugmentSpec`s (an empty sequence or None: identity)
+    for inputs of `feature_shape` (without the batch dimension)."""
+    feature_shape = tuple(int(d) for d in feature_shape)
+    steps = []
+    for s in specs or ():
+        p = s.params
+        if s.kind in ("flip", "crop") and len(feature_shape) not in (2, 3):
+            raise ValueError(f"{s.kind} needs an image input f32[H, W] or f32[H, W, C], "
+                             f"got f32{list(feature_shape)}")
+        if s.kind == "noise":
+            steps.append(("noise", _noise(float(p["std"]))))
+        elif s.kind == "flip":
+            steps.append(("flip", _flip(p.get("axis", "horizontal"), float(p.get("p", 0.5)))))
+        elif s.kind == "crop":
+            steps.append(("crop", _crop(int(p.get("padding", 2)))))
+        else:
+            raise ValueError(f"unknown augmentation {s.kind!r}")
+    return Augment(steps, feature_shape)
