@@ -126,6 +126,7 @@ class _Commit:
     rng: dict                  # the shuffle Generator's bit_generator.state
     n_history: int             # epochs recorded in the history
     es: Optional[dict]
+    best: Optional[dict]       # the best epoch's snapshot at that point
 
 
 def _host(trainer, arrays: dict) -> dict:
@@ -196,14 +197,14 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
     def commit(next_epoch: int) -> _Commit:
         return _Commit(next_epoch, trainer.snapshot(), dict(shuffle_rng.bit_generator.state),
                        len(next(iter(hist.history.values()))) if hist.history else 0,
-                       es.state_dict() if es is not None else None)
+                       es.state_dict() if es is not None else None, best_snapshot)
 
     def loop_state(c: _Commit, finished: bool = False) -> LoopState:
-        best = _host(trainer, best_snapshot["arrays"]) if best_snapshot is not None else None
+        best = _host(trainer, c.best["arrays"]) if c.best is not None else None
         return LoopState(epoch=c.epoch, step=c.snap["step"], seed=seed, arrays=_host(trainer, c.snap["arrays"]),
                          rng=c.rng, history={k: v[:c.n_history] for k, v in hist.history.items()},
-                         early_stopping=c.es, best_epoch=es.best_epoch if es is not None and c.es else None,
-                         best_step=best_snapshot["step"] if best_snapshot is not None else None,
+                         early_stopping=c.es, best_epoch=c.es["best_epoch"] if c.es else None,
+                         best_step=c.best["step"] if c.best is not None else None,
                          best_arrays=best, settings=settings, finished=finished)
 
     def save_ckpt(c: _Commit, finished: bool = False) -> None:
