@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -54,6 +54,93 @@ class _Gen:
 PY_SCALAR = {"add": "({a} + {b})", "sub": "({a} - {b})", "mul": "({a} * {b})", "neg": "(-{a})",
              "square": "({a} * {a})", "div": "_s.sdiv({a}, {b})", "exp": "_s.sexp({a})",
              "log": "_s.slog({a})", "sqrt": "_s.ssqrt({a})"}
+
+
+TILE = 16384          # elements per tile of a tiled elementwise group (64 KB per f32 operand)
+TILE_MIN = 4 * TILE   # smaller groups run untiled
+
+
+def _tile_group(g: Graph, nodes: list[Node], users, hoisted) -> tuple[set[int], Optional[int]]:
+    """The elementwise chain over the flat parameter buffer (the optimizer update),
+    when it is large: run tile by tile, so each tile's operands stay in cache
+    through the whole chain instead of streaming every array through memory once
+    per op. Per element the ops run in the same order, so every buffer the
+    memory plan shares stays correct."""
+    cat = next((n for n in nodes if n.op == "concat_flat"), None)
+    if cat is None or cat.shape[0] < TILE_MIN:
+        return set(), None
+    N = cat.shape
+    pos = {n.id: i for i, n in enumerate(nodes)}
+    group = {n.id for n in nodes
+             if pos[n.id] > pos[cat.id] and OPS[n.op].kind == "elementwise" and n.shape == N
+             and n.dtype in ("f32", "f64") and OPS[n.op].emit and n.id not in hoisted
+             and all(i.shape in (N, ()) for i in n.inputs)}
+    if not group:
+        return set(), None
+    # inputs of the group must not depend on the group (it runs at its last node's place)
+    tainted: set[int] = set()
+    for n in nodes:
+        if n.id not in group and any(i.id in group or i.id in tainted for i in n.inputs):
+            tainted.add(n.id)
+    for n in nodes:
+        if n.id in group and any(i.id in tainted for i in n.inputs):
+            return set(), None
+    return group, max(group, key=lambda i: pos[i])
+
+
+def _emit_tiled(gen: _Gen, group: list[Node], users, inplace: dict[int, str]) -> None:
+    g = gen.g
+    ids = {n.id for n in group}
+    outputs = {n.id for n in g.outputs.values()}
+    N = group[0].shape[0]
+    fn = f"tiles{group[0].id}"
+    body: list[str] = []
+    local: dict[int, str] = {}
+    params: list[str] = []      # full-size arrays the tile function slices
+    scratch_of: dict[int, str] = {}
+    # ids follow the schedule, so the largest id among a value's users in the group is its last use
+    last_use = {n.id: max((u.id for u in users[n.id] if u.id in ids), default=None) for n in group}
+    for n in group:
+        for i in n.inputs:
+            if i.id in ids or i.id in local:
+                continue
+            if i.shape == ():
+                local[i.id] = gen.var[i.id]
+                if not (i.op == "const" or i.id in gen.hoisted) and gen.var[i.id] not in params:
+                    params.append(gen.var[i.id])
+            else:
+                v = f"x{i.id}"
+                local[i.id] = v
+                params.append(gen.var[i.id])
+                body.append(f"{v} = {gen.var[i.id]}[lo:hi]")
+        needed_outside = n.id in outputs or any(u.id not in ids for u in users[n.id])
+        if needed_outside:
+            full = inplace.get(n.id) or _buffer_var(gen, g.meta["memory_plan"], n)
+            gen.var[n.id] = full
+            if full not in params:
+                params.append(full)
+            out = f"x{n.id}"
+            body.append(f"{out} = {full}[lo:hi]")
+        else:  # internal to the tile: a tile-sized scratch, reused once its value dies
+            reuse = next((scratch_of[i.id] for i in n.inputs if i.id in scratch_of and OPS[n.op].inplace_ok
+                          and last_use[i.id] == n.id and i.dtype == n.dtype), None)
+            out = f"x{n.id}"
+            if reuse is None:
+                reuse = f"ts{n.id}"
+                gen.lines_make.append(f"{reuse} = np.empty(({TILE},), np.{NP_DTYPE[n.dtype].__name__})")
+                body.append(f"{out} = {reuse}[:hi - lo]")
+            else:
+                body.append(f"{out} = {local[next(i.id for i in n.inputs if scratch_of.get(i.id) == reuse)]}")
+            scratch_of[n.id] = reuse
+        local[n.id] = out
+        body.append(_code(gen, n, [local[i.id] for i in n.inputs], out) + f"  # {n.name} {n.op}")
+    args = ", ".join(params)
+    gen.lines_make.append(f"tiles_{N} = [(lo, min(lo + {TILE}, {N})) for lo in range(0, {N}, {TILE})]")
+    gen.lines_run.append(f"def {fn}(lo, hi, {args}):")
+    gen.lines_run.extend("    " + l for l in body)
+    gen.lines_run.append(f"for lo, hi in tiles_{N}:  # {len(group)} elementwise ops over {N} elements, "
+                         f"tile by tile")
+    gen.lines_run.append(f"    {fn}(lo, hi, {args})")
 
 
 def _hoistable(g: Graph, nodes: list[Node], inplace: dict[int, str]) -> set[int]:
@@ -147,7 +234,12 @@ def generate(g: Graph) -> NumpyProgram:
 
     gen = _Gen(g, [], [], {}, {})
     gen.hoisted = _hoistable(g, nodes, inplace)
+    group, last = _tile_group(g, nodes, users, gen.hoisted)
     for n in nodes:
+        if n.id in group:
+            if n.id == last:
+                _emit_tiled(gen, [x for x in nodes if x.id in group], users, inplace)
+            continue
         _emit_node(gen, n, inplace)
 
     # Updates that could not be written in place are copied into their input at the end,
