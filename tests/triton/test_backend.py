@@ -278,3 +278,14 @@ def test_generated_kernels_compile_aot_sm90():
     bad = [r for r in res if r["error"] or not r["smem_ok"]]
     assert not bad, bad
     assert max(r["shared"] for r in res) < 227 * 1024
+
+
+def test_many_programs_and_split_reductions(monkeypatch):
+    """Tiny blocks: every kernel runs as many programs and column reductions
+    split rows, so grid and offset arithmetic are exercised (the interpreter
+    otherwise runs each small kernel as one program)."""
+    monkeypatch.setenv("NNCOMPILE_TRITON_TINY_BLOCKS", "1")
+    test_model_matches_numpy(("tiny", nncompile.compile(MODELS["cce_sgd_dropout_bn"], backend="numpy"),
+                              nncompile.compile(MODELS["cce_sgd_dropout_bn"], backend="triton")))
+    test_model_matches_numpy(("tiny", nncompile.compile(MODELS["sparse_adam"], backend="numpy"),
+                              nncompile.compile(MODELS["sparse_adam"], backend="triton")))

@@ -782,11 +782,12 @@ class _Gen:
         blk, w = rt.pointwise_block(_aot_int(numel), interp=False)
         kname = self.kernel(text, "pointwise", use, sig, ((("BLOCK", blk),), w))
         outvars = [self.buffer(self.byid[o]) for o in gr["outputs"]]
-        self.make.append(f"n{gid} = {numel}")
-        self.make.append(f"blk{gid}, w{gid} = rt.pointwise_block(n{gid})")
-        self.make.append(f"grid{gid} = (triton.cdiv(n{gid}, blk{gid}),)")
-        self.run.append(f"{kname}[grid{gid}]({', '.join(outvars + callargs)}, n{gid}, B, "
-                        f"BLOCK=blk{gid}, num_warps=w{gid})")
+        # launch sizes are named after the group (g<id>); row kernels after their node
+        self.make.append(f"n_g{gid} = {numel}")
+        self.make.append(f"blk_g{gid}, w_g{gid} = rt.pointwise_block(n_g{gid})")
+        self.make.append(f"grid_g{gid} = (triton.cdiv(n_g{gid}, blk_g{gid}),)")
+        self.run.append(f"{kname}[grid_g{gid}]({', '.join(outvars + callargs)}, n_g{gid}, B, "
+                        f"BLOCK=blk_g{gid}, num_warps=w_g{gid})")
 
     def matmul(self, gr: dict, ns: list[Node]) -> None:
         mm = ns[0]

@@ -45,8 +45,16 @@ def clamp(v, lo, hi):
     return max(lo, min(hi, v))
 
 
+def tiny() -> bool:
+    """NNCOMPILE_TRITON_TINY_BLOCKS=1: tiny blocks, so that even small test
+    shapes launch many programs and split reductions (tests the launch math)."""
+    return os.environ.get("NNCOMPILE_TRITON_TINY_BLOCKS", "") not in ("", "0")
+
+
 def pointwise_block(n: int, interp: bool = INTERP) -> tuple[int, int]:
     """(BLOCK, num_warps) for a pointwise kernel over n elements."""
+    if interp and tiny():
+        return 16, 4
     if interp:
         return clamp(np2(n), 16, INTERP_MAX), 4
     return (1024, 4) if n >= 1 << 16 else (clamp(np2(n), 128, 1024), 4)
@@ -55,6 +63,8 @@ def pointwise_block(n: int, interp: bool = INTERP) -> tuple[int, int]:
 def row_blocks(rows: int, cols: int, interp: bool = INTERP) -> tuple[int, int, int]:
     """(BLOCK_R, BLOCK_C, num_warps) for a row kernel (whole row in one block)."""
     bc = np2(max(cols, 1))
+    if interp and tiny():
+        return 2, bc, 4
     if interp:
         return clamp(INTERP_MAX // bc, 1, np2(rows)), bc, 4
     br = clamp(4096 // bc, 1, min(64, np2(rows)))
@@ -63,6 +73,8 @@ def row_blocks(rows: int, cols: int, interp: bool = INTERP) -> tuple[int, int, i
 
 def loop_row_blocks(rows: int, cols: int, interp: bool = INTERP) -> tuple[int, int, int]:
     """(BLOCK_R, BLOCK_C, num_warps) for a row reduction that loops over columns."""
+    if interp and tiny():
+        return 2, 16, 4
     if interp:
         bc = clamp(np2(cols), 16, INTERP_MAX)
         return clamp(INTERP_MAX // bc, 1, np2(rows)), bc, 4
@@ -73,6 +85,9 @@ def loop_row_blocks(rows: int, cols: int, interp: bool = INTERP) -> tuple[int, i
 
 def col_blocks(m: int, n: int, interp: bool = INTERP) -> tuple[int, int, int, int, int]:
     """(BLOCK_M, BLOCK_N, split, rows_per_split, num_warps) for a column reduction."""
+    if interp and tiny():
+        rows = 4
+        return 2, 4, triton.cdiv(max(m, 1), rows), rows, 4
     if interp:
         bn = clamp(np2(n), 1, 1024)
         return clamp(INTERP_MAX // bn, 1, np2(m)), bn, 1, max(m, 1), 4
