@@ -127,8 +127,8 @@ def _emit_tiled(gen: _Gen, group: list[Node], users, inplace: dict[int, str]) ->
             out = f"x{n.id}"
             if reuse is None:
                 reuse = f"ts{n.id}"
-                gen.lines_make.append(f"{reuse} = np.empty(({TILE},), np.{NP_DTYPE[n.dtype].__name__})")
-                body.append(f"{out} = {reuse}[:hi - lo]")
+                gen.lines_make.append(f"{reuse} = np.empty((2, {TILE}), np.{NP_DTYPE[n.dtype].__name__})")
+                body.append(f"{out} = {reuse}[w, :hi - lo]")  # one row per worker thread
             else:
                 body.append(f"{out} = {local[next(i.id for i in n.inputs if scratch_of.get(i.id) == reuse)]}")
             scratch_of[n.id] = reuse
@@ -136,11 +136,10 @@ def _emit_tiled(gen: _Gen, group: list[Node], users, inplace: dict[int, str]) ->
         body.append(_code(gen, n, [local[i.id] for i in n.inputs], out) + f"  # {n.name} {n.op}")
     args = ", ".join(params)
     gen.lines_make.append(f"tiles_{N} = [(lo, min(lo + {TILE}, {N})) for lo in range(0, {N}, {TILE})]")
-    gen.lines_run.append(f"def {fn}(lo, hi, {args}):")
+    gen.lines_run.append(f"def {fn}(lo, hi, w, {args}):")
     gen.lines_run.extend("    " + l for l in body)
-    gen.lines_run.append(f"for lo, hi in tiles_{N}:  # {len(group)} elementwise ops over {N} elements, "
-                         f"tile by tile")
-    gen.lines_run.append(f"    {fn}(lo, hi, {args})")
+    gen.lines_run.append(f"_s.run_tiles({fn}, tiles_{N}, {args})  # {len(group)} elementwise ops over "
+                         f"{N} elements, tile by tile on two threads")
 
 
 def _hoistable(g: Graph, nodes: list[Node], inplace: dict[int, str]) -> set[int]:

@@ -41,3 +41,24 @@ def slog(a):
 
 def ssqrt(a):
     return math.sqrt(a) if a >= 0 else math.nan
+
+
+_POOL = None
+
+
+def run_tiles(fn, tiles, *args) -> None:
+    """Run fn(lo, hi, worker, *args) over the tiles on two threads (NumPy releases
+    the GIL inside its loops), each thread taking every other tile; `worker` (0 or
+    1) picks the thread's own scratch row."""
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nncompile-tiles")
+
+    def half(w):
+        for lo, hi in tiles[w::2]:
+            fn(lo, hi, w, *args)
+
+    other = _POOL.submit(half, 1)
+    half(0)
+    other.result()
