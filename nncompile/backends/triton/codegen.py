@@ -342,7 +342,7 @@ class TritonProgram:
         self.output_names = list(graph.outputs)
         self.fallbacks = fallbacks
         self.kernels = kernels
-        self.device = rt.device()
+        self._device = None          # resolved on first use: dumping source needs no GPU
         self._make: Callable = namespace["make"]
         self._runs: dict[int, Callable] = {}
         self._rt = rt
@@ -351,6 +351,12 @@ class TritonProgram:
         for name, node in graph.inputs.items():
             kind = host_scalars.get(name, "tensor")
             self._slots.append((name, kind, rt.TORCH_DTYPE[node.dtype]))
+
+    @property
+    def device(self):
+        if self._device is None:
+            self._device = self._rt.device()
+        return self._device
 
     def runner(self, batch: int) -> Callable:
         run = self._runs.get(batch)
