@@ -197,8 +197,6 @@ def _read_features(path: str, program):
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
     if path.endswith(".npz"):
-        from .frontend.ast import DataSpec
-        from .runtime.data import _load_npz  # noqa: the npz reader with its checks (x only)
         try:
             with np.load(path, allow_pickle=False) as z:
                 if "x" not in z.files:
@@ -237,8 +235,8 @@ def _read_features(path: str, program):
                 except ValueError:
                     raise DataError(f"{path}: row {i + 2}, column '{cols[j]}': {c.strip()!r} is not a number") \
                         from None
-    if x.ndim < 1 or x[0:0].reshape(len(x), -1).shape[1] != n_feat:
-        have = int(np.prod(x.shape[1:])) if x.ndim > 1 else 1
+    have = int(np.prod(x.shape[1:])) if x.ndim > 1 else 1
+    if x.ndim < 1 or have != n_feat:
         raise DataError(f"{path}: {have} feature value(s) per row, but the model's input "
                         f"'{program.ast.model.input.name}' takes {n_feat} {list(shape)}",
                         hint="give only the feature columns (no target column)" if cols else None)
