@@ -131,6 +131,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--tf32", action="store_true", help="tf32 matmuls on every side")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    ap.add_argument("--budget", type=float, default=215.0,
+                    help="seconds: sides not started by then are skipped (default 215, under 4 minutes in all)")
     ap.add_argument("--smoke", action="store_true",
                     help="no GPU: a tiny model on the CPU through the Triton interpreter (tests the script)")
     args = ap.parse_args(argv)
@@ -179,6 +181,9 @@ def main(argv=None):
             sides.append(("torch.compile",
                           lambda: run_torch(dims, init, x, y, n_warm, n_steps, sync, True, args.tf32)))
         for side, fn in sides:
+            if time.perf_counter() - t_all > args.budget:
+                say(f"  {side:17s} SKIPPED: time budget ({args.budget:.0f} s) spent")
+                continue
             try:
                 ms, first = fn()
                 res[side] = (ms, first)

@@ -29,7 +29,7 @@ INTERP_MAX = 1 << 16
 
 def device() -> torch.device:
     if torch.cuda.is_available() and not INTERP:
-        return torch.device("cuda")
+        return torch.device("cuda", torch.cuda.current_device())   # "cuda:0": compares equal to tensors' device
     if INTERP:
         return torch.device("cpu")
     raise RuntimeError("the triton backend needs a CUDA GPU, or TRITON_INTERPRET=1 set before "
