@@ -48,6 +48,7 @@ class _Gen:
     consts: dict[str, Any]
     declared: set = field(default_factory=set)
     hoisted: set = field(default_factory=set)
+    probs: dict = field(default_factory=dict)   # (logits id, labels id) -> softmax scratch
 
 
 # Scalar elementwise ops run as Python float arithmetic (see support.sdiv & co).
@@ -366,9 +367,15 @@ def _code(gen: _Gen, n: Node, a: Sequence[str], out: str) -> str:
         y = a[1] + (".T" if at.get("tb") else "")
         return f"np.matmul({x}, {y}, out={out})"
     if n.op in ("sum", "mean", "max"):
+        # ufunc.reduce directly: np.sum/np.mean add microseconds of Python per call
         axes = norm_axes(at["axes"], rank)
-        fn = {"sum": "np.sum", "mean": "np.mean", "max": "np.max"}[n.op]
-        return f"{fn}({a[0]}, axis={axes!r}, keepdims={at['keepdims']}, out={out})"
+        fn = "np.maximum.reduce" if n.op == "max" else "np.add.reduce"
+        code = f"{fn}({a[0]}, axis={axes!r}, keepdims={at['keepdims']}, out={out})"
+        if n.op == "mean":
+            k = f"k{n.id}"
+            gen.lines_make.append(f"{k} = 1.0 / max(1, {_count_expr(n.inputs[0].shape, axes)})")
+            code += f"; np.multiply({out}, {k}, out={out})"
+        return code
     if n.op == "unreduce":
         x = n.inputs[1]
         axes = norm_axes(at["axes"], len(x.shape))
@@ -385,34 +392,43 @@ def _code(gen: _Gen, n: Node, a: Sequence[str], out: str) -> str:
         keep = (1,) * (len(gshape) - len(xshape)) + tuple(xshape)
         view = f"w{n.id}"
         gen.lines_make.append(f"{view} = {out}.reshape({_shape_expr(keep)})")
-        return f"np.sum({a[0]}, axis={axes!r}, keepdims=True, out={view})"
+        return f"np.add.reduce({a[0]}, axis={axes!r}, keepdims=True, out={view})"
     if n.op in ("softmax", "log_softmax") and rank == 2:
         row = (n.shape[0], 1)
         s0 = _scratch(gen, n, 0, row)
-        code = [f"np.max({a[0]}, axis=1, keepdims=True, out={s0})",
+        code = [f"np.maximum.reduce({a[0]}, axis=1, keepdims=True, out={s0})",
                 f"np.subtract({a[0]}, {s0}, out={out})"]
         if n.op == "softmax":
-            code += [f"np.exp({out}, out={out})", f"np.sum({out}, axis=1, keepdims=True, out={s0})",
+            code += [f"np.exp({out}, out={out})", f"np.add.reduce({out}, axis=1, keepdims=True, out={s0})",
                      f"np.divide({out}, {s0}, out={out})"]
         else:
             s1 = _scratch(gen, n, 1, n.shape)
-            code += [f"np.exp({out}, out={s1})", f"np.sum({s1}, axis=1, keepdims=True, out={s0})",
+            code += [f"np.exp({out}, out={s1})", f"np.add.reduce({s1}, axis=1, keepdims=True, out={s0})",
                      f"np.log({s0}, out={s0})", f"np.subtract({out}, {s0}, out={out})"]
         return "; ".join(code)
     if n.op == "softmax_xent" and rank == 2:
+        # loss = log(sum(exp(z - max))) - (z[y] - max); the probabilities stay in a
+        # scratch buffer for the gradient of the same (z, y), which needs only them
         z, y = a
         row = (n.inputs[0].shape[0], 1)
         s0, s1, s2 = _scratch(gen, n, 0, row), _scratch(gen, n, 1, n.inputs[0].shape), _scratch(gen, n, 2, row)
-        return "; ".join([f"np.max({z}, axis=1, keepdims=True, out={s0})", f"np.subtract({z}, {s0}, out={s1})",
-                          f"np.exp({s1}, out={s1})", f"np.sum({s1}, axis=1, keepdims=True, out={s2})",
-                          f"np.log({s2}, out={s2})", f"np.add({s2}, {s0}, out={s2})",
+        gen.probs[(n.inputs[0].id, n.inputs[1].id)] = s1
+        return "; ".join([f"np.maximum.reduce({z}, axis=1, keepdims=True, out={s0})",
+                          f"np.subtract({z}, {s0}, out={s1})",
+                          f"np.exp({s1}, out={s1})", f"np.add.reduce({s1}, axis=1, keepdims=True, out={s2})",
+                          f"np.divide({s1}, {s2}, out={s1})", f"np.log({s2}, out={s2})",
+                          f"np.add({s2}, {s0}, out={s2})",
                           f"np.subtract({s2}[:, 0], {z}[{_arange(gen, n.shape[0])}, {y}], out={out})"])
     if n.op == "softmax_xent_grad" and rank == 2:
         z, y, gr = a
-        s0 = _scratch(gen, n, 0, (n.shape[0], 1))
         ar = _arange(gen, n.shape[0])
-        return "; ".join([f"np.max({z}, axis=1, keepdims=True, out={s0})", f"np.subtract({z}, {s0}, out={out})",
-                          f"np.exp({out}, out={out})", f"np.sum({out}, axis=1, keepdims=True, out={s0})",
+        probs = gen.probs.get((n.inputs[0].id, n.inputs[1].id))
+        if probs is not None:  # (softmax - onehot) * g from the forward's probabilities
+            return "; ".join([f"np.multiply({probs}, {gr}[:, None], out={out})", f"{out}[{ar}, {y}] -= {gr}"])
+        s0 = _scratch(gen, n, 0, (n.shape[0], 1))
+        return "; ".join([f"np.maximum.reduce({z}, axis=1, keepdims=True, out={s0})",
+                          f"np.subtract({z}, {s0}, out={out})",
+                          f"np.exp({out}, out={out})", f"np.add.reduce({out}, axis=1, keepdims=True, out={s0})",
                           f"np.divide({out}, {s0}, out={out})", f"{out}[{ar}, {y}] -= 1",
                           f"np.multiply({out}, {gr}[:, None], out={out})"])
     if n.op == "take_label" and rank == 2:
