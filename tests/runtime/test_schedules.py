@@ -151,3 +151,22 @@ def test_schedule_errors(schedule, phrase, col):
     assert phrase in e.value.message, str(e.value)
     assert (e.value.loc.line, e.value.loc.column) == (11, col), str(e.value)
     assert str(e.value).startswith("model.nn:11:")
+
+
+def test_the_trainer_takes_the_scheduled_rate_without_recompiling():
+    import numpy as np
+    from nncompile.compiler import Program
+    p = Program(prog("step(every=1, factor=0.5)"))
+    t = p.trainer()
+    sched = make_schedule(p.ast.train.schedule, p.ast.train.optimizer.params["lr"], p.ast.train.epochs)
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    y = np.arange(8) % 3
+    for epoch, lr in enumerate([0.1, 0.05, 0.025]):
+        t.lr = sched.lr_for_epoch(epoch)
+        assert t.lr == pytest.approx(lr)
+        w = t.host("params")["out.weight"]
+        _, g = p.loss_and_grads(t.host("params"), x, y)
+        t.train_batch(x, y)
+        # plain sgd: the step is lr * grad, with this epoch's lr
+        np.testing.assert_allclose(w - t.host("params")["out.weight"], lr * g["out.weight"], rtol=1e-4, atol=1e-7)
+        sched.on_epoch_end(epoch, {"loss": 1.0})
