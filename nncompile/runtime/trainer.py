@@ -69,6 +69,8 @@ class Trainer:
         self._args = [self._flat.get(n, self.arrays.get(n)) for n in self._names]
         self._slot = {n: i for i, n in enumerate(self._names)}
         self._outs = list(g.outputs)
+        # the scalar outputs (loss, metrics) by position, read back as floats each step
+        self._scalars = [(i, k) for i, (k, n) in enumerate(g.outputs.items()) if n.shape == ()]
         self.last: dict[str, float] = {}
 
     # --- state ---------------------------------------------------------------------
@@ -119,7 +121,7 @@ class Trainer:
         args[s["step"]] = self._step
         args[s["lr"]] = self._lr
         outs = self._step_fn.runner(len(x))(*args)
-        self.last = {k: float(v) for k, v in zip(self._outs, outs) if np.ndim(v) == 0}
+        self.last = {k: float(outs[i]) for i, k in self._scalars}
         return self.last
 
     def step(self, x, y) -> float:
