@@ -773,7 +773,10 @@ class _Gen:
                 val_ = f"tl.zeros([BLOCK], {TL_DTYPE[n.dtype]}) + {val_}"
             stores.append(f"tl.store({p} + offs, ({val_}).to({p}.dtype.element_ty), mask=mask)")
         sig = ", ".join(outs + params + ["n", "B", "BLOCK: tl.constexpr"])
-        lines = ["@triton.jit", f"def {{NAME}}({sig}):",
+        seeds = [p for p in params if p.startswith("seed")]
+        # a new Philox seed every step: never let Triton specialise on its value
+        deco = f"@triton.jit(do_not_specialize={seeds!r})" if seeds else "@triton.jit"
+        lines = [deco, f"def {{NAME}}({sig}):",
                  "    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)",
                  "    mask = offs < n"]
         lines += ["    " + l for l in loads + body + stores]
