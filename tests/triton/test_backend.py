@@ -289,3 +289,24 @@ def test_many_programs_and_split_reductions(monkeypatch):
                               nncompile.compile(MODELS["cce_sgd_dropout_bn"], backend="triton")))
     test_model_matches_numpy(("tiny", nncompile.compile(MODELS["sparse_adam"], backend="numpy"),
                               nncompile.compile(MODELS["sparse_adam"], backend="triton")))
+
+
+def test_snapshot_restore_on_device():
+    pt = nncompile.compile(MODELS["sparse_adam"], backend="triton")
+    tr = pt.trainer(seed=0)
+    x, y = data(pt, 16, 0)
+    snap = tr.snapshot()
+    first = tr.step(x, y)
+    tr.step(x, y)
+    tr.restore(snap)
+    assert tr.step(x, y) == pytest.approx(first, rel=1e-6)
+
+
+def test_dump_code_needs_no_gpu():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    out = subprocess.run([sys.executable, "-m", "nncompile", "dump", os.path.join(ROOT, "examples", "digits.nn"),
+                          "--backend", "triton", "--stage", "code"], capture_output=True, text=True, env=env,
+                         cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "@triton.jit" in out.stdout and "def make(B, dev):" in out.stdout and "tl.rand(" in out.stdout
