@@ -55,7 +55,8 @@ def is_pointwise(n: Node) -> bool:
     return OPS[n.op].kind == "elementwise" or n.op in POINTWISE_EXTRA
 
 
-def _matmul_epilogue(n: Node, users: dict[int, list[Node]]) -> tuple[list[Node], dict[str, Any]]:
+def _matmul_epilogue(n: Node, users: dict[int, list[Node]],
+                     out_ids: set[int]) -> tuple[list[Node], dict[str, Any]]:
     """The nodes after matmul `n` that its kernel's epilogue can compute:
     `+ bias[N]`, then relu/sigmoid/tanh; or `relu_grad(n, y)` (backward mask)."""
     chain: list[Node] = []
@@ -63,8 +64,9 @@ def _matmul_epilogue(n: Node, users: dict[int, list[Node]]) -> tuple[list[Node],
     tail = n
 
     def only_user(x: Node) -> Optional[Node]:
+        # the epilogue computes in registers: a value the graph returns must be stored
         us = users[x.id]
-        return us[0] if len(us) == 1 else None
+        return us[0] if len(us) == 1 and x.id not in out_ids else None
 
     u = only_user(tail)
     if u is not None and u.op == "add" and u.shape == n.shape and u.dtype == n.dtype:
@@ -114,7 +116,7 @@ def fuse_elementwise(g: Graph) -> Graph:
     # 1. matmul heads claim their epilogues
     for n in nodes:
         if n.op == "matmul":
-            chain, epi = _matmul_epilogue(n, users)
+            chain, epi = _matmul_epilogue(n, users, out_ids)
             new_group("matmul", [n] + chain, epilogue=epi)
 
     # 2. pointwise trees, grown from their roots (reverse execution order)

@@ -310,3 +310,16 @@ def test_dump_code_needs_no_gpu():
                          cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "@triton.jit" in out.stdout and "def make(B, dev):" in out.stdout and "tl.rand(" in out.stdout
+
+
+def test_fusion_keeps_returned_values():
+    g = Graph("t")
+    x = g.input("x", (B, 4))
+    w = g.input("w", (4, 3), role="param")
+    b = g.input("b", (3,), role="param")
+    m = g.emit("matmul", x, w)
+    a = g.emit("add", m, b)
+    g.output("m", m)          # the matmul's own value is returned: no epilogue after it
+    g.output("r", g.emit("relu", a))
+    assert _groups(g)[0] == ("matmul", ["matmul"])
+    assert m.id in g.meta["groups"][0]["outputs"]
