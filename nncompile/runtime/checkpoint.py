@@ -41,6 +41,7 @@ class LoopState:
     best_arrays: Optional[dict[str, np.ndarray]] = None
     settings: Optional[dict] = None
     finished: bool = False                      # the run ended (not interrupted) after this epoch
+    schedule: Optional[dict] = None             # the learning-rate schedule's state_dict()
 
 
 def save_checkpoint(path: str, program, st: LoopState) -> None:
@@ -51,7 +52,8 @@ def save_checkpoint(path: str, program, st: LoopState) -> None:
             "tensors": {k: list(np.shape(v)) for k, v in st.arrays.items()},
             "epoch": st.epoch, "step": st.step, "seed": st.seed, "rng": st.rng,
             "history": st.history, "early_stopping": st.early_stopping, "best_epoch": st.best_epoch,
-            "best_step": st.best_step, "has_best": st.best_arrays is not None, "settings": st.settings, "finished": st.finished}
+            "best_step": st.best_step, "has_best": st.best_arrays is not None, "settings": st.settings, "finished": st.finished,
+            "schedule": st.schedule}
     save_arrays(path, arrays, meta)
 
 
@@ -71,7 +73,8 @@ def load_checkpoint(path: str) -> LoopState:
                          rng=meta["rng"], history={k: [float(x) for x in v] for k, v in meta["history"].items()},
                          early_stopping=meta.get("early_stopping"), best_epoch=meta.get("best_epoch"),
                          best_step=meta.get("best_step"),
-                         best_arrays=best, settings=meta.get("settings"), finished=bool(meta.get("finished")))
+                         best_arrays=best, settings=meta.get("settings"), finished=bool(meta.get("finished")),
+                         schedule=meta.get("schedule"))
     except (KeyError, TypeError, ValueError) as e:
         raise WeightsError(f"{path}: the checkpoint's metadata is incomplete or corrupted ({e})") from None
 

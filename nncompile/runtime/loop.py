@@ -22,7 +22,11 @@ from . import data as datamod
 from .callbacks import EarlyStopping
 from .checkpoint import LoopState, check_compatible, diff_settings, save_checkpoint
 from .nonfinite import NonFiniteReport, all_finite, first_bad, locate_train_step
+from .augment import make_augment
+from .preflight import preflight
 from .progress import make_progress
+from .schedules import make_schedule
+from .transfer import load_initial_weights
 
 
 @dataclass
@@ -46,6 +50,7 @@ class History:
     resumed_from: Optional[int] = None             # the epoch a resumed run started at
     resume_changes: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)    # pre-flight warnings, as printed
 
     @property
     def epoch(self) -> list[int]:
@@ -127,6 +132,7 @@ class _Commit:
     n_history: int             # epochs recorded in the history
     es: Optional[dict]
     best: Optional[dict]       # the best epoch's snapshot at that point
+    schedule: Optional[dict] = None   # the learning-rate schedule's state
 
 
 def _host(trainer, arrays: dict) -> dict:
@@ -163,7 +169,16 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
         from .records import resolved_settings
         settings = resolved_settings(program, epochs=epochs, seed=seed)
     train, val = load_datasets(program, data, validation_data)
-    trainer = program.trainer(seed=seed)
+    hist_warnings = [str(w) for w in preflight(program, train, val, epochs=epochs)]
+    for w in hist_warnings:
+        print(w, file=sys.stderr)
+    init = None
+    if t.init_from is not None and resume is None:
+        init, transfer_report = load_initial_weights(program, t.init_from)
+        say(transfer_report.text())
+    trainer = program.trainer(seed=seed, params=init)
+    sched = make_schedule(t.schedule, float(t.optimizer.params["lr"]), epochs)
+    augment = make_augment(t.augment, program.ast.model.input.shape)
     es = None
     if t.early_stopping is not None:
         e = t.early_stopping
@@ -175,6 +190,7 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
     keep_best = es is not None and (restore_best or record is not None)
     best_snapshot = None
     hist = History(trainer=trainer, record=record)
+    hist.warnings = hist_warnings
     shuffle_rng = np.random.default_rng([seed, 0x5EED])
     dev = trainer._step_fn.to_device
     start_epoch = 0
@@ -187,6 +203,8 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
         hist.resumed_from = resume.epoch
         if es is not None and resume.early_stopping is not None:
             es.load_state_dict(resume.early_stopping)
+        if resume.schedule is not None:
+            sched.load_state_dict(resume.schedule)
         if resume.best_arrays is not None and keep_best:
             best_snapshot = {"arrays": {k: dev(v) for k, v in resume.best_arrays.items()},
                              "step": resume.best_step if resume.best_step is not None else resume.step}
@@ -197,7 +215,7 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
     def commit(next_epoch: int) -> _Commit:
         return _Commit(next_epoch, trainer.snapshot(), dict(shuffle_rng.bit_generator.state),
                        len(next(iter(hist.history.values()))) if hist.history else 0,
-                       es.state_dict() if es is not None else None, best_snapshot)
+                       es.state_dict() if es is not None else None, best_snapshot, sched.state_dict())
 
     def loop_state(c: _Commit, finished: bool = False) -> LoopState:
         best = _host(trainer, c.best["arrays"]) if c.best is not None else None
@@ -205,7 +223,7 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
                          rng=c.rng, history={k: v[:c.n_history] for k, v in hist.history.items()},
                          early_stopping=c.es, best_epoch=c.es["best_epoch"] if c.es else None,
                          best_step=c.best["step"] if c.best is not None else None,
-                         best_arrays=best, settings=settings, finished=finished)
+                         best_arrays=best, settings=settings, finished=finished, schedule=c.schedule)
 
     def save_ckpt(c: _Commit, finished: bool = False) -> None:
         if record is not None:
@@ -234,12 +252,15 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
         with np.errstate(all="ignore"):
             for epoch in range(start_epoch, epochs):
                 epoch_start = last_good.snap
+                trainer.lr = sched.lr_for_epoch(epoch)
+                # augmentation draws from its own stream per epoch, so a resumed run draws the same
+                aug_rng = np.random.default_rng([seed, 0xA06, epoch]) if augment.active else None
                 order = list(datamod.batches(len(x), t.batch_size, shuffle_rng))
                 sums: dict[str, float] = {}
                 seen = 0
                 bad = None
                 for i, idx in enumerate(order):
-                    m = trainer.train_batch(x[idx], y[idx])
+                    m = trainer.train_batch(augment(x[idx], aug_rng) if aug_rng is not None else x[idx], y[idx])
                     k_bad = first_bad(m)
                     if k_bad is not None:
                         bad = (i, k_bad, m[k_bad])
@@ -286,12 +307,16 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
                 if val is not None:
                     logs.update({f"val_{k}": v for k, v in
                                  trainer.evaluate(val.x, val.y, max(t.batch_size, 256)).items()})
+                if t.schedule is not None:
+                    logs["lr"] = trainer.lr
                 for k, v in logs.items():
                     hist.history.setdefault(k, []).append(v)
                 hist.epochs_run = epoch + 1
                 if record is not None:
                     record.append_epoch(epoch, logs)
                 finite = all(math.isfinite(v) for v in logs.values())
+                if finite:
+                    sched.on_epoch_end(epoch, logs)
                 improved = stop = False
                 if finite:
                     if es is not None:
