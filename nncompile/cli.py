@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly")
     r.add_argument("--on-nan", choices=("stop", "rollback"), default="stop",
                    help="on a NaN/Inf loss: stop (default), or restore the last good epoch and stop")
+    r.add_argument("--check-backend", action="store_true",
+                   help="run a few steps on the NumPy and Triton backends and compare them (no training)")
+    gr = add("graph", "draw the layer graph (or, with --kernels, the fused kernel graph) as SVG or HTML")
+    gr.add_argument("-o", "--output", required=True, metavar="OUT", help="out.svg or out.html")
+    gr.add_argument("--kernels", action="store_true", help="the IR of the training step, by fusion group")
     add("check", "parse and check the program, build and verify its graphs")
     add("summary", "print a Keras-style table of layers, output shapes and parameters")
     d = add("dump", "print the program at a stage of the pipeline")
@@ -120,8 +125,23 @@ def _dispatch(args) -> int:
         return 0
     if args.cmd == "dump":
         return _dump(args, program)
+    if args.cmd == "run" and args.check_backend:
+        from .crosscheck import cross_check
+        res = cross_check(args.file, seed=args.seed or 0)
+        print(res.text())
+        return 0 if res.ok else 1
     if args.cmd == "run":
         return _run(args, program)
+    if args.cmd == "graph":
+        from .graphviz import render
+        fmt = "html" if args.output.lower().endswith((".html", ".htm")) else "svg"
+        text = render(program, "kernels" if args.kernels else "layers", fmt)
+        tmp = args.output + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, args.output)
+        print(f"wrote {args.output}")
+        return 0
     if args.cmd == "predict":
         return _predict(args, program)
     if args.cmd == "evaluate":

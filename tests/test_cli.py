@@ -143,3 +143,21 @@ def test_python_api_matches_the_documented_names():
     with pytest.raises(nncompile.CompileError) as e:
         nncompile.compile("model m {\n  input x: f32[2]\n  dense o(2, softmx)\n}\n")
     assert (e.value.line, e.value.column) == (3, 14)
+
+
+def test_graph_pictures_without_graphviz(tmp_path):
+    r = nnc("graph", EX / "digits.nn", "-o", tmp_path / "g.svg")
+    assert r.returncode == 0, r.stderr
+    svg = (tmp_path / "g.svg").read_text()
+    assert svg.startswith("<svg") or "<svg" in svg[:200]
+    assert "h1" in svg and "batchnorm" in svg and "digits.nn" in svg
+    r = nnc("graph", EX / "digits.nn", "-o", tmp_path / "k.html", "--kernels")
+    assert r.returncode == 0, r.stderr
+    assert "<html" in (tmp_path / "k.html").read_text().lower()
+
+
+def test_check_backend_compares_numpy_and_triton():
+    pytest.importorskip("triton")
+    r = nnc("run", EX / "textbook_classifier.nn", "--check-backend")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "backends agree" in r.stdout and "loss_and_grads: d hidden.weight" in r.stdout

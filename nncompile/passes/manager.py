@@ -15,6 +15,7 @@ from ..ir.verify import verify as verify_graph
 from .autodiff import autodiff_pass
 from .cleanup import cse, dce
 from .flatten import flatten_params
+from .fusion import fuse_elementwise
 from .optimizer import optimizer_pass
 from .fuse_xent import fuse_softmax_xent
 from .memory import plan_memory
@@ -39,6 +40,7 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("cse", cse),
     ("dce", dce),
     ("plan_memory", plan_memory),
+    ("fuse_elementwise", fuse_elementwise),
 ]
 
 

@@ -1,0 +1,78 @@
+"""Cross-check two backends: run the same training steps on both and compare.
+
+`nncompile run FILE --check-backend` (or `cross_check(path)`) trains a few steps
+on the NumPy backend and on the Triton backend from the same initial weights,
+on the same batches from the program's own data, and compares the losses, the
+gradients of the first batch and the parameters after the steps. Without a GPU
+the Triton side runs under the Triton interpreter (set before Triton loads).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# the tolerances documented in docs/triton-backend.md (float32, a few steps)
+RTOL = 1e-4
+ATOL_SCALE = 1e-5
+
+
+@dataclass
+class CrossCheck:
+    steps: int
+    rows: list[tuple[str, float, bool]] = field(default_factory=list)   # (what, max rel diff, ok)
+
+    @property
+    def ok(self) -> bool:
+        return all(r[2] for r in self.rows)
+
+    def text(self) -> str:
+        lines = [f"cross-check numpy vs triton, {self.steps} steps (rtol {RTOL:g}, atol {ATOL_SCALE:g} x scale):"]
+        for what, d, ok in self.rows:
+            lines.append(f"  {'ok ' if ok else 'BAD'} {what:<40} max rel diff {d:.2e}")
+        lines.append("backends agree" if self.ok else "backends DISAGREE")
+        return "\n".join(lines)
+
+
+def _compare(a: np.ndarray, b: np.ndarray) -> tuple[float, bool]:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    scale = max(1e-12, float(np.max(np.abs(a))) if a.size else 1.0)
+    diff = np.abs(a - b)
+    ok = bool(np.all(diff <= RTOL * np.abs(a) + ATOL_SCALE * scale))
+    return float(np.max(diff / np.maximum(np.abs(a), scale * 1e-3))) if a.size else 0.0, ok
+
+
+def cross_check(path: str, steps: int = 3, seed: int = 0) -> CrossCheck:
+    try:
+        import torch
+    except ImportError:
+        from .errors import NNError
+        raise NNError("--check-backend needs the triton extra: pip install 'nncompile[triton]'") from None
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+    from .compiler import compile
+    from .runtime.loop import load_datasets
+    pn, pt = compile(path), compile(path, backend="triton")
+    train, _ = load_datasets(pn)
+    bs = pn.ast.train.batch_size
+    params = pn.init_params(seed)
+    res = CrossCheck(steps)
+    xb, yb = train.x[:bs], train.y[:bs]
+    ln, gn = pn.loss_and_grads(params, xb, yb)
+    lt, gt = pt.loss_and_grads(params, xb, yb)
+    res.rows.append(("loss_and_grads: loss", *_compare(np.array(ln), np.array(lt))))
+    for k in gn:
+        res.rows.append((f"loss_and_grads: d {k}", *_compare(gn[k], gt[k])))
+    tn, tt = pn.trainer(seed=seed, params=params), pt.trainer(seed=seed, params=params)
+    rng = np.random.default_rng(seed)
+    ln_, lt_ = [], []
+    for _ in range(steps):
+        idx = rng.choice(len(train), size=min(bs, len(train)), replace=False)
+        ln_.append(tn.step(train.x[idx], train.y[idx]))
+        lt_.append(tt.step(train.x[idx], train.y[idx]))
+    res.rows.append(("train steps: losses", *_compare(np.array(ln_), np.array(lt_))))
+    hn, ht = tn.host("arrays"), tt.host("arrays")
+    for k in hn:
+        res.rows.append((f"after {steps} steps: {k}", *_compare(hn[k], ht[k])))
+    return res
