@@ -174,10 +174,12 @@ def _batchnorm(g: Graph, L: ast.Layer, h: Node, training: bool, mo: ModelOut) ->
     mm, mv = g.inputs[f"{L.name}.moving_mean"], g.inputs[f"{L.name}.moving_variance"]
     eps, mom = L.args["epsilon"], L.args["momentum"]
     E, c = g.emit, g.const
+    # statistics per channel (the last axis), over the batch and every other axis
+    axes = tuple(range(len(h.shape) - 1))
     if training and not getattr(L, "frozen", False):  # frozen: running statistics, not updated
-        mean = E("mean", h, axes=(0,), keepdims=True)
+        mean = E("mean", h, axes=axes, keepdims=True)
         centered = E("sub", h, mean)
-        var = E("mean", E("square", centered), axes=(0,), keepdims=True)
+        var = E("mean", E("square", centered), axes=axes, keepdims=True)
         inv = E("div", c(1.0), E("sqrt", E("add", var, c(eps))))
         xhat = E("mul", centered, inv)
         c_shape = mm.shape
@@ -236,9 +238,8 @@ def build_loss(g: Graph, prog: ast.Program, mo: ModelOut, y: Node) -> Node:
             z = mo.logits if (mo.final_activation == "sigmoid" and mo.logits is not None
                               and not spec.from_logits) else (mo.out if spec.from_logits else None)
             if z is not None:
-                # max(z,0) - z*y + log(1 + exp(-|z|)): finite for any logit
-                t = E("add", E("sub", E("relu", z), E("mul", z, y)),
-                      E("log", E("add", c(1.0), E("exp", E("neg", E("abs", z))))))
+                # softplus(z) - z*y: finite for any logit, gradient sigmoid(z) - y everywhere
+                t = E("sub", E("softplus", z), E("mul", z, y))
             else:
                 p = E("clip", mo.out, lo=EPS_PROB, hi=1.0 - EPS_PROB)
                 t = E("neg", E("add", E("mul", y, E("log", p)),

@@ -342,6 +342,10 @@ unary("sigmoid", _sigmoid, _grad_sigmoid,
       "np.multiply({a}, 0.5, out={out}); np.tanh({out}, out={out}); "
       "np.multiply({out}, 0.5, out={out}); np.add({out}, 0.5, out={out})")
 unary("tanh", np.tanh, _grad_tanh, "np.tanh({a}, out={out})")
+# log(1 + exp(x)), stable for any x; smooth, so its gradient sigmoid(x) has no kink
+unary("softplus", lambda a: np.logaddexp(np.zeros((), a.dtype), a),
+      lambda G, n, g: (G.emit("mul", g, G.emit("sigmoid", n.inputs[0])),),
+      "np.logaddexp(0, {a}, out={out})")
 op("leaky_relu", E, same, lambda a, alpha: np.where(a > 0, a, a * np.asarray(alpha, a.dtype)),
    lambda G, n, g: (G.emit("leaky_grad", g, n.inputs[0], alpha=n.attrs["alpha"]),),
    None, attrs=("alpha",))

@@ -165,10 +165,7 @@ def test_loss_and_grads_match_torch_on_random_architectures(spec, kind, n, seed)
     compare_with_torch(spec.source, params, x, y, rtol=1e-5 if loose else 1e-7, atol=1e-6 if loose else 1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: binary_crossentropy on sigmoid logits (or from_logits=true) has the "
-                   "wrong gradient where a logit is exactly 0: relu(z) - z*y + log(1+exp(-|z|)) is differentiated "
-                   "with relu'(0) = abs'(0) = 0, giving -y instead of sigmoid(0) - y = 0.5 - y. Hits every "
-                   "zero-initialised output layer (init=zeros) on its first step")
+# was a bug (fixed): the logits-form BCE gradient was -y instead of sigmoid(0) - y at a logit of exactly 0
 @pytest.mark.parametrize("logits", [False, True])
 def test_binary_crossentropy_gradient_at_logit_zero(logits):
     src = ("model m {\n  input x: f32[1]\n  dense out(1, %s, init=zeros)\n}\n"

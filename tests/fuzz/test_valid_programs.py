@@ -103,9 +103,7 @@ def test_generated_programs_fit(spec):
     assert all(math.isfinite(v) for v in hist.history["loss"])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: batchnorm on a multi-dimensional input (before flatten) "
-                   "raises IRError 'cannot reshape (1, 4, 3) to (3,)' instead of compiling "
-                   "(or a CompileError)")
+# was a bug (fixed): batch norm on a multi-dimensional input raised IRError
 def test_batchnorm_before_flatten_compiles():
     src = ("model m {\n  input x: f32[4, 3]\n  batchnorm bn\n  flatten\n  dense out(2, softmax)\n}\n"
            "train {\n  loss = sparse_categorical_crossentropy\n  optimizer = sgd\n}\n")
@@ -123,6 +121,5 @@ def test_batchnorm_before_flatten_compiles():
     lambda s: len(s.input_shape) > 1 and any(
         L.kind == "batchnorm" for L in s.layers[:[L.kind for L in s.layers].index("flatten")])),
     st.integers(1, 4))
-@pytest.mark.xfail(strict=True, reason="BUG: batchnorm before flatten raises IRError (see above)")
 def test_generated_programs_with_image_batchnorm(spec, n):
     _run_program(spec, n, 0)

@@ -36,6 +36,7 @@ UNARY = {
     "relu": (_any, {}, T.relu),
     "sigmoid": (_any, {}, T.sigmoid),
     "tanh": (_any, {}, T.tanh),
+    "softplus": (_any, {}, torch.nn.functional.softplus),
     "leaky_relu": (_any, {"alpha": 0.2}, lambda a: torch.nn.functional.leaky_relu(a, 0.2)),
     "gelu": (_any, {}, lambda a: torch.nn.functional.gelu(a, approximate="tanh")),
     "clip": (_any, {"lo": -0.5, "hi": 0.7}, lambda a: T.clamp(a, -0.5, 0.7)),

@@ -155,6 +155,7 @@ def _pw_expr(n: Node, a: list[str]) -> str:
         "square": "{0} * {0}", "abs": "tl.abs({0})",
         "sign": "tl.where({0} > 0, 1.0, tl.where({0} < 0, -1.0, 0.0))",
         "relu": "tl.maximum({0}, 0.0)", "sigmoid": "1.0 / (1.0 + tl.exp(-{0}))", "tanh": "_tanh({0})",
+        "softplus": "tl.maximum({0}, 0.0) + tl.log(1.0 + tl.exp(-tl.abs({0})))",
         "gelu": "_gelu({0})", "gelu_grad": "_gelu_grad({0}, {1})",
         "equal": "tl.where({0} == {1}, 1.0, 0.0)", "greater": "tl.where({0} > {1}, 1.0, 0.0)",
     }
