@@ -87,6 +87,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except MemoryError as e:
+        print(f"error: out of memory ({e}); the model or its data is too large for this machine",
+              file=sys.stderr)
+        return 2
     except Exception as e:  # a compiler bug: say so plainly, traceback only on request
         if os.environ.get("NNCOMPILE_DEBUG"):
             raise

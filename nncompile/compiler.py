@@ -128,6 +128,23 @@ class Program:
             setattr(self.graphs, name, g2)
         self._compiled: dict[str, Any] = {}
 
+    def _check_size(self) -> None:
+        """Refuse a model whose parameters (with optimizer state) cannot fit in memory,
+        pointing at its largest layer, instead of failing at the first allocation."""
+        import math
+        from .errors import fmt_bytes, physical_memory
+        sizes = [(math.prod(p.shape), info.layer) for info in self.graphs.infos for p in info.params]
+        if not sizes:
+            return
+        itemsize = NP_DTYPE[self.float_dtype]().itemsize
+        total = sum(n for n, _ in sizes) * itemsize * 4   # params, gradients, two optimizer slots
+        if total > physical_memory() // 2:
+            n, layer = max(sizes, key=lambda t: t[0])
+            raise CompileError(f"the model's parameters need about {fmt_bytes(total)} to train (with gradients "
+                               f"and optimizer state), more than this machine can hold "
+                               f"({fmt_bytes(physical_memory())}); layer '{layer.name}' alone has {n:,} "
+                               f"parameters", layer.loc, source=self.ast.source)
+
     # --- compiled graphs ---------------------------------------------------------
     def compiled(self, name: str):
         fn = self._compiled.get(name)
@@ -153,6 +170,7 @@ class Program:
         """Initial trainable parameters: "<layer>.weight" (in, out), "<layer>.bias",
         batch/layer norm "<layer>.gamma", "<layer>.beta"."""
         from .runtime.init import initialize
+        self._check_size()
         return initialize(self.param_specs("param"), seed, NP_DTYPE[self.float_dtype])
 
     def init_state(self) -> dict[str, np.ndarray]:

@@ -109,3 +109,20 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 def expected_one_of(name: str, choices: Iterable[str]) -> str:
     choices = list(choices)
     return f"expected one of: {', '.join(choices)}{did_you_mean(name, choices)}"
+
+
+def physical_memory() -> int:
+    """Bytes of RAM on this machine (a large number where it cannot be read)."""
+    import os
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"

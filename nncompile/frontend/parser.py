@@ -490,9 +490,11 @@ def parse_file(path) -> Program:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise CompileError(f"{path}: the file is not valid UTF-8 (byte 0x{data[e.start]:02x} at "
-                           f"line {line}, byte {col})", SourceLoc(path, line, col),
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        col = len(data[line_start:e.start].decode("utf-8", "replace")) + 1   # in characters
+        raise CompileError(f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x})",
+                           SourceLoc(path, line, col, line, col + 1),
+                           source=data.decode("utf-8", "replace"),
                            hint="save the file as UTF-8") from None
     if not text.strip():
         raise CompileError("the file is empty", SourceLoc(path, 1, 1),

@@ -26,7 +26,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from ..errors import DataError, SourceLoc, did_you_mean, expected_one_of
+from ..errors import DataError, SourceLoc, did_you_mean, expected_one_of, fmt_bytes, physical_memory
 
 __all__ = ["Dataset", "load_data", "split", "batches", "one_hot", "BUILTINS", "LABEL_KINDS"]
 
@@ -620,6 +620,13 @@ def _inv_norm_cdf(p: float) -> float:
     return (lo + hi) / 2
 
 
+def _check_fits(nbytes: int, ctx: _Ctx) -> None:
+    """Refuse a generated data set that cannot fit in this machine's memory."""
+    if nbytes > physical_memory() // 2:
+        ctx.fail(f"generating it needs about {fmt_bytes(nbytes)}, more than this machine can hold "
+                 f"({fmt_bytes(physical_memory())} of memory)", hint="use fewer samples or features")
+
+
 def _synthetic_classification(args, loc, feature_shape, label_kind) -> Dataset:
     n_s, n_f, n_c = args.get("samples"), args.get("features"), args.get("classes")
     seed = args.get("seed", 0)
@@ -629,6 +636,7 @@ def _synthetic_classification(args, loc, feature_shape, label_kind) -> Dataset:
     n_f = _int_arg(args, "features", ctx, 1)
     n_c = _int_arg(args, "classes", ctx, 1)
     seed = _int_arg({"seed": seed}, "seed", ctx, 0)
+    _check_fits(n_s * (n_f + 1) * 8, ctx)
     rng = np.random.default_rng(seed)
     centroids = rng.standard_normal((n_c, n_f))
     if n_c >= 2:
@@ -660,6 +668,7 @@ def _synthetic_regression(args, loc, feature_shape, label_kind) -> Dataset:
     n_f = _int_arg(args, "features", ctx, 1)
     n_t = _int_arg({"targets": n_t}, "targets", ctx, 1)
     seed = _int_arg({"seed": seed}, "seed", ctx, 0)
+    _check_fits(n_s * (n_f + n_t) * 8, ctx)
     try:
         noise = float(noise)
     except (TypeError, ValueError):

@@ -343,9 +343,6 @@ HUGE_DATA = (b"model m {\n  input x: f32[10]\n  dense out(2, softmax)\n}\n"
              b"  loss = sparse_categorical_crossentropy\n  optimizer = sgd\n}\n")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `nncompile run` on a program whose parameters or data cannot fit "
-                   "in memory (dense(2147483647), samples=2147483647) exits 3 with 'internal compiler error: "
-                   "MemoryError' instead of exit 2 with a located error")
 @pytest.mark.parametrize("data", [HUGE_DENSE, HUGE_DATA], ids=["huge-dense", "huge-data"])
 def test_run_with_sizes_that_cannot_fit_is_a_clear_error(data):
     check_cli(data, "run", "--quiet", allowed=(2,))
@@ -372,8 +369,6 @@ def test_corpus_file(name, request):
         check_cli(data)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the not-valid-UTF-8 error gives file:line:col (the column in "
-                   "bytes) but neither the line nor a caret, and repeats the file name in the message")
 def test_non_utf8_error_shows_the_line_and_a_caret():
     r = check_cli(b"model m {\n  input x: f32[4]\x80\n  dense o(1)\n}\n")
     err = r.stderr.decode("utf-8", "replace")
