@@ -9,6 +9,7 @@ Ctrl-C saves, what `--on-nan rollback` restores and where the NaN replay starts
 from. See docs/runtime.md."""
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -17,7 +18,7 @@ from typing import Callable, Optional, TextIO
 
 import numpy as np
 
-from ..errors import DataError, TrainingError
+from ..errors import DataError, NNError, TrainingError
 from . import data as datamod
 from .callbacks import EarlyStopping
 from .checkpoint import LoopState, check_compatible, diff_settings, save_checkpoint
@@ -66,6 +67,18 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.epoch = epoch
         self.checkpoint = checkpoint
         self.history = history
+
+
+@contextlib.contextmanager
+def _source_of(program):
+    """Give located errors raised without the source text (by the data layer) the
+    program's source, so they print the line and a caret."""
+    try:
+        yield
+    except NNError as e:
+        if e.source is None and e.loc is not None and e.loc.file == program.ast.filename:
+            e.source = program.ast.source
+        raise
 
 
 def _fmt(v: float) -> str:
@@ -168,13 +181,15 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
     if settings is None and (record is not None or resume is not None):
         from .records import resolved_settings
         settings = resolved_settings(program, epochs=epochs, seed=seed)
-    train, val = load_datasets(program, data, validation_data)
-    hist_warnings = [str(w) for w in preflight(program, train, val, epochs=epochs)]
+    with _source_of(program):  # errors from the data layer get the .nn line and caret
+        train, val = load_datasets(program, data, validation_data)
+        hist_warnings = [str(w) for w in preflight(program, train, val, epochs=epochs)]
+        init = None
+        if t.init_from is not None and resume is None:
+            init, transfer_report = load_initial_weights(program, t.init_from)
     for w in hist_warnings:
         print(w, file=sys.stderr)
-    init = None
-    if t.init_from is not None and resume is None:
-        init, transfer_report = load_initial_weights(program, t.init_from)
+    if init is not None:
         say(transfer_report.text())
     trainer = program.trainer(seed=seed, params=init)
     sched = make_schedule(t.schedule, float(t.optimizer.params["lr"]), epochs)
