@@ -221,12 +221,13 @@ class Program:
         return Trainer(self, seed=seed, params=params)
 
     def fit(self, *, epochs: Optional[int] = None, seed: Optional[int] = None, out=None, quiet: bool = False,
-            data=None, validation_data=None, on_epoch=None):
+            data=None, validation_data=None, on_epoch=None, **options):
         """Train as the file says; returns a History (history.history: metric -> per-epoch
-        values). `on_epoch(epoch, logs, trainer)` is called after each epoch."""
+        values). `on_epoch(epoch, logs, trainer)` is called after each epoch; `options`
+        are those of `runtime.loop.fit` (record, resume, checkpoint_every, on_nan, ...)."""
         from .runtime.loop import fit
         return fit(self, epochs=epochs, seed=seed, out=out, quiet=quiet, data=data,
-                   validation_data=validation_data, on_epoch=on_epoch)
+                   validation_data=validation_data, on_epoch=on_epoch, **options)
 
     def summary(self) -> str:
         from .runtime.report import summary

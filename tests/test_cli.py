@@ -161,3 +161,11 @@ def test_check_backend_compares_numpy_and_triton():
     r = nnc("run", EX / "textbook_classifier.nn", "--check-backend")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "backends agree" in r.stdout and "loss_and_grads: d hidden.weight" in r.stdout
+
+
+def test_summary_counts_frozen_layers_as_non_trainable(tmp_path):
+    f = tmp_path / "m.nn"
+    f.write_text("model m {\n  input x: f32[4]\n  dense h(8, relu, frozen=true)\n  dense o(2, softmax)\n}\n")
+    out = nnc("summary", f).stdout
+    assert "h (dense, relu, frozen)" in out
+    assert "Trainable params: 18" in out and "Non-trainable params: 40" in out

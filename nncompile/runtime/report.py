@@ -15,12 +15,16 @@ def summary(program) -> str:
         L = info.layer
         n_tr = sum(math.prod(p.shape) for p in info.params if p.role == "param")
         n_st = sum(math.prod(p.shape) for p in info.params if p.role == "state")
+        if L.frozen:  # a frozen layer's weights are not trained
+            n_tr, n_st = 0, n_tr + n_st
         trainable += n_tr
         non_trainable += n_st
         flops += info.flops
         kind = L.kind
         if L.kind == "dense" and L.args["activation"] != "linear":
             kind = f"dense, {L.args['activation']}"
+        if L.frozen:
+            kind += ", frozen"
         rows.append((f"{L.name} ({kind})", str((None,) + tuple(info.out_shape)), f"{n_tr + n_st:,}",
                      f"line {L.loc.line}"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
