@@ -102,7 +102,7 @@ def test_optimized_matches_unoptimized(case, seed):
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(case=programs(), seed=st.integers(0, 1000))
 def test_tiled_optimizer_chain_matches_unoptimized(monkeypatch, case, seed):
-    """The same check with tiny tiles, so the tiled two-thread update path runs."""
+    """The same check with tiny tiles, so the tiled update path runs."""
     import nncompile.backends.numpy.codegen as cg
     monkeypatch.setattr(cg, "TILE", 8)
     monkeypatch.setattr(cg, "TILE_MIN", 16)

@@ -140,7 +140,7 @@ def _emit_tiled(gen: _Gen, group: list[Node], users, inplace: dict[int, str]) ->
     gen.lines_run.append(f"def {fn}(lo, hi, w, {args}):")
     gen.lines_run.extend("    " + l for l in body)
     gen.lines_run.append(f"_s.run_tiles({fn}, tiles_{N}, {args})  # {len(group)} elementwise ops over "
-                         f"{N} elements, tile by tile on two threads")
+                         f"{N} elements, tile by tile")
 
 
 def _hoistable(g: Graph, nodes: list[Node], inplace: dict[int, str]) -> set[int]:
@@ -357,6 +357,11 @@ def _scratch(gen: _Gen, n: Node, k: int, shape, dtype: str | None = None) -> str
 def _code(gen: _Gen, n: Node, a: Sequence[str], out: str) -> str:
     opdef = OPS[n.op]
     at = n.attrs
+    if n.op == "relu_grad" and n.inputs[1].shape == n.shape:
+        # the mask into a preallocated bool buffer: `y > 0` would allocate one every step
+        mask = f"m{n.id}"
+        gen.lines_make.append(f"{mask} = np.empty({_shape_expr(n.shape)}, np.bool_)")
+        return f"np.greater({a[1]}, 0, out={mask}); np.multiply({a[0]}, {mask}, out={out})"
     if opdef.emit:
         fields = {"out": out, **{k: repr(v) for k, v in at.items()}}
         fields.update({k: v for k, v in zip("abcd", a)})

@@ -43,22 +43,14 @@ def ssqrt(a):
     return math.sqrt(a) if a >= 0 else math.nan
 
 
-_POOL = None
-
 
 def run_tiles(fn, tiles, *args) -> None:
-    """Run fn(lo, hi, worker, *args) over the tiles on two threads (NumPy releases
-    the GIL inside its loops), each thread taking every other tile; `worker` (0 or
-    1) picks the thread's own scratch row."""
-    global _POOL
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nncompile-tiles")
+    """Run fn(lo, hi, 0, *args) over the tiles, in order, on this thread.
 
-    def half(w):
-        for lo, hi in tiles[w::2]:
-            fn(lo, hi, w, *args)
-
-    other = _POOL.submit(half, 1)
-    half(0)
-    other.result()
+    Measured (benchmarks/w2.nn, 2 cores): splitting the tiles over two threads was
+    0.25 ms slower per step than one thread, because OpenBLAS's threads are still
+    spinning on the second core right after the GEMMs; the `worker` argument (0)
+    and the scratch rows per worker are kept for a backend that runs tiles in
+    parallel."""
+    for lo, hi in tiles:
+        fn(lo, hi, 0, *args)
