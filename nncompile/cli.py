@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 from .errors import NNError
 
-STAGES = ("ast", "ir", "train", "grads", "evaluate", "predict", "code")
+STAGES = ("ast", "ir", "train", "grads", "evaluate", "predict", "code", "kernels")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -353,9 +353,22 @@ def _evaluate(args, program) -> int:
     return 0
 
 
+def _pass_notes(program, pname: str, g) -> None:
+    """What a pass decided, beyond the IR: the memory plan's sizes, refused fusions."""
+    if pname == "plan_memory" and "memory_plan" in g.meta:
+        batch = program.ast.train.batch_size if program.ast.train else 32
+        r = g.meta["memory_plan"].report(batch)
+        print(f"// memory plan at batch {batch}: {r['values']} values in {r['buffers']} buffers, "
+              f"{r['bytes_before']:,} bytes -> {r['bytes_after']:,} bytes; {r['in_place']} computed in place")
+    if pname in ("fuse_softmax_xent", "flatten_params", "fuse_elementwise"):
+        for reason in g.meta.get("fusion_refused", []):
+            print(f"// refused: {reason}")
+
+
 def _dump(args, program) -> int:
     stage_graph = {"ir": "predict", "train": "train_step", "grads": "loss_and_grads",
-                   "evaluate": "evaluate", "predict": "predict", "code": "train_step"}
+                   "evaluate": "evaluate", "predict": "predict", "code": "train_step",
+                   "kernels": "train_step"}
     name = args.graph or stage_graph[args.stage]
     if args.after:
         from .passes.manager import pass_names, run_passes
@@ -374,12 +387,13 @@ def _dump(args, program) -> int:
             if args.after == "all" or pname == args.after:
                 print(f"\n// IR of {name} after pass '{pname}' ({len(g2)} nodes, {dt * 1e3:.2f} ms)")
                 print(g2)
+                _pass_notes(program, pname, g2)
         return 0
     g = program.graphs.unoptimized[name] if args.no_opt else getattr(program.graphs, name)
     if g is None:
         from .errors import CompileError
         raise CompileError(f"the program has no '{name}' graph (it has no train block)")
-    if args.stage == "code":
+    if args.stage in ("code", "kernels"):  # the generated module: Python, or Triton kernels
         if program.backend == "numpy":
             from .backends.numpy.codegen import generate
             print(generate(g).source)

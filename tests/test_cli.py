@@ -77,6 +77,9 @@ def test_dump_after_every_pass():
     assert r.returncode == 0, r.stderr
     for p in ("fuse_softmax_xent", "autodiff", "optimizer", "simplify", "cse", "dce", "plan_memory"):
         assert f"after pass '{p}'" in r.stdout
+    r = nnc("dump", EX / "digits.nn", "--after", "all", "--graph", "train_step")
+    assert re.search(r"// memory plan at batch 64: \d+ values in \d+ buffers, [\d,]+ bytes -> [\d,]+ bytes", r.stdout)
+    assert "// refused: " in r.stdout  # fusions that were refused say why
     r = nnc("dump", EX / "textbook_classifier.nn", "--after", "autodif")
     assert r.returncode == 2 and "did you mean 'autodiff'" in r.stderr
 
@@ -169,3 +172,10 @@ def test_summary_counts_frozen_layers_as_non_trainable(tmp_path):
     out = nnc("summary", f).stdout
     assert "h (dense, relu, frozen)" in out
     assert "Trainable params: 18" in out and "Non-trainable params: 40" in out
+
+
+def test_dump_triton_kernels_without_a_gpu():
+    pytest.importorskip("triton")
+    r = nnc("dump", EX / "digits.nn", "--backend", "triton", "--stage", "kernels")
+    assert r.returncode == 0, r.stderr
+    assert "@triton.jit" in r.stdout and "tl.load" in r.stdout and "digits.nn" in r.stdout

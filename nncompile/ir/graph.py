@@ -163,7 +163,9 @@ class Graph:
     def copy_structure(self, name: Optional[str] = None) -> "Graph":
         """A new empty graph with the same name/dtype (passes build into it)."""
         g = Graph(name or self.name, self.float_dtype)
-        g.meta = dict(self.meta)
+        # lists in meta (refusal logs) are per graph: copy them, so that a pass's
+        # notes never leak into the graph it started from
+        g.meta = {k: list(v) if isinstance(v, list) else v for k, v in self.meta.items()}
         return g
 
     def __iter__(self) -> Iterator[Node]:
