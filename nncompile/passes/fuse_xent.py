@@ -19,7 +19,6 @@ from .rewrite import rebuild
 
 def fuse_softmax_xent(g: Graph) -> Graph:
     users = g.users()
-    refused = g.meta.setdefault("fusion_refused", [])
 
     def visit(out: Graph, n: Node, ins, m):
         if n.op != "neg" or n.inputs[0].op != "take_label":
@@ -30,8 +29,8 @@ def fuse_softmax_xent(g: Graph) -> Graph:
             return None
         if (len(users[take]) != 1 or len(users[logp]) != 1
                 or any(o is take or o is logp for o in g.outputs.values())):
-            refused.append(f"{n.name}: softmax cross-entropy not fused: the log-probabilities "
-                           f"{logp.name} have other users")
+            out.meta.setdefault("fusion_refused", []).append(
+                f"{n.name}: softmax cross-entropy not fused: the log-probabilities {logp.name} have other users")
             return None
         return out.emit("softmax_xent", m[logp.inputs[0].id], m[y.id])
 
