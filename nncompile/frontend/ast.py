@@ -203,3 +203,17 @@ class Program:
     train: Optional[TrainDef]
     filename: str
     source: str
+
+
+def final_activation(model: ModelDef) -> Optional[str]:
+    """The activation the model's output passes through last (None when the last
+    layer with an effect is not an activation-bearing one, e.g. batchnorm)."""
+    for layer in reversed(model.layers):
+        if layer.kind == "dense":
+            return layer.args["activation"]
+        if layer.kind == "activation":
+            return layer.args["fn"]
+        if layer.kind in ("dropout", "flatten"):
+            continue
+        return None
+    return None

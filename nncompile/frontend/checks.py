@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence, Union
 
 from ..errors import CompileError, SourceLoc, did_you_mean, expected_one_of
+from .ast import final_activation
 from .ast import (ACTIVATIONS, AUGMENTS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, AugmentSpec,
                   DataSpec, EarlyStoppingSpec, InitFromSpec, InputDecl, Layer, LossSpec, ModelDef,
                   OptimizerSpec, Program, ScheduleSpec, TrainDef, ValidationSpec)
@@ -697,7 +698,7 @@ class Checker:
                 raise self.err(f"from_logits only applies to cross-entropy losses, not {name}",
                                raw["from_logits"].loc)
             if from_logits:
-                last = self.final_activation(model)
+                last = final_activation(model)
                 if last in ("softmax", "sigmoid"):
                     raise self.err(f"from_logits=true but the model's last layer already applies {last}",
                                    raw["from_logits"].loc,
@@ -706,18 +707,6 @@ class Checker:
             name = self.get_choice(v, "loss", LOSSES)
             from_logits = False
         return LossSpec(name=name, from_logits=from_logits, loc=v.loc)
-
-    @staticmethod
-    def final_activation(model: ModelDef) -> Optional[str]:
-        for layer in reversed(model.layers):
-            if layer.kind == "dense":
-                return layer.args["activation"]
-            if layer.kind == "activation":
-                return layer.args["fn"]
-            if layer.kind in ("dropout", "flatten"):
-                continue
-            return None
-        return None
 
     # optimizer ---------------------------------------------------------------
     def optimizer(self, v) -> OptimizerSpec:

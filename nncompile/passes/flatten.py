@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 from ..ir.graph import Graph
-from .rewrite import rebuild
+from .rewrite import copy_input
 
 FLAT = "params.flat"
 
@@ -52,10 +52,7 @@ def flatten_params(g: Graph) -> Graph:
                 m[n.id] = out.emit("slice_flat", flat, offset=o, shape=s)
             continue
         if n.op == "input":
-            spec = g.input_specs[n.attrs["name"]]
-            with out.at(n.loc, n.layer):
-                m[n.id] = out.input(spec.name, n.shape, n.dtype, role=spec.role, init=spec.init,
-                                    trainable=spec.trainable)
+            m[n.id] = copy_input(out, g, n)
             continue
         with out.at(n.loc, n.layer):
             m[n.id] = out._append(n.op, tuple(m[i.id] for i in n.inputs), n.attrs, n.dtype, n.shape)

@@ -16,10 +16,7 @@ def rebuild(g: Graph, visit: Optional[Callable[..., Optional[Node]]] = None,
     m: dict[int, Node] = {}
     for n in g.nodes:
         if n.op == "input":
-            spec = g.input_specs[n.attrs["name"]]
-            with out.at(n.loc, n.layer):
-                m[n.id] = out.input(spec.name, n.shape, n.dtype, role=spec.role, init=spec.init,
-                                    trainable=spec.trainable)
+            m[n.id] = copy_input(out, g, n)
             continue
         if keep is not None and n.id not in keep:
             continue
@@ -32,6 +29,13 @@ def rebuild(g: Graph, visit: Optional[Callable[..., Optional[Node]]] = None,
     for k, n in g.outputs.items():
         out.output(k, m[n.id], updates=g.updates.get(k))
     return out
+
+
+def copy_input(out: Graph, g: Graph, n: Node) -> Node:
+    """Declare input `n` of `g` in `out`, with its spec and source location."""
+    spec = g.input_specs[n.attrs["name"]]
+    with out.at(n.loc, n.layer):
+        return out.input(spec.name, n.shape, n.dtype, role=spec.role, init=spec.init, trainable=spec.trainable)
 
 
 def attrs_key(attrs: dict) -> tuple:

@@ -6,6 +6,16 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 
+def improves(value: Optional[float], best: Optional[float], mode: str, min_delta: float) -> bool:
+    """Whether a monitored value beats the best so far by more than min_delta, in
+    the direction of mode ("min" or "max"). NaN and Inf never improve."""
+    if value is None or not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
 @dataclass
 class EarlyStopping:
     """Keras semantics: an epoch improves when its monitored value beats the best
@@ -25,13 +35,7 @@ class EarlyStopping:
     history: list = field(default_factory=list)
 
     def improved(self, value: float) -> bool:
-        if value is None or not math.isfinite(value):
-            return False
-        if self.best is None:
-            return True
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
+        return improves(value, self.best, self.mode, self.min_delta)
 
     def update(self, epoch: int, value: float) -> tuple[bool, bool]:
         """Feed one epoch's value; returns (improved, stop)."""

@@ -30,6 +30,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import CompileError, DataError, NNError, TrainingError
+from ..frontend.ast import final_activation
 
 __all__ = ["CompileWarning", "preflight"]
 
@@ -38,18 +39,6 @@ class CompileWarning(NNError):
     """Something probably wrong that does not stop the run."""
 
     kind = "warning"
-
-
-def _final_activation(model) -> Optional[str]:
-    for layer in reversed(model.layers):
-        if layer.kind == "dense":
-            return layer.args["activation"]
-        if layer.kind == "activation":
-            return layer.args["fn"]
-        if layer.kind in ("dropout", "flatten"):
-            continue
-        return None
-    return None
 
 
 def _classes(y: np.ndarray, loss: str, units: int) -> Optional[np.ndarray]:
@@ -126,7 +115,7 @@ def preflight(program, train, val=None, *, epochs: Optional[int] = None) -> list
     warnings: list[CompileWarning] = []
     warn = lambda msg, loc, hint=None: warnings.append(CompileWarning(msg, loc, source=src, hint=hint))  # noqa: E731
     units = program.graphs.infos[-1].out_shape[-1] if program.graphs.infos else None
-    last = _final_activation(prog.model)
+    last = final_activation(prog.model)
     loss_loc = t.setting_locs.get("loss", t.loss.loc)
 
     # --- the output and the loss

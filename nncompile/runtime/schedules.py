@@ -30,6 +30,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Optional
 
+from .callbacks import improves
+
 __all__ = ["Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "ReduceOnPlateau",
            "make_schedule"]
 
@@ -127,15 +129,6 @@ class ReduceOnPlateau(Schedule):
     def lr_for_epoch(self, epoch: int) -> float:
         return self.lr
 
-    def _improved(self, value: float) -> bool:
-        if value is None or not math.isfinite(value):
-            return False
-        if self.best is None:
-            return True
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
-
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> float:
         if self.monitor not in logs:
             raise KeyError(f"reduce_on_plateau monitors {self.monitor!r}, which is not in the logs "
@@ -144,7 +137,7 @@ class ReduceOnPlateau(Schedule):
         if self.cooldown_left > 0:
             self.cooldown_left -= 1
             self.wait = 0
-        if self._improved(value):
+        if improves(value, self.best, self.mode, self.min_delta):
             self.best, self.wait = value, 0
         elif self.cooldown_left == 0:
             self.wait += 1
