@@ -14,33 +14,41 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return n, n
 
 
-def _truncated_normal(rng: np.random.Generator, std: float, shape) -> np.ndarray:
-    # Keras draws from a normal truncated at 2 std, rescaled to keep the variance.
-    std = std / 0.87962566103423978
-    out = rng.normal(0.0, std, size=shape)
-    bad = np.abs(out) > 2 * std
-    while bad.any():
-        out[bad] = rng.normal(0.0, std, size=int(bad.sum()))
-        bad = np.abs(out) > 2 * std
+def _uniform(rng: np.random.Generator, lim: float, shape, dtype) -> np.ndarray:
+    # drawn in the parameter's dtype: no float64 copy of a large parameter
+    out = rng.random(size=shape, dtype=dtype)
+    out *= dtype(2 * lim)
+    out -= dtype(lim)
     return out
 
 
-def initial_value(init: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+def _truncated_normal(rng: np.random.Generator, std: float, shape, dtype) -> np.ndarray:
+    # Keras draws from a normal truncated at 2 std, rescaled to keep the variance.
+    std = std / 0.87962566103423978
+    out = rng.standard_normal(size=shape, dtype=dtype)
+    bad = np.abs(out) > 2
+    while bad.any():
+        out[bad] = rng.standard_normal(size=int(bad.sum()), dtype=dtype)
+        bad = np.abs(out) > 2
+    out *= dtype(std)
+    return out
+
+
+def initial_value(init: str, shape: tuple[int, ...], rng: np.random.Generator,
+                  dtype=np.float32) -> np.ndarray:
     fan_in, fan_out = _fans(shape)
     if init == "zeros":
-        return np.zeros(shape)
+        return np.zeros(shape, dtype)
     if init == "ones":
-        return np.ones(shape)
+        return np.ones(shape, dtype)
     if init == "glorot_uniform":
-        lim = math.sqrt(6.0 / (fan_in + fan_out))
-        return rng.uniform(-lim, lim, size=shape)
+        return _uniform(rng, math.sqrt(6.0 / (fan_in + fan_out)), shape, dtype)
     if init == "glorot_normal":
-        return _truncated_normal(rng, math.sqrt(2.0 / (fan_in + fan_out)), shape)
+        return _truncated_normal(rng, math.sqrt(2.0 / (fan_in + fan_out)), shape, dtype)
     if init == "he_uniform":
-        lim = math.sqrt(6.0 / fan_in)
-        return rng.uniform(-lim, lim, size=shape)
+        return _uniform(rng, math.sqrt(6.0 / fan_in), shape, dtype)
     if init == "he_normal":
-        return _truncated_normal(rng, math.sqrt(2.0 / fan_in), shape)
+        return _truncated_normal(rng, math.sqrt(2.0 / fan_in), shape, dtype)
     raise ValueError(f"unknown initializer {init!r}")
 
 
@@ -53,5 +61,5 @@ def initialize(specs: Iterable[tuple[str, tuple[int, ...], str]], seed: int,
     for name, shape, init in specs:
         key = int.from_bytes(name.encode(), "little") % (2**63)
         rng = np.random.default_rng([seed, key])
-        out[name] = np.ascontiguousarray(initial_value(init, tuple(shape), rng), dtype=dtype)
+        out[name] = np.ascontiguousarray(initial_value(init, tuple(shape), rng, np.dtype(dtype).type))
     return out
