@@ -10,8 +10,9 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch, triton, numpy; print('torch', torch.__version__, 'triton', triton.__version__, 'numpy', numpy.__version__)"
 date -u
-# the step benchmark first (the kernel benchmark's numbers are in docs/performance.md)
-timeout 300 python3 benchmarks/gpu_step.py --workloads W1,W2,W4 --tf32 --budget ${BUDGET:-220} 2>&1 | tee "$OUT/gpu_step.log"
+timeout 120 python3 benchmarks/gpu_graph_check.py 2>&1 | tee "$OUT/gpu_graph_check.log"
+# the step benchmark (the kernel benchmark's numbers are in docs/performance.md)
+timeout 300 python3 benchmarks/gpu_step.py --workloads W1,W2,W4 --tf32 --budget ${BUDGET:-150} 2>&1 | tee "$OUT/gpu_step.log"
 if [ -n "${KERNELS:-}" ]; then
   timeout 200 python3 benchmarks/gpu_kernels.py --quick 2>&1 | tee "$OUT/gpu_kernels.log"
 fi

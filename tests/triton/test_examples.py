@@ -17,3 +17,27 @@ def test_example_matches_numpy_backend(path):
     res = cross_check(path, steps=3)
     assert res.ok, res.text()
     assert len(res.rows) > 5
+
+
+def test_step_without_host_scalars_matches_numpy(monkeypatch):
+    """The code generated for CUDA-graph capture (step and lr read from device
+    tensors, no host numbers in launches) gives the same training steps."""
+    import nncompile.backends.triton.codegen as cg
+    monkeypatch.setattr(cg, "_interpreting", lambda: False)
+    path = os.path.join(ROOT, "benchmarks", "w3.nn")
+    import nncompile
+    pt = nncompile.compile(path, backend="triton")
+    prog = pt.compiled("train_step")
+    assert prog.cuda_graphs   # generated for capture (no GPU here, so nothing is captured)
+    assert dict((n, k) for n, k, _ in prog._slots)["step"] == "tensor"
+    res_np, res_tr = nncompile.compile(path), pt
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 10)).astype(np.float32)
+    y = rng.integers(0, 2, 32)
+    params = res_np.init_params(0)
+    a, b = res_np.trainer(seed=0, params=params), res_tr.trainer(seed=0, params=params)
+    for _ in range(3):
+        assert a.step(x, y) == pytest.approx(b.step(x, y), rel=1e-5)
+    for k, v in a.host().items():
+        np.testing.assert_allclose(v, b.host()[k], rtol=1e-4, atol=1e-6)

@@ -24,6 +24,7 @@ import hashlib
 import math
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
@@ -328,6 +329,72 @@ REDUCE_OPS = {
 }
 
 
+# --- CUDA graphs -------------------------------------------------------------------------
+
+class _GraphedStep:
+    """Run a step eagerly once (Triton compiles, matmuls autotune), then capture
+    it in a CUDA graph and replay it: inputs are copied into the captured
+    tensors, state tensors must be the same objects every call (the trainer's
+    are). Anything unexpected falls back to eager launches, said once."""
+
+    def __init__(self, inner: Callable, program: "TritonProgram"):
+        self.inner, self.program = inner, program
+        self.calls = 0
+        self.graph = None
+        self.static: list = []
+        self.outs = None
+        self.failed: Optional[str] = None
+
+    def __call__(self, *args):
+        import torch
+        self.calls += 1
+        if self.failed or self.calls < 3:      # two warm-up calls: compile, autotune
+            return self.inner(*args)
+        if self.graph is None:
+            try:
+                self._capture(args)
+            except Exception as e:  # noqa: BLE001 - any capture problem means: stay eager
+                self.failed = f"{type(e).__name__}: {e}"
+                self.graph = None
+                torch.cuda.synchronize()
+                print(f"nncompile: CUDA graph capture failed ({self.failed}); running kernels eagerly",
+                      file=sys.stderr)
+                return self.inner(*args)
+        copy_back = []
+        for i, (st, a) in enumerate(zip(self.static, args)):
+            if st is a or (isinstance(a, torch.Tensor) and a.data_ptr() == st.data_ptr()):
+                continue
+            if isinstance(a, torch.Tensor) and a.shape == st.shape:
+                st.copy_(a, non_blocking=True)
+            else:
+                st.copy_(torch.as_tensor(np.asarray(a), dtype=st.dtype).reshape(st.shape), non_blocking=True)
+            if self.program.input_names[i] in self.program._updated and isinstance(a, torch.Tensor):
+                copy_back.append((a, st))        # state passed as another tensor: give it its new value
+        self.graph.replay()
+        for a, st in copy_back:
+            a.copy_(st)
+        return self.outs
+
+    def _capture(self, args):
+        import torch
+        self.static = [a.clone() if self._is_data(i) else a for i, a in enumerate(args)]
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            self.inner(*self.static)           # a last warm-up on the capture stream
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            self.outs = self.inner(*self.static)
+        self.graph = g
+
+    def _is_data(self, i: int) -> bool:
+        """Inputs that change every call (data and scalars), copied into the
+        graph's own tensors; state (parameters, optimizer, batch norm) is used in place."""
+        name = self.program.input_names[i]
+        return self.program.graph.input_specs[name].role in ("data", "scalar")
+
+
 # --- the program object ------------------------------------------------------------------
 
 class TritonProgram:
@@ -359,11 +426,15 @@ class TritonProgram:
             self._device = self._rt.device()
         return self._device
 
+    cuda_graphs = False
+
     def runner(self, batch: int) -> Callable:
         run = self._runs.get(batch)
         if run is not None:
             return run
         inner = self._make(int(batch), self.device)
+        if self.cuda_graphs and self.device.type == "cuda":
+            inner = _GraphedStep(inner, self)
         rt, dev, slots = self._rt, self.device, self._slots
         torch = rt.torch
 
@@ -449,7 +520,7 @@ def _aot_int(expr: str) -> int:
 
 
 class _Gen:
-    def __init__(self, g: Graph):
+    def __init__(self, g: Graph, host_scalars: bool = True):
         if not groups_valid(g):
             fuse_elementwise(g)
         self.g = g
@@ -470,7 +541,8 @@ class _Gen:
         self.fallbacks: list[str] = []
         self.host: dict[str, str] = {}           # input name -> "float" / "ints"
         self.uses_helpers = False
-        self._host_scalars()
+        if host_scalars:
+            self._host_scalars()
         self._inplace = self._plan_inplace()
         self._placed: dict[int, tuple[int, int]] = {}   # node id -> (concat id, offset)
         self._plan_concat()
@@ -984,8 +1056,26 @@ def aot_specs(g: Graph) -> list[dict]:
     return specs
 
 
-def compile_graph(g: Graph) -> TritonProgram:
-    gen = _Gen(g)
+def compile_graph(g: Graph, cuda_graphs: Optional[bool] = None) -> TritonProgram:
+    """Generate and load the Triton module of `g`.
+
+    cuda_graphs: capture the whole step in a CUDA graph after a warm-up call and
+    replay it (one launch instead of one per kernel). Default: on when a CUDA GPU
+    is used, unless NNCOMPILE_CUDA_GRAPHS=0. It needs every input as a device
+    tensor (step and lr are read by the kernels, not passed as host numbers), so
+    graphs with dropout (whose Philox seed is mixed on the host each step) are
+    not captured."""
+    if cuda_graphs is None:
+        cuda_graphs = os.environ.get("NNCOMPILE_CUDA_GRAPHS", "1") not in ("0", "") and not _interpreting()
+    if cuda_graphs and any(n.op == "dropout_mask" for n in g.nodes):
+        cuda_graphs = False
+    gen = _Gen(g, host_scalars=not cuda_graphs)
     source = gen.generate()
     ns = load_source(source, g.name)
-    return TritonProgram(g, source, ns, gen.fallbacks, [k.name for k in gen.kernels.values()], gen.host)
+    prog = TritonProgram(g, source, ns, gen.fallbacks, [k.name for k in gen.kernels.values()], gen.host)
+    prog.cuda_graphs = cuda_graphs
+    return prog
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
