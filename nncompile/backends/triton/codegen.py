@@ -377,12 +377,10 @@ class _GraphedStep:
 
     def _capture(self, args):
         import torch
+        # no extra warm-up here: a step updates the state in place, so running one
+        # more would apply an update twice (the eager calls before were the warm-up)
         self.static = [a.clone() if self._is_data(i) else a for i, a in enumerate(args)]
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            self.inner(*self.static)           # a last warm-up on the capture stream
-        torch.cuda.current_stream().wait_stream(s)
+        torch.cuda.synchronize()
         g = torch.cuda.CUDAGraph()
         with torch.cuda.graph(g):
             self.outs = self.inner(*self.static)
