@@ -83,7 +83,7 @@ def _svg(boxes: list[_Box], rows: list[list[_Box]], edges: list[tuple[_Box, _Box
            "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" "
            "markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#374151\"/>"
            "</marker></defs>",
-           f'<rect width="100%" height="100%" fill="#ffffff"/>',
+           '<rect width="100%" height="100%" fill="#ffffff"/>',
            f'<text x="{margin}" y="{margin + 12}" font-weight="bold" font-size="14">{_esc(title)}</text>']
     out.append('<g class="edges" fill="none" stroke="#374151" stroke-width="1.2">')
     for a, b in edges:

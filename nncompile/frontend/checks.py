@@ -702,7 +702,7 @@ class Checker:
                 if last in ("softmax", "sigmoid"):
                     raise self.err(f"from_logits=true but the model's last layer already applies {last}",
                                    raw["from_logits"].loc,
-                                   hint=f"either drop from_logits=true, or make the last layer linear")
+                                   hint="either drop from_logits=true, or make the last layer linear")
         else:
             name = self.get_choice(v, "loss", LOSSES)
             from_logits = False

@@ -15,8 +15,8 @@ Adding an op is adding one row.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -275,10 +275,6 @@ class OpDef:
     attrs: tuple[str, ...] = ()
     # the NumPy emitter may write the output into the buffer of its first input
     inplace_ok: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def infer_checked(self, inputs, attrs, g):
-        return self.infer(inputs, attrs, g)
 
 
 OPS: dict[str, OpDef] = {}

@@ -24,7 +24,7 @@ frontend reports them on a flat input as a CompileError).
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 

@@ -18,7 +18,7 @@ import json
 import os
 import tempfile
 import zipfile
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import numpy as np
 

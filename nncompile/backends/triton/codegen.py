@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 
 from ...ir.graph import B, Graph, Node
-from ...ir.ops import NP_DTYPE, OPS, norm_axes, reduce_like_axes
+from ...ir.ops import OPS, norm_axes, reduce_like_axes
 from ...passes.fusion import fuse_elementwise, groups_valid, is_pointwise
 
 TL_DTYPE = {"f32": "tl.float32", "f64": "tl.float64", "i64": "tl.int64"}

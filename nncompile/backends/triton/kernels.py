@@ -32,7 +32,6 @@ Kernels / launchers
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 import threading
