@@ -175,20 +175,8 @@ def _pw_expr(n: Node, a: list[str]) -> str:
     raise KeyError(op)
 
 
+# the generated module imports `_tanh` (kernels.py's, the one the matmul epilogue uses)
 HELPERS = '''
-@triton.jit
-def _tanh(x):
-    # tanh from exp (no libdevice, so the interpreter runs it too): a series
-    # near 0 avoids the cancellation in (1 - t) / (1 + t), t = exp(-2|x|)
-    ax = tl.abs(x)
-    t = tl.exp(-2.0 * ax)
-    big = (1.0 - t) / (1.0 + t)
-    x2 = x * x
-    small = ax * (1.0 + x2 * (-0.333333333333 + x2 * (0.133333333333 + x2 * (-0.053968253968))))
-    r = tl.where(ax < 0.0625, small, big)
-    return tl.where(x < 0, -r, r)
-
-
 @triton.jit
 def _gelu(x):
     return 0.5 * x * (1.0 + _tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
@@ -729,6 +717,7 @@ class _Gen:
                "import torch", "import triton", "import triton.language as tl", "",
                "from nncompile.backends.triton import kernels as K", "from nncompile.backends.triton import rt", ""]
         if self.uses_helpers:
+            src.append("from nncompile.backends.triton.kernels import _tanh")
             src.append(HELPERS)
         for k in self.kernels.values():
             src.append("")
