@@ -463,6 +463,18 @@ def _npz_dtype(zf: zipfile.ZipFile, key: str) -> Optional[np.dtype]:
         return None
 
 
+def _check_finite(a: np.ndarray, key: str, ctx: _Ctx) -> None:
+    """Refuse NaN/Inf in a float array, naming the first bad index."""
+    if a.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(a)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        v = a[idx]
+        ctx.fail(f"array '{key}' has {'NaN' if np.isnan(v) else 'an infinite value'} at index "
+                 f"{list(idx)} (sample {idx[0]}); only finite numbers are allowed")
+
+
 def _load_npz(args: dict[str, Any], loc, feature_shape, label_kind) -> Dataset:
     path = str(args.get("path", ""))
     name = _display_path(path, loc)
@@ -527,24 +539,13 @@ def _load_npz(args: dict[str, Any], loc, feature_shape, label_kind) -> Dataset:
     if x.shape[0] == 0:
         ctx.fail(f"array '{xkey}' has no samples")
 
+    _check_finite(x, xkey, ctx)
     if x.dtype.kind == "f":
-        bad = ~np.isfinite(x)
-        if bad.any():
-            idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            v = x[idx]
-            ctx.fail(f"array '{xkey}' has {'NaN' if np.isnan(v) else 'an infinite value'} at index "
-                     f"{list(idx)} (sample {idx[0]}); only finite numbers are allowed")
         big = np.abs(x.astype(np.float64)) > _F32_MAX
         if big.any():
             idx = tuple(int(i) for i in np.argwhere(big)[0])
             ctx.fail(f"array '{xkey}' at index {list(idx)}: {x[idx]!r} is too large for float32")
-    if y.dtype.kind == "f":
-        bad = ~np.isfinite(y)
-        if bad.any():
-            idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            v = y[idx]
-            ctx.fail(f"array '{ykey}' has {'NaN' if np.isnan(v) else 'an infinite value'} at index "
-                     f"{list(idx)} (sample {idx[0]}); only finite numbers are allowed")
+    _check_finite(y, ykey, ctx)
 
     if x.ndim == 1:
         x = x.reshape(-1, 1)
