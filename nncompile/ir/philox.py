@@ -2,7 +2,7 @@
 
 This module is the single source of truth for random numbers in nncompile: the
 NumPy backend calls it directly and the Triton backend calls ``tl.rand`` inside
-kernels; both must agree bit for bit (tests/triton/test_kernels.py checks this
+kernels; both must agree bit for bit (tests/triton_backend/test_kernels.py checks this
 against the Triton interpreter).
 
 Algorithm (mirrors triton/language/random.py, Triton 3.x):

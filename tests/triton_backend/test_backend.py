@@ -1,5 +1,5 @@
 """The Triton backend vs the NumPy backend on whole models, on the CPU through
-the Triton interpreter (tests/triton/conftest.py sets TRITON_INTERPRET=1).
+the Triton interpreter (tests/triton_backend/conftest.py sets TRITON_INTERPRET=1).
 
 Tolerance: fp32, rtol 1e-4 / atol 1e-5 relative to each array's scale (the
 backends differ only in summation order and exp/tanh rounding; measured
