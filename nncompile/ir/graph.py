@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Optional, Union
+from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
 from ..errors import SourceLoc
 
@@ -138,12 +138,9 @@ class Graph:
             self.updates[name] = updates
 
     # --- queries ------------------------------------------------------------
-    def users(self) -> dict[Node, list[Node]]:
-        out: dict[Node, list[Node]] = {n: [] for n in self.nodes}
-        for n in self.nodes:
-            for i in n.inputs:
-                out[i].append(n)
-        return out
+    def users(self, live_only: bool = False) -> dict[int, list[Node]]:
+        """Node id -> the nodes that read it (see `users`)."""
+        return users(self.live_nodes() if live_only else self.nodes)
 
     def params(self) -> list[str]:
         return [k for k, s in self.input_specs.items() if s.role == "param"]
@@ -177,6 +174,28 @@ class Graph:
     def __str__(self) -> str:
         from .printer import print_graph
         return print_graph(self)
+
+
+def users(nodes: Iterable[Node]) -> dict[int, list[Node]]:
+    """For every node of `nodes`, by id: the nodes of `nodes` that read it, in
+    order, each listed once however many of its inputs it is."""
+    nodes = list(nodes)
+    out: dict[int, list[Node]] = {n.id: [] for n in nodes}
+    for n in nodes:
+        for i in dict.fromkeys(n.inputs):
+            if i.id in out:
+                out[i.id].append(n)
+    return out
+
+
+def batch_size(g: "Graph", inputs: Mapping[str, Any]) -> int:
+    """The batch size B of a call of `g` with `inputs` (name -> array or tensor):
+    read off the first input whose shape holds B; 1 when none does."""
+    import numpy as np
+    for name, node in g.inputs.items():
+        if B in node.shape:
+            return int(np.shape(inputs[name])[node.shape.index(B)])
+    return 1
 
 
 def topo_order(outputs: Iterable[Node]) -> list[Node]:

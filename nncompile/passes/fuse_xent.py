@@ -27,7 +27,7 @@ def fuse_softmax_xent(g: Graph) -> Graph:
         logp, y = take.inputs
         if logp.op != "log_softmax" or len(logp.shape) != 2:
             return None
-        if (len(users[take]) != 1 or len(users[logp]) != 1
+        if (len(users[take.id]) != 1 or len(users[logp.id]) != 1
                 or any(o is take or o is logp for o in g.outputs.values())):
             out.meta.setdefault("fusion_refused", []).append(
                 f"{n.name}: softmax cross-entropy not fused: the log-probabilities {logp.name} have other users")

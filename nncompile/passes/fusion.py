@@ -24,9 +24,9 @@ A group is a dict:
   inputs    node ids read from outside the group (inputs, consts included)
   shape     the shape of the root (every elementwise member has this shape)
 
-Pointwise ops are the "elementwise" kind plus two ops that are pointwise in
-their output's index space: `unreduce` (broadcast of a gradient back to the
-input's shape) and `dropout_mask` (a counter-based random draw per flat index).
+Pointwise ops are those whose op-table row says `pointwise`: the elementwise
+ops, plus `unreduce` (broadcast of a gradient back to the input's shape) and
+`dropout_mask` (a counter-based random draw per flat index).
 Operands of other shapes (a bias [C] into [B,C], scalars, a [B,1] row
 statistic) are broadcast in as group inputs.
 
@@ -44,21 +44,20 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..ir.graph import Graph, Node
+from ..ir.graph import users as graph_users
 from ..ir.ops import OPS
-
-POINTWISE_EXTRA = {"unreduce", "dropout_mask"}
-ACTIVATIONS = {"relu", "sigmoid", "tanh"}
-VIEWS = {"reshape", "slice_flat"}   # no kernel: a view of their input's buffer
 
 
 def is_pointwise(n: Node) -> bool:
-    return OPS[n.op].kind == "elementwise" or n.op in POINTWISE_EXTRA
+    return OPS[n.op].pointwise
 
 
 def _matmul_epilogue(n: Node, users: dict[int, list[Node]],
                      out_ids: set[int]) -> tuple[list[Node], dict[str, Any]]:
     """The nodes after matmul `n` that its kernel's epilogue can compute:
-    `+ bias[N]`, then relu/sigmoid/tanh; or `relu_grad(n, y)` (backward mask)."""
+    `+ bias[N]` (a row with epilogue="bias"), then a row with
+    epilogue="activation"; or a row with epilogue="mask" (`relu_grad(n, y)`,
+    the ReLU backward)."""
     chain: list[Node] = []
     epi: dict[str, Any] = {"bias": None, "activation": None, "mask": None}
     tail = n
@@ -69,18 +68,18 @@ def _matmul_epilogue(n: Node, users: dict[int, list[Node]],
         return us[0] if len(us) == 1 and x.id not in out_ids else None
 
     u = only_user(tail)
-    if u is not None and u.op == "add" and u.shape == n.shape and u.dtype == n.dtype:
+    if u is not None and OPS[u.op].epilogue == "bias" and u.shape == n.shape and u.dtype == n.dtype:
         other = u.inputs[1] if u.inputs[0] is tail else u.inputs[0]
         if other is not tail and len(other.shape) == 1 and other.shape[0] == n.shape[-1]:
             chain.append(u)
             epi["bias"] = other.id
             tail = u
             u = only_user(tail)
-    if u is not None and u.op in ACTIVATIONS:
+    if u is not None and OPS[u.op].epilogue == "activation":
         chain.append(u)
         epi["activation"] = u.op
         tail = u
-    elif u is not None and u.op == "relu_grad" and u.inputs[0] is tail and u.inputs[1] is not tail \
+    elif u is not None and OPS[u.op].epilogue == "mask" and u.inputs[0] is tail and u.inputs[1] is not tail \
             and u.inputs[1].shape == n.shape and epi["bias"] is None:
         chain.append(u)
         epi["mask"] = u.inputs[1].id
@@ -88,14 +87,9 @@ def _matmul_epilogue(n: Node, users: dict[int, list[Node]],
 
 
 def fuse_elementwise(g: Graph) -> Graph:
-    nodes = [n for n in g.live_nodes()]
-    live = {n.id for n in nodes}
+    nodes = g.live_nodes()
     pos = {n.id: i for i, n in enumerate(nodes)}
-    users: dict[int, list[Node]] = {n.id: [] for n in nodes}
-    for n in nodes:
-        for i in n.inputs:
-            if i.id in live and n not in users[i.id]:
-                users[i.id].append(n)
+    users = graph_users(nodes)
     out_ids = {n.id for n in g.outputs.values()}
     refused: list[str] = g.meta.setdefault("fusion_refused", [])
 
@@ -115,16 +109,16 @@ def fuse_elementwise(g: Graph) -> Graph:
 
     # 1. matmul heads claim their epilogues
     for n in nodes:
-        if n.op == "matmul":
+        if OPS[n.op].kind == "matmul":
             chain, epi = _matmul_epilogue(n, users, out_ids)
             new_group("matmul", [n] + chain, epilogue=epi)
 
     # 2. pointwise trees, grown from their roots (reverse execution order)
     for n in reversed(nodes):
-        if n.id in group_of or n.op in ("input", "const"):
+        if n.id in group_of or OPS[n.op].kind in ("input", "const"):
             continue
         if not is_pointwise(n):
-            new_group("view" if n.op in VIEWS else OPS[n.op].kind, [n])
+            new_group("view" if OPS[n.op].view else OPS[n.op].kind, [n])
             continue
         us = users[n.id]
         gks = {group_of.get(u.id) for u in us}
@@ -178,6 +172,17 @@ def groups_valid(g: Graph) -> bool:
     have = [i for gr in groups for i in gr["nodes"]]
     ids = {n.id: n for n in g.nodes}
     return sorted(have) == sorted(want) and all(i in ids for i in have)
+
+
+def schedule(g: Graph) -> list[Node]:
+    """The order in which the backends run the graph's computed nodes: group by
+    group (each group's members in graph order), groups in the order of their
+    roots (valid: see the module doc). Without groups: the live nodes' order.
+    Inputs and constants are not in it."""
+    if not groups_valid(g):
+        return [n for n in g.live_nodes() if OPS[n.op].kind not in ("input", "const")]
+    byid = {n.id: n for n in g.nodes}
+    return [byid[i] for gr in g.meta["groups"] for i in gr["nodes"]]
 
 
 def describe(g: Graph) -> str:

@@ -39,8 +39,8 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("simplify", simplify),
     ("cse", cse),
     ("dce", dce),
-    ("plan_memory", plan_memory),
     ("fuse_elementwise", fuse_elementwise),
+    ("plan_memory", plan_memory),
 ]
 
 

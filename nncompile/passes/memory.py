@@ -1,14 +1,34 @@
-"""Memory planning: which buffer holds each value.
+"""Memory planning: which buffer holds each value, for every backend.
 
-Liveness is computed over the graph's execution order. A node's value is
-written:
-  - into the buffer of an input that dies at this node, when the op can work
-    in place (elementwise, same shape and dtype);
+The plan is made over the schedule both backends run (`fusion.schedule`: the
+fusion groups in order, each group's members in order), so it runs after
+`fuse_elementwise`. Liveness is computed over that schedule. A computed
+value is written:
+  - into the buffer of an input that dies at this node, when the op's row says
+    `inplace` (same shape and dtype);
   - else into a free buffer of the same shape and dtype (its last reader ran);
   - else into a new buffer.
-Graph inputs are never overwritten here (parameters are updated in place by
-the backend, through `Graph.updates`), outputs stay live to the end, and views
-(reshape) share their source's buffer and keep it alive.
+Views (rows with `view`: reshape, slice_flat) have no buffer: they share their
+source's and keep it alive. Graph inputs are never overwritten by this reuse;
+outputs stay live to the end.
+
+Two more decisions are part of the plan:
+  - `placed`: the pieces of a `concat_flat` (the flat gradient) are written
+    straight into their place in its buffer, so the concatenation copies nothing;
+  - `update_into`: an output that is the next value of an input (a parameter,
+    optimizer or batch-norm state: `Graph.updates`) is written straight into
+    that input's array when every other reader of the input runs before it,
+    or in the same fusion group reading it element for element.
+
+Why one plan is right for both backends: the NumPy backend runs every node,
+in schedule order, and uses every buffer. The Triton backend runs a fusion
+group as one kernel and keeps values that do not leave the group in
+registers, so it allocates only the buffers of group outputs. A buffer shared
+by two values in this plan is shared only where, in the kernel that writes the
+second value, the first is read at the same index it is written (same shape;
+reused after its last reader, in the same group or earlier), which is safe for
+a kernel that loads before it stores. The only backend-specific decisions left
+are execution strategies that allocate nothing the plan knows of (docs/passes.md).
 
 The plan is stored in `graph.meta["memory_plan"]`; it is the last pass, since
 any later rewrite would invalidate it. `MemoryPlan.report(batch)` gives the
@@ -20,21 +40,28 @@ import math
 from dataclasses import dataclass, field
 
 from ..ir.graph import B, Graph, Node, Shape
+from ..ir.graph import users as graph_users
 from ..ir.ops import NP_DTYPE, OPS
+from .fusion import groups_valid, schedule
 
-# ops whose NumPy and Triton code may write the output over an input of the same shape
-INPLACE_OPS = {name for name, d in OPS.items() if d.inplace_ok} | {"softmax", "log_softmax"}
-NO_BUFFER = {"input", "const", "reshape", "slice_flat"}
-VIEWS = {"reshape", "slice_flat"}
+UNBUFFERED_KINDS = ("input", "const")
+
+
+def has_buffer(n: Node) -> bool:
+    d = OPS[n.op]
+    return d.kind not in UNBUFFERED_KINDS and not d.view
 
 
 @dataclass
 class MemoryPlan:
+    schedule: list[int] = field(default_factory=list)           # node ids in execution order
     buffer_of: dict[int, int] = field(default_factory=dict)     # node id -> buffer index
     buffers: list[tuple[Shape, str]] = field(default_factory=list)
     inplace: list[tuple[int, int]] = field(default_factory=list)  # (node id, input id it overwrote)
     # values written straight into their place in a concat_flat's buffer: id -> (concat id, offset)
     placed: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # outputs written straight into the graph input they update: node id -> input name
+    update_into: dict[int, str] = field(default_factory=dict)
     values: list[tuple[Shape, str]] = field(default_factory=list)  # every buffered value
 
     def report(self, batch: int) -> dict[str, int]:
@@ -46,32 +73,48 @@ class MemoryPlan:
                 "in_place": len(self.inplace)}
 
 
+def unplanned(g: Graph) -> MemoryPlan:
+    """The plan of a graph that never ran `plan_memory` (the unoptimised oracle):
+    one buffer per value, nothing in place, nothing placed, updates copied."""
+    plan = MemoryPlan(schedule=[n.id for n in schedule(g)])
+    for n in schedule(g):
+        if has_buffer(n):
+            plan.buffer_of[n.id] = len(plan.buffers)
+            plan.buffers.append((n.shape, n.dtype))
+            plan.values.append((n.shape, n.dtype))
+    return plan
+
+
+def plan_of(g: Graph) -> MemoryPlan:
+    """The graph's memory plan, or `unplanned(g)` when it has none."""
+    plan = g.meta.get("memory_plan")
+    return plan if plan is not None else unplanned(g)
+
+
 def plan_memory(g: Graph) -> Graph:
     """Annotate the graph with a buffer plan (see module doc). The graph itself is unchanged."""
-    nodes = g.live_nodes()
+    order = schedule(g)
+    pos = {n.id: i for i, n in enumerate(order)}
     root: dict[int, Node] = {}            # view -> the node owning the memory
-    for n in nodes:
-        root[n.id] = root[n.inputs[0].id] if n.op in VIEWS else n
+    for n in g.live_nodes():
+        root[n.id] = root[n.inputs[0].id] if OPS[n.op].view else n
     last_use: dict[int, int] = {}
-    for i, n in enumerate(nodes):
+    for i, n in enumerate(order):
         for x in n.inputs:
-            r = root[x.id]
-            last_use[r.id] = i
-    end = len(nodes)
+            last_use[root[x.id].id] = i
+    end = len(order)
     for o in g.outputs.values():
         last_use[root[o.id].id] = end
-    plan = MemoryPlan()
-    users: dict[int, int] = {}
-    for n in nodes:
-        for x in n.inputs:
-            users[x.id] = users.get(x.id, 0) + 1
-    outputs = {o.id for o in g.outputs.values()}
-    for n in nodes:
+    plan = MemoryPlan(schedule=[n.id for n in order])
+    outputs = [o.id for o in g.outputs.values()]
+    users = graph_users(order)
+    plan.update_into = _updates_in_place(g, order, pos, users)
+    for n in order:
         if n.op == "concat_flat":
             off = 0
             for x in n.inputs:
-                if (x.op not in NO_BUFFER and users.get(x.id) == 1 and x.id not in outputs
-                        and x.op != "concat_flat"):
+                if (has_buffer(x) and users.get(x.id) == [n] and n.inputs.count(x) == 1
+                        and x.id not in outputs and x.op != "concat_flat"):
                     plan.placed[x.id] = (n.id, off)
                 off += math.prod(x.shape)
     free: dict[tuple, list[int]] = {}
@@ -82,8 +125,8 @@ def plan_memory(g: Graph) -> Graph:
             if last_use.get(x.id) == i and x.id in plan.buffer_of:
                 free.setdefault((x.shape, x.dtype), []).append(plan.buffer_of[x.id])
 
-    for i, n in enumerate(nodes):
-        if n.op in NO_BUFFER or n.id in plan.placed:
+    for i, n in enumerate(order):
+        if not has_buffer(n) or n.id in plan.placed or n.id in plan.update_into:
             release(i, n)
             continue
         key = (n.shape, n.dtype)
@@ -95,10 +138,10 @@ def plan_memory(g: Graph) -> Graph:
             plan.buffer_of[n.id] = buf
             release(i, n)
             continue
-        if n.op in INPLACE_OPS:
+        if OPS[n.op].inplace:
             for x in n.inputs:
                 r = root[x.id]
-                if (r.op not in ("input", "const") and x.op not in VIEWS and (x.shape, x.dtype) == key
+                if (has_buffer(r) and not OPS[x.op].view and (x.shape, x.dtype) == key
                         and last_use.get(r.id) == i and r.id in plan.buffer_of
                         and sum(1 for y in n.inputs if root[y.id] is r) == 1):
                     buf = plan.buffer_of[r.id]
@@ -116,3 +159,50 @@ def plan_memory(g: Graph) -> Graph:
             free.setdefault(key, []).append(buf)
     g.meta["memory_plan"] = plan
     return g
+
+
+def _updates_in_place(g: Graph, order: list[Node], pos: dict[int, int],
+                      users: dict[int, list[Node]]) -> dict[int, str]:
+    """Outputs written straight into the input they update (see module doc)."""
+    group_of = ({i: gr["id"] for gr in g.meta["groups"] for i in gr["nodes"]}
+                if groups_valid(g) else {})
+    counts: dict[int, int] = {}
+    for o in g.outputs.values():
+        counts[o.id] = counts.get(o.id, 0) + 1
+    out: dict[int, str] = {}
+    for out_name, in_name in g.updates.items():
+        p, x = g.outputs[out_name], g.inputs[in_name]
+        if (p.id not in pos or not OPS[p.op].inplace or counts[p.id] != 1 or p.id in out
+                or (p.shape, p.dtype) != (x.shape, x.dtype)
+                or g.input_specs[in_name].role == "scalar"):
+            continue
+        if all(_reads_before(u, p, x, pos, group_of) for u in _readers(x, users)):
+            out[p.id] = in_name
+    return out
+
+
+def _readers(x: Node, users: dict[int, list[Node]]) -> list[tuple[Node, bool]]:
+    """The nodes that read input x's memory, directly or through views: (reader, direct)."""
+    out, stack = [], [(u, True) for u in users.get(x.id, [])]
+    while stack:
+        u, direct = stack.pop()
+        if OPS[u.op].view:
+            stack.extend((w, False) for w in users.get(u.id, []))
+        else:
+            out.append((u, direct))
+    return out
+
+
+def _reads_before(reader: tuple[Node, bool], p: Node, x: Node, pos: dict[int, int],
+                  group_of: dict[int, int]) -> bool:
+    """Whether writing p into x's array cannot change what `reader` reads."""
+    u, direct = reader
+    if u is p:
+        return direct
+    if pos[u.id] > pos[p.id]:
+        return False
+    if group_of and group_of.get(u.id) == group_of.get(p.id):
+        # the same kernel reads x while it writes p: only element for element
+        d = OPS[u.op]
+        return direct and d.pointwise and d.kind == "elementwise" and u.shape == x.shape
+    return True

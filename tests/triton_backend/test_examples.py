@@ -23,7 +23,7 @@ def test_step_without_host_scalars_matches_numpy(monkeypatch):
     """The code generated for CUDA-graph capture (step and lr read from device
     tensors, no host numbers in launches) gives the same training steps."""
     import nncompile.backends.triton.codegen as cg
-    monkeypatch.setattr(cg, "_interpreting", lambda: False)
+    monkeypatch.setattr(cg, "interpreting", lambda: False)
     path = os.path.join(ROOT, "benchmarks", "w3.nn")
     import nncompile
     pt = nncompile.compile(path, backend="triton")

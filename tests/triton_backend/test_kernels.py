@@ -1,6 +1,8 @@
-"""Triton building-block kernels vs NumPy/torch references, on CPU tensors under
-the Triton interpreter (conftest sets TRITON_INTERPRET=1).  Shapes are small
-and blocks big so each launch is a handful of program instances."""
+"""The Triton kernel library (backends/triton/kernels/) against NumPy and torch,
+on CPU tensors under the Triton interpreter (conftest sets TRITON_INTERPRET=1),
+and the Philox stream the generated dropout kernels draw from. Shapes are
+small and blocks big, so each launch is a handful of program instances; the
+TINY-blocks tests run many programs and split reductions."""
 
 import json
 import os
@@ -83,32 +85,24 @@ def test_mix_properties():
 
 
 # ----------------------------------------------------------------------------
-# Dropout
+# Dropout: the generated pointwise kernel draws tl.rand(key, flat index)
 # ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("rate", [0.0, 0.1, 0.5, 0.9])
-def test_dropout_matches_philox_mask(rate):
-    shape = (37, 53)
-    x = torch.randn(shape)
-    seed = philox.mix(2024, 17, 3)
-    out, mask = K.dropout(x, seed, rate, return_mask=True)
-    keep = philox.dropout_keep_mask(2024, 17, 3, shape, rate)
-    np.testing.assert_array_equal(mask.numpy().astype(bool), keep)
+def test_generated_dropout_matches_philox_mask(rate):
+    from nncompile.backends.triton.codegen import compile_graph
+    from nncompile.ir.graph import B, Graph
+    g = Graph("drop")
+    x = g.input("x", (B, 53))
+    rng = g.input("rng", (2,), "i64", role="scalar")
+    g.output("y", g.emit("mul", x, g.emit("dropout_mask", x, rng, rate=rate, stream=3)))
+    xs = np.random.default_rng(0).standard_normal((37, 53)).astype(np.float32)
+    out = compile_graph(g)({"x": torch.from_numpy(xs), "rng": np.array([2024, 17])})["y"].numpy()
+    keep = philox.dropout_keep_mask(2024, 17, 3, xs.shape, rate)
     scale = np.float32(1.0 / (1.0 - rate))
-    ref = np.where(keep, x.numpy() * scale, 0.0).astype(np.float32)
-    np.testing.assert_array_equal(out.numpy(), ref)
-    # backward recomputes the same mask from the same seed
-    g = torch.ones(shape)
-    np.testing.assert_array_equal(K.dropout(g, seed, rate).numpy() != 0, keep)
+    np.testing.assert_array_equal(out, np.where(keep, xs * scale, 0.0).astype(np.float32))
     if rate == 0.5:
         assert abs(keep.mean() - 0.5) < 0.05
-
-
-def test_dropout_rate_one_and_seed_range():
-    x = torch.randn(5, 7)
-    assert (K.dropout(x, 3, 1.0) == 0).all()
-    with pytest.raises(ValueError):
-        K.dropout(x, 2**31, 0.5)
 
 
 # ----------------------------------------------------------------------------
@@ -168,7 +162,7 @@ def test_matmul_relu_grad():
     dy = rng.standard_normal((31, 20)).astype(np.float32)
     w = rng.standard_normal((40, 20)).astype(np.float32)
     h = rng.standard_normal((31, 40)).astype(np.float32)
-    got = K.matmul_relu_grad(torch.from_numpy(dy), torch.from_numpy(w), torch.from_numpy(h), trans_b=True)
+    got = K.matmul(torch.from_numpy(dy), torch.from_numpy(w), relu_mask=torch.from_numpy(h), trans_b=True)
     np.testing.assert_allclose(got.numpy(), _mm_ref(dy, w, False, True, mask=h), rtol=1e-4, atol=1e-5)
     assert (got.numpy()[h <= 0] == 0).all()
 
@@ -195,42 +189,58 @@ def test_matmul_errors_and_empty():
 
 
 # ----------------------------------------------------------------------------
-# Softmax cross-entropy fwd+bwd
+# Row kernels
 # ----------------------------------------------------------------------------
 
-def _xent_ref(x, y, scale):
-    x = x.astype(np.float64)
-    mx = x.max(1, keepdims=True)
-    lse = np.log(np.exp(x - mx).sum(1)) + mx[:, 0]
-    loss = lse - x[np.arange(len(y)), y]
-    p = np.exp(x - lse[:, None])
-    p[np.arange(len(y)), y] -= 1
-    return loss, p * scale
+@pytest.fixture(params=[False, True], ids=["big-blocks", "tiny-blocks"])
+def blocks(request, monkeypatch):
+    """Run each row/column test with one program and with many (tiny blocks)."""
+    if request.param:
+        monkeypatch.setenv("NNCOMPILE_TRITON_TINY_BLOCKS", "1")
+    return request.param
 
 
-@pytest.mark.parametrize("M,C,block_c", [(50, 10, None), (33, 300, None), (20, 300, 64), (7, 1, None)])
-def test_softmax_xent(M, C, block_c):
-    rng = np.random.default_rng(C)
-    x = (rng.standard_normal((M, C)) * 5).astype(np.float32)
-    x[0, :] += 1000.0  # stability: huge logits must not overflow
-    y = rng.integers(0, C, M)
-    loss, grad = K.softmax_xent_fwd_bwd(torch.from_numpy(x), torch.from_numpy(y), 1.0 / M, block_c=block_c)
-    rl, rg = _xent_ref(x, y, 1.0 / M)
-    assert loss.dtype == torch.float32 and grad.shape == (M, C)
-    assert np.isfinite(loss.numpy()).all()
-    np.testing.assert_allclose(loss.numpy(), rl, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(grad.numpy(), rg, rtol=1e-5, atol=1e-7)
+@pytest.mark.parametrize("shape", [(50, 10), (7, 1), (3, 4, 33)])
+@pytest.mark.parametrize("log", [False, True])
+def test_softmax_rows_vs_torch(shape, log, blocks):
+    x = torch.randn(shape) * 5
+    x.view(-1, shape[-1])[0] += 1000.0   # stability: huge logits must not overflow
+    got = K.softmax(x, log=log)
+    ref = torch.log_softmax(x.double(), -1) if log else torch.softmax(x.double(), -1)
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-5, atol=1e-6)
+    inplace = x.clone()
+    K.softmax(inplace, out=inplace, log=log)         # each row is read before it is written
+    np.testing.assert_array_equal(inplace.numpy(), got.numpy())
 
 
-def test_softmax_xent_vs_torch_int32_labels():
-    torch.manual_seed(0)
-    x = torch.randn(64, 17, requires_grad=True)
-    y = torch.randint(0, 17, (64,))
-    ref = torch.nn.functional.cross_entropy(x, y, reduction="sum")
-    ref.backward()
-    loss, grad = K.softmax_xent_fwd_bwd(x.detach(), y.to(torch.int32), 1.0)
-    np.testing.assert_allclose(loss.sum().item(), ref.item(), rtol=1e-5)
-    np.testing.assert_allclose(grad.numpy(), x.grad.numpy(), rtol=1e-5, atol=1e-6)
+@pytest.mark.parametrize("M,C", [(50, 10), (33, 300), (7, 1)])
+def test_softmax_xent_and_grad_vs_torch(M, C, blocks):
+    torch.manual_seed(C)
+    z = (torch.randn(M, C) * 5).requires_grad_()
+    y = torch.randint(0, C, (M,))
+    dy = torch.rand(M)
+    ref = torch.nn.functional.cross_entropy(z.double(), y, reduction="none")
+    (ref * dy.double()).sum().backward()
+    np.testing.assert_allclose(K.softmax_xent(z.detach(), y).numpy(), ref.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(K.softmax_xent_grad(z.detach(), y, dy).numpy(), z.grad.numpy(), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_argmax_first_of_ties_take_and_onehot(blocks):
+    x = torch.tensor([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0], [-1.0, -5.0, -1.0, -9.0]])
+    np.testing.assert_array_equal(K.argmax(x).numpy(), np.argmax(x.numpy(), -1))   # NumPy's tie rule
+    y = torch.tensor([3, 0, 2])
+    np.testing.assert_array_equal(K.take_label(x, y).numpy(), x.numpy()[np.arange(3), y.numpy()])
+    np.testing.assert_array_equal(K.onehot(y, 5).numpy(), np.eye(5, dtype=np.float32)[y.numpy()])
+
+
+@pytest.mark.parametrize("shape", [(5, 1), (37, 300), (4, 2000)])
+def test_reduce_rows_sum_mean_max(shape, blocks):
+    x = torch.randn(shape) * 3 + 100
+    xd = x.double().numpy()
+    np.testing.assert_allclose(K.reduce_rows(x).numpy(), xd.sum(-1), rtol=1e-6)
+    np.testing.assert_allclose(K.reduce_rows(x, scale=1.0 / shape[-1]).numpy(), xd.mean(-1), rtol=1e-6)
+    np.testing.assert_array_equal(K.reduce_rows(x, K.MAX).numpy(), x.numpy().max(-1))
 
 
 # ----------------------------------------------------------------------------
@@ -238,114 +248,22 @@ def test_softmax_xent_vs_torch_int32_labels():
 # ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("M,N", [(1, 5), (100, 37), (300, 130)])
-def test_colsum_and_bn_stats(M, N):
+def test_reduce_cols_sum_mean_max(M, N, blocks):
     rng = np.random.default_rng(M)
     x = (rng.standard_normal((M, N)) * 3 + 1000).astype(np.float32)  # |mean| >> std
-    np.testing.assert_allclose(K.colsum(torch.from_numpy(x)).numpy(), x.astype(np.float64).sum(0),
-                               rtol=1e-5)
-    mean, var = K.bn_stats(torch.from_numpy(x))
-    xd = x.astype(np.float64)
-    np.testing.assert_allclose(mean.numpy(), xd.mean(0), rtol=1e-6)
-    np.testing.assert_allclose(var.numpy(), xd.var(0), rtol=1e-3, atol=1e-4)
+    xt, xd = torch.from_numpy(x), x.astype(np.float64)
+    np.testing.assert_allclose(K.reduce_cols(xt, M, N).numpy(), xd.sum(0), rtol=1e-5)
+    np.testing.assert_allclose(K.reduce_cols(xt, M, N, scale=1.0 / M).numpy(), xd.mean(0), rtol=1e-6)
+    np.testing.assert_array_equal(K.reduce_cols(xt, M, N, K.MAX).numpy(), x.max(0))
 
 
-def test_column_reductions_split_path(monkeypatch):
-    # Force the GPU's split-rows + partials path (3 splits of 40 rows, 16-row blocks).
-    monkeypatch.setattr(K, "_reduce_launch_params", lambda M, N: (16, 64, 3, 40, 4))
-    rng = np.random.default_rng(5)
-    x = (rng.standard_normal((110, 70)) * 2 - 50).astype(np.float32)
-    xt = torch.from_numpy(x)
-    np.testing.assert_allclose(K.colsum(xt).numpy(), x.astype(np.float64).sum(0), rtol=1e-5, atol=1e-3)
-    mean, var = K.bn_stats(xt)
-    np.testing.assert_allclose(mean.numpy(), x.astype(np.float64).mean(0), rtol=1e-6)
-    np.testing.assert_allclose(var.numpy(), x.astype(np.float64).var(0), rtol=1e-4)
-    # strided (transposed) input
-    np.testing.assert_allclose(K.colsum(xt.t()).numpy(), x.astype(np.float64).sum(1), rtol=1e-5, atol=1e-3)
-
-
-# ----------------------------------------------------------------------------
-# Fused optimizer update
-# ----------------------------------------------------------------------------
-
-def _opt_ref(kind, p, g_list, hp):
-    p = p.astype(np.float64).copy()
-    s1 = np.zeros_like(p)
-    s2 = np.zeros_like(p)
-    lr, mom, wd = hp["lr"], hp.get("momentum", 0.0), hp.get("weight_decay", 0.0)
-    for t, g in enumerate(g_list, start=1):
-        g = g.astype(np.float64)
-        p = p - lr * wd * p
-        if kind == "sgd":
-            if mom:
-                s1 = mom * s1 - lr * g
-                p = p + (mom * s1 - lr * g if hp.get("nesterov") else s1)
-            else:
-                p = p - lr * g
-        elif kind in ("adam", "adamw"):
-            b1, b2, eps = hp["beta1"], hp["beta2"], hp["eps"]
-            s1 = b1 * s1 + (1 - b1) * g
-            s2 = b2 * s2 + (1 - b2) * g * g
-            p = p - lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * s1 / (np.sqrt(s2) + eps)
-        else:
-            rho, eps = hp["rho"], hp["eps"]
-            s1 = rho * s1 + (1 - rho) * g * g
-            inc = lr * g / (np.sqrt(s1) + eps)
-            if mom:
-                s2 = mom * s2 + inc
-                p = p - s2
-            else:
-                p = p - inc
-    return p, s1, s2
-
-
-@pytest.mark.parametrize("kind,hp", [
-    ("sgd", dict(lr=0.1)),
-    ("sgd", dict(lr=0.1, momentum=0.9)),
-    ("sgd", dict(lr=0.1, momentum=0.9, nesterov=True)),
-    ("adam", dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7)),
-    ("adamw", dict(lr=1e-3, beta1=0.8, beta2=0.99, eps=1e-7, weight_decay=0.04)),
-    ("rmsprop", dict(lr=1e-3, rho=0.9, eps=1e-7)),
-    ("rmsprop", dict(lr=1e-3, rho=0.9, eps=1e-7, momentum=0.5)),
-])
-def test_fused_update(kind, hp):
-    rng = np.random.default_rng(0)
-    n = 5000  # one flat buffer holding "all parameters"
-    p0 = rng.standard_normal(n).astype(np.float32)
-    grads = [rng.standard_normal(n).astype(np.float32) for _ in range(4)]
-    p = torch.from_numpy(p0.copy())
-    s1 = torch.zeros(n)
-    s2 = torch.zeros(n)
-    for t, g in enumerate(grads, start=1):
-        K.fused_update(kind, p, torch.from_numpy(g), s1, s2, step=t, **hp)
-    rp, r1, r2 = _opt_ref(kind, p0, grads, hp)
-    np.testing.assert_allclose(p.numpy(), rp, rtol=1e-5, atol=1e-6)
-    if kind != "sgd" or hp.get("momentum"):
-        np.testing.assert_allclose(s1.numpy(), r1, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # 0/0 in masked-off lanes (eps=0)
-def test_fused_update_matches_torch_adam_keras_eps_differs_only_in_eps_placement():
-    # With eps=0 Keras Adam and torch Adam coincide exactly (up to fp32 rounding).
-    torch.manual_seed(0)
-    n = 1000
-    p = torch.randn(n)
-    tp = torch.nn.Parameter(p.clone())
-    opt = torch.optim.Adam([tp], lr=1e-2, betas=(0.9, 0.999), eps=0.0)
-    m, v = torch.zeros(n), torch.zeros(n)
-    for t in range(1, 4):
-        g = torch.randn(n)
-        tp.grad = g.clone()
-        opt.step()
-        K.fused_update("adam", p, g, m, v, lr=1e-2, step=t, eps=0.0)
-    np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-5, atol=1e-6)
-
-
-def test_fused_update_validation():
-    p = torch.zeros(10)
-    with pytest.raises(ValueError):
-        K.fused_update("adam", p, p.clone(), lr=0.1)
-    with pytest.raises(ValueError):
-        K.fused_update("lion", p, p.clone(), lr=0.1)
+def test_reduce_cols_split_path(monkeypatch):
+    # the GPU's split-rows + partials path: 3 splits of 40 rows, 16-row blocks
+    import nncompile.backends.triton.kernels.columns as cols
+    monkeypatch.setattr(cols, "col_blocks", lambda m, n: (16, 64, 3, 40, 4))
+    x = (np.random.default_rng(5).standard_normal((110, 70)) * 2 - 50).astype(np.float32)
+    got = K.reduce_cols(torch.from_numpy(x), 110, 70)
+    np.testing.assert_allclose(got.numpy(), x.astype(np.float64).sum(0), rtol=1e-5, atol=1e-3)
 
 
 # ----------------------------------------------------------------------------
@@ -363,7 +281,7 @@ def test_aot_compile_all_kernels_for_sm90():
     assert not bad, bad
     assert r.returncode == 0, r.stderr[-2000:]
     names = {d["name"].split("_")[0] for d in res}
-    assert {"matmul", "softmax", "colsum", "bn", "dropout", "fused"} <= names
+    assert {"matmul", "softmax", "argmax", "take", "onehot", "reduce"} <= names
     for d in res:
         assert d["has_ptx"] and d["has_cubin"]
         assert 0 <= d["shared"] <= 232448
@@ -374,4 +292,4 @@ def test_aot_compile_all_kernels_for_sm90():
 def test_aot_refuses_interpreted_kernel():
     from nncompile.backends.triton.aot import compile_for_h100
     with pytest.raises(RuntimeError, match="interpreter"):
-        compile_for_h100(K._dropout_kernel, {}, {})
+        compile_for_h100(K.softmax_kernel, {}, {})

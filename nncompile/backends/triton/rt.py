@@ -1,8 +1,8 @@
 """Runtime helpers that generated Triton modules call (host side only).
 
-Kept small and free of graph knowledge: block-size choices for the
-interpreter vs a GPU, the Philox stream seed, and the host fallback for ops
-that have no Triton lowering yet.
+Kept small and free of graph knowledge: the device, host/torch conversions,
+the Philox stream seed, and the host fallback for forms of ops that have no
+Triton lowering. Launch sizes are in launch.py.
 """
 from __future__ import annotations
 
@@ -10,21 +10,15 @@ import os
 
 import numpy as np
 import torch
-import triton
 
 from ...ir import philox
 from ...ir.ops import NP_DTYPE, OPS
-from .kernels import interpreting
+from .launch import INTERP
 
 TORCH_DTYPE = {"f32": torch.float32, "f64": torch.float64, "i64": torch.int64}
 _NP_TO_TORCH = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64,
                 np.dtype(np.int64): torch.int64, np.dtype(np.int32): torch.int32,
                 np.dtype(np.bool_): torch.bool, np.dtype(np.uint8): torch.uint8}
-
-INTERP = interpreting()
-# elements per program: the interpreter costs ~1 ms per program instance, so
-# it gets one big block; a GPU gets many small ones
-INTERP_MAX = 1 << 16
 
 
 def device() -> torch.device:
@@ -34,70 +28,6 @@ def device() -> torch.device:
         return torch.device("cpu")
     raise RuntimeError("the triton backend needs a CUDA GPU, or TRITON_INTERPRET=1 set before "
                        "triton is imported (CPU interpreter, slow)")
-
-
-def np2(n: int) -> int:
-    n = int(n)
-    return 1 if n <= 1 else 1 << (n - 1).bit_length()
-
-
-def clamp(v, lo, hi):
-    return max(lo, min(hi, v))
-
-
-def tiny() -> bool:
-    """NNCOMPILE_TRITON_TINY_BLOCKS=1: tiny blocks, so that even small test
-    shapes launch many programs and split reductions (tests the launch math)."""
-    return os.environ.get("NNCOMPILE_TRITON_TINY_BLOCKS", "") not in ("", "0")
-
-
-def pointwise_block(n: int, interp: bool = INTERP) -> tuple[int, int]:
-    """(BLOCK, num_warps) for a pointwise kernel over n elements."""
-    if interp and tiny():
-        return 16, 4
-    if interp:
-        return clamp(np2(n), 16, INTERP_MAX), 4
-    return (1024, 4) if n >= 1 << 16 else (clamp(np2(n), 128, 1024), 4)
-
-
-def row_blocks(rows: int, cols: int, interp: bool = INTERP) -> tuple[int, int, int]:
-    """(BLOCK_R, BLOCK_C, num_warps) for a row kernel (whole row in one block)."""
-    bc = np2(max(cols, 1))
-    if interp and tiny():
-        return 2, bc, 4
-    if interp:
-        return clamp(INTERP_MAX // bc, 1, np2(rows)), bc, 4
-    br = clamp(4096 // bc, 1, min(64, np2(rows)))
-    return br, bc, clamp(br * bc // 256, 1, 8)
-
-
-def loop_row_blocks(rows: int, cols: int, interp: bool = INTERP) -> tuple[int, int, int]:
-    """(BLOCK_R, BLOCK_C, num_warps) for a row reduction that loops over columns."""
-    if interp and tiny():
-        return 2, 16, 4
-    if interp:
-        bc = clamp(np2(cols), 16, INTERP_MAX)
-        return clamp(INTERP_MAX // bc, 1, np2(rows)), bc, 4
-    bc = clamp(np2(cols), 16, 1024)
-    br = clamp(4096 // bc, 1, min(64, np2(rows)))
-    return br, bc, 4
-
-
-def col_blocks(m: int, n: int, interp: bool = INTERP) -> tuple[int, int, int, int, int]:
-    """(BLOCK_M, BLOCK_N, split, rows_per_split, num_warps) for a column reduction."""
-    if interp and tiny():
-        rows = 4
-        return 2, 4, triton.cdiv(max(m, 1), rows), rows, 4
-    if interp:
-        bn = clamp(np2(n), 1, 1024)
-        return clamp(INTERP_MAX // bn, 1, np2(m)), bn, 1, max(m, 1), 4
-    bn = clamp(np2(n), 16, 128)
-    bm = 32
-    strips = triton.cdiv(n, bn)
-    split = clamp(264 // strips, 1, max(1, triton.cdiv(m, bm * 4)))
-    rows = triton.cdiv(triton.cdiv(m, split), bm) * bm
-    split = triton.cdiv(m, rows) if m else 1
-    return bm, bn, split, max(rows, 1), 4
 
 
 def host_ints(a) -> list[int]:

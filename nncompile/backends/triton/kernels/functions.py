@@ -1,0 +1,52 @@
+"""Device functions the kernels share (the generated pointwise kernels call them too)."""
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def tanh(x):
+    # tanh without libdevice (works in the interpreter too):
+    #   |x| small : odd Taylor polynomial (avoids 1 - exp(-2|x|) cancellation)
+    #   otherwise : sign(x) * (1 - t) / (1 + t), t = exp(-2|x|) in (0, 1]
+    ax = tl.abs(x)
+    t = tl.exp(-2.0 * ax)
+    big = (1.0 - t) / (1.0 + t)
+    x2 = x * x
+    small = ax * (1.0 + x2 * (-0.333333333333 + x2 * (0.133333333333 + x2 * (-0.053968253968))))
+    r = tl.where(ax < 0.0625, small, big)
+    return tl.where(x < 0, -r, r)
+
+
+@triton.jit
+def gelu(x):
+    # the tanh approximation, as the IR's reference
+    return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+
+
+@triton.jit
+def gelu_grad(dy, x):
+    c = 0.7978845608028654
+    t = tanh(c * (x + 0.044715 * x * x * x))
+    return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3 * 0.044715 * x * x))
+
+
+# reductions shared by the row and column kernels (REDUCE: 0 sum, 1 max; fp32 accumulators)
+@triton.jit
+def reduce_init(BLOCK_A: tl.constexpr, BLOCK_B: tl.constexpr, REDUCE: tl.constexpr):
+    if REDUCE == 1:
+        return tl.full((BLOCK_A, BLOCK_B), float("-inf"), tl.float32)
+    return tl.zeros((BLOCK_A, BLOCK_B), tl.float32)
+
+
+@triton.jit
+def reduce_step(acc, ptrs, m, REDUCE: tl.constexpr):
+    if REDUCE == 1:
+        return tl.maximum(acc, tl.load(ptrs, mask=m, other=float("-inf")).to(tl.float32))
+    return acc + tl.load(ptrs, mask=m, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def reduce_final(acc, scale, AXIS: tl.constexpr, REDUCE: tl.constexpr):
+    if REDUCE == 1:
+        return tl.max(acc, axis=AXIS)
+    return tl.sum(acc, axis=AXIS) * scale

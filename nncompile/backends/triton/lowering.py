@@ -1,0 +1,238 @@
+"""The Triton backend's op table: how each IR op becomes Triton code.
+
+Pointwise ops (rows with `pointwise`) are computed inside the pointwise
+kernel the code generator writes for their fusion group: `POINTWISE[op]` is
+either a template over the operands' expressions (`"{0} + {1}"`) or a function
+`(ctx, node) -> expression` that can ask the kernel being written for operands
+(`ctx.arg(i)`, `ctx.load(node, dim_map)`), the flat index (`ctx.offs()`) and a
+per-launch Philox key (`ctx.seed(rng_node, stream)`). Expressions compute in
+the kernel's registers, in fp32 for f32 data.
+
+Every other op is launched as a kernel of the library (`kernels/`):
+`KERNELS[op](gen, node)` writes the launch into the generated module and
+returns True, or False for a form it does not lower (a reduction over middle
+axes, say), which then runs on the host (`rt.fallback`, listed in
+`TritonProgram.fallbacks`). `GROUPS[kind](gen, group)` lowers a whole
+multi-node group (a matmul with its epilogue). `VIEWS[op](src, node)` gives the
+view expression of a view op. `STRUCTURAL` ops are not computed (inputs,
+constants); `FALLBACK` would list ops with no lowering at all (none today).
+`tests/backends/test_op_tables.py` checks that every op of the IR table is in
+one of these.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Union
+
+from ...ir.ops import norm_axes, sum_to_axes
+from ..common import dim, literal, numel_src, shape_src
+
+TL_DTYPE = {"f32": "tl.float32", "f64": "tl.float64", "i64": "tl.int64"}
+STRUCTURAL = frozenset({"input", "const"})
+FALLBACK: frozenset = frozenset()
+
+
+def _unreduce(ctx, n):
+    dy, x = n.inputs
+    axes = norm_axes(n.attrs["axes"], len(x.shape))
+    m, j = [], 0
+    for k in range(len(x.shape)):   # output dim k reads dy's dim j, or broadcasts
+        if k in axes:
+            m.append(None)
+            j += 1 if n.attrs["keepdims"] else 0
+        else:
+            m.append(j)
+            j += 1
+    a = ctx.load(dy, m)
+    if n.attrs["mean"]:
+        return f"{a} * (1.0 / ({numel_src([x.shape[k] for k in axes]) if axes else '1'}))"
+    return a
+
+
+def _dropout_mask(ctx, n):
+    rate = float(n.attrs["rate"])
+    scale = 0.0 if rate >= 1.0 else 1.0 / (1.0 - rate)
+    key = ctx.seed(n.inputs[1], int(n.attrs["stream"]))
+    return f"tl.where(tl.rand({key}, {ctx.offs()}) >= {literal(rate)}, {literal(scale)}, 0.0)"
+
+
+def _attr(name):
+    return lambda n: literal(n.attrs[name])
+
+
+Pointwise = Union[str, Callable]
+
+POINTWISE: dict[str, Pointwise] = {
+    "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}",
+    "maximum": "tl.maximum({0}, {1})", "neg": "-{0}", "exp": "tl.exp({0})", "log": "tl.log({0})",
+    "sqrt": "tl.sqrt({0})", "square": "{0} * {0}", "abs": "tl.abs({0})",
+    "sign": "tl.where({0} > 0, 1.0, tl.where({0} < 0, -1.0, 0.0))",
+    "relu": "tl.maximum({0}, 0.0)", "sigmoid": "1.0 / (1.0 + tl.exp(-{0}))", "tanh": "_tanh({0})",
+    "softplus": "tl.maximum({0}, 0.0) + tl.log(1.0 + tl.exp(-tl.abs({0})))",
+    "gelu": "_gelu({0})", "gelu_grad": "_gelu_grad({0}, {1})",
+    "equal": "tl.where({0} == {1}, 1.0, 0.0)", "greater": "tl.where({0} > {1}, 1.0, 0.0)",
+    "relu_grad": "tl.where({1} > 0, {0}, 0.0)",
+    "leaky_relu": lambda c, n: f"tl.where({c.arg(0)} > 0, {c.arg(0)}, {c.arg(0)} * {literal(n.attrs['alpha'])})",
+    "leaky_grad": lambda c, n: f"tl.where({c.arg(1)} > 0, {c.arg(0)}, {c.arg(0)} * {literal(n.attrs['alpha'])})",
+    "clip": lambda c, n: (f"tl.minimum(tl.maximum({c.arg(0)}, {literal(n.attrs['lo'])}), "
+                          f"{literal(n.attrs['hi'])})"),
+    "clip_grad": lambda c, n: (f"tl.where(({c.arg(1)} >= {literal(n.attrs['lo'])}) & "
+                               f"({c.arg(1)} <= {literal(n.attrs['hi'])}), {c.arg(0)}, 0.0)"),
+    "cast": lambda c, n: f"({c.arg(0)}).to({TL_DTYPE[n.attrs['dtype']]})",
+    "unreduce": _unreduce,
+    "dropout_mask": _dropout_mask,
+}
+# the device functions (kernels/functions.py) a template may call
+DEVICE_FUNCTIONS = {"_tanh": "tanh", "_gelu": "gelu", "_gelu_grad": "gelu_grad"}
+
+
+def pointwise_expr(ctx, n) -> str:
+    e = POINTWISE[n.op]
+    if isinstance(e, str):
+        return e.format(*[ctx.arg(i) for i in range(len(n.inputs))])
+    return e(ctx, n)
+
+
+# --- library kernels ------------------------------------------------------------------------
+
+def _rows_of(shape) -> str:
+    return numel_src(shape[:-1]) if len(shape) > 1 else "1"
+
+
+def _softmax(gen, n):
+    if not n.shape:
+        return False
+    gen.rows_launch(n, "softmax_kernel", [gen.tensor(n.inputs[0]), gen.buffer(n)], [n.inputs[0], n],
+                    _rows_of(n.shape), dim(n.shape[-1]), {"LOG": n.op == "log_softmax"},
+                    f"read + write {n.type_str}")
+    return True
+
+
+def _softmax_xent(gen, n):
+    z, y = n.inputs[:2]
+    if len(z.shape) != 2:
+        return False
+    grad = n.op == "softmax_xent_grad"
+    dy = n.inputs[2] if grad else z          # the forward reads no dy: any pointer will do
+    gen.rows_launch(n, "softmax_xent_kernel", [gen.tensor(z), gen.tensor(y), gen.tensor(dy), gen.buffer(n)],
+                    [z, y, dy, n], dim(z.shape[0]), dim(z.shape[1]), {"GRAD": grad},
+                    f"read {z.type_str} + labels, write {n.type_str}")
+    return True
+
+
+def _argmax(gen, n):
+    x = n.inputs[0]
+    if not x.shape:
+        return False
+    gen.rows_launch(n, "argmax_kernel", [gen.tensor(x), gen.buffer(n)], [x, n], _rows_of(x.shape),
+                    dim(x.shape[-1]), {}, f"read {x.type_str}, write {n.type_str}")
+    return True
+
+
+def _take_label(gen, n):
+    p, y = n.inputs
+    if len(p.shape) != 2:
+        return False
+    gen.rows_launch(n, "take_kernel", [gen.tensor(p), gen.tensor(y), gen.buffer(n)], [p, y, n],
+                    dim(p.shape[0]), dim(p.shape[1]), {}, f"gather {n.type_str} from {p.type_str}",
+                    blocks="take")
+    return True
+
+
+def _onehot(gen, n):
+    if len(n.shape) != 2:
+        return False
+    gen.rows_launch(n, "onehot_kernel", [gen.tensor(n.inputs[0]), gen.buffer(n)], [n.inputs[0], n],
+                    dim(n.shape[0]), dim(n.shape[1]), {}, f"write {n.type_str}")
+    return True
+
+
+def reduce_plan(in_shape, axes):
+    """("row", R, C) for a reduction over trailing axes, ("col", M, N) over
+    leading axes, else None."""
+    r, axes = len(in_shape), tuple(sorted(axes))
+    k = len(axes)
+    if k == 0:
+        return ("row", numel_src(in_shape), "1")
+    if axes == tuple(range(r - k, r)):
+        return ("row", numel_src(in_shape[:r - k]) if r - k else "1", numel_src(in_shape[r - k:]))
+    if axes == tuple(range(k)):
+        return ("col", numel_src(in_shape[:k]), numel_src(in_shape[k:]))
+    return None
+
+
+def _reduce(gen, n):
+    x = n.inputs[0]
+    if n.dtype not in ("f32", "f64"):
+        return False
+    axes = sum_to_axes(x.shape, n.shape) if n.op == "reduce_like" else norm_axes(n.attrs["axes"], len(x.shape))
+    plan = reduce_plan(x.shape, axes)
+    if plan is None:
+        return False
+    scale = f"1.0 / ({numel_src([x.shape[k] for k in axes]) if axes else '1'})" if n.op == "mean" else "1.0"
+    traffic = f"read {x.type_str}, write {n.type_str}"
+    reduce = "K.MAX" if n.op == "max" else "K.SUM"
+    if plan[0] == "row":
+        gen.rows_launch(n, "reduce_rows_kernel", [gen.tensor(x), gen.buffer(n)], [x, n], plan[1], plan[2],
+                        {"REDUCE": reduce}, traffic, blocks="loop", scale=scale)
+    else:
+        gen.cols_launch(n, x, plan[1], plan[2], reduce, scale, traffic)
+    return True
+
+
+def _concat_flat(gen, n):
+    out = gen.buffer(n)
+    off = 0
+    for x in n.inputs:
+        size = math.prod(x.shape)
+        if gen.plan.placed.get(x.id) != (n.id, off):
+            gen.run.append(f"{out}[{off}:{off + size}].copy_({gen.tensor(x)}.reshape(-1))")
+        off += size
+    placed = [x.name for x in n.inputs if gen.plan.placed.get(x.id, (None,))[0] == n.id]
+    if placed:
+        gen.run.append(f"# (pieces written in place: {', '.join(placed)})")
+    return True
+
+
+KERNELS: dict[str, Callable] = {
+    "softmax": _softmax, "log_softmax": _softmax,
+    "softmax_xent": _softmax_xent, "softmax_xent_grad": _softmax_xent,
+    "argmax": _argmax, "take_label": _take_label, "onehot": _onehot,
+    "sum": _reduce, "mean": _reduce, "max": _reduce, "reduce_like": _reduce,
+    "concat_flat": _concat_flat,
+}
+
+
+def _matmul_group(gen, gr, ns):
+    mm, root = ns[0], ns[-1]
+    epi = gr.get("epilogue", {})
+    a, b = mm.inputs
+    kw = [f"trans_a={bool(mm.attrs.get('ta'))}", f"trans_b={bool(mm.attrs.get('tb'))}"]
+    if epi.get("bias") is not None:
+        kw.append(f"bias={gen.tensor(gen.byid[epi['bias']])}")
+    if epi.get("activation"):
+        kw.append(f"activation={epi['activation']!r}")
+    if epi.get("mask") is not None:
+        kw.append(f"relu_mask={gen.tensor(gen.byid[epi['mask']])}")
+    m_, n_ = root.shape
+    k_ = a.shape[0] if mm.attrs.get("ta") else a.shape[1]
+    gen.run.append(f"#   M,N,K = {dim(m_)},{dim(n_)},{dim(k_)}: 2*M*N*K flops; memory: reads "
+                   f"{a.type_str} + {b.type_str}, writes {root.type_str}")
+    gen.run.append(f"K.matmul({gen.tensor(a)}, {gen.tensor(b)}, {', '.join(kw)}, out={gen.buffer(root)}, "
+                   f"precision=PREC)")
+
+
+GROUPS: dict[str, Callable] = {"matmul": _matmul_group}
+# the IR op of each matmul group head (the coverage test reads it)
+GROUP_OPS = {"matmul": "matmul"}
+
+
+def _slice_flat(src, n):
+    o = n.attrs["offset"]
+    return f"{src}[{o}:{o + math.prod(n.shape)}].view({shape_src(n.shape)})"
+
+
+VIEWS: dict[str, Callable] = {
+    "reshape": lambda src, n: f"{src}.view({shape_src(n.shape)})",
+    "slice_flat": _slice_flat,
+}
