@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Benchmark nncompile's Triton building-block kernels against torch on a CUDA GPU.
+"""Benchmark nncompile's Triton kernels against torch on a CUDA GPU: the library's
+matmul, row and column kernels, and the generated Adam-update and dropout kernels.
 
 Usage:  python benchmarks/gpu_kernels.py [--quick]
 
@@ -45,6 +46,7 @@ def main() -> int:
     from triton.testing import do_bench
 
     from nncompile.backends.triton import kernels as K
+    from nncompile.backends.triton.kernels import gemm
     from nncompile.ir import philox
 
     dev = torch.device("cuda")
@@ -121,7 +123,7 @@ def main() -> int:
             # fused epilogue vs torch's unfused addmm + relu (bf16)
             a, b = a32.bfloat16(), b32.bfloat16()
             bias = torch.randn(N, device=dev)
-            cfg = K._AUTOTUNE.get("|".join(str(x) for x in (
+            cfg = gemm._AUTOTUNE.get("|".join(str(x) for x in (
                 torch.cuda.get_device_name(dev), triton.__version__, a.dtype, torch.float32, "ieee",
                 M, N, Kd, False, False, False, 0, False)), disk=True)
             c = K.matmul(a, b, bias=bias, activation="relu", out_dtype=torch.float32, config=cfg)
@@ -133,56 +135,64 @@ def main() -> int:
         torch.backends.cuda.matmul.allow_tf32 = False
 
     # ------------------------------------------------------- fused optimizer
-    @case("fused_update: one launch over a flat fp32 buffer")
+    @case("the generated Adam update: one pointwise kernel over a flat fp32 buffer")
     def _():
+        from nncompile.backends.triton.codegen import compile_graph
+        from nncompile.ir.graph import Graph
+        from nncompile.passes.fusion import fuse_elementwise
+        from nncompile.passes.memory import plan_memory
+        from nncompile.passes.optimizer import apply_optimizer
         n_tensors = 200
         rng = np.random.default_rng(0)
         sizes = rng.integers(1, 1 << 19, n_tensors)
         sizes = (sizes * ((32 << 20) / sizes.sum())).astype(np.int64) + 1  # ~32M params total
         n = int(sizes.sum())
+        g = Graph("adam")
+        g.input("p", (n,), role="param")
+        grad = g.input("g", (n,))
+        apply_optimizer(g, "adam", {"beta1": 0.9, "beta2": 0.999, "eps": 1e-7}, {"p": grad})
+        step_fn = compile_graph(plan_memory(fuse_elementwise(g)))
         flat_p = torch.randn(n, device=dev)
         flat_g = torch.randn(n, device=dev) * 1e-2
         m = torch.zeros(n, device=dev)
         v = torch.zeros(n, device=dev)
+        scal = lambda x: torch.tensor(float(x), device=dev)  # noqa: E731
+        feed = {"p": flat_p.clone(), "g": flat_g, "adam.m.p": m.clone(), "adam.v.p": v.clone(),
+                "step": scal(1), "lr": scal(1e-3)}
         # correctness: 2 steps vs the Keras formula evaluated in float64 by torch
-        p_chk, m_chk, v_chk = flat_p.clone(), m.clone(), v.clone()
-        pr, mr, vr = flat_p.double(), m.double(), v.double()
-        gd = flat_g.double()
+        pr, mr, vr, gd = flat_p.double(), m.double(), v.double(), flat_g.double()
         for t in (1, 2):
-            K.fused_update("adam", p_chk, flat_g, m_chk, v_chk, lr=1e-3, step=t, eps=1e-7)
+            feed["step"] = scal(t)
+            step_fn(feed)
             mr = 0.9 * mr + 0.1 * gd
             vr = 0.999 * vr + 0.001 * gd * gd
             pr = pr - 1e-3 * (1 - 0.999 ** t) ** 0.5 / (1 - 0.9 ** t) * mr / (vr.sqrt() + 1e-7)
-        err = (p_chk.double() - pr).abs().max().item()
+        err = (feed["p"].double() - pr).abs().max().item()
         ok = err < 1e-6
         print(f"  adam vs float64 Keras reference: max abs err {err:.2e}")
-        del p_chk, m_chk, v_chk, pr, mr, vr, gd
-        nbytes = 28 * n
-        t_ours = bench(lambda: K.fused_update("adam", flat_p, flat_g, m, v, lr=1e-3, step=10))
+        del pr, mr, vr, gd
+        run = step_fn.runner(1)
+        args = [feed[k] for k in step_fn.input_names]
+        t_ours = bench(lambda: run(*args))
         params = [torch.nn.Parameter(t) for t in torch.randn(n, device=dev).split(sizes.tolist())]
-        for prm, g in zip(params, flat_g.split(sizes.tolist())):
-            prm.grad = g.clone()
+        for prm, gr in zip(params, flat_g.split(sizes.tolist())):
+            prm.grad = gr.clone()
         for flavour, kw in (("foreach", dict(foreach=True)), ("fused", dict(fused=True))):
             opt = torch.optim.Adam(params, lr=1e-3, **kw)
             opt.step()
-            t_torch = bench(opt.step)
-            record(f"adam {n / 1e6:.1f}M params vs torch {flavour} ({n_tensors} tensors)", t_ours, t_torch,
-                   nbytes=nbytes, ok=ok)
+            record(f"adam {n / 1e6:.1f}M params vs torch {flavour} ({n_tensors} tensors)", t_ours,
+                   bench(opt.step), nbytes=28 * n, ok=ok)
             del opt
-        t_sgd = bench(lambda: K.fused_update("sgd", flat_p, flat_g, m, lr=1e-3, momentum=0.9))
-        opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9, foreach=True)
-        opt.step()
-        record(f"sgd+momentum {n / 1e6:.1f}M params vs torch foreach", t_sgd, bench(opt.step),
-               nbytes=20 * n, ok=True)
 
     # ------------------------------------------------------- softmax xent
-    @case("softmax_xent_fwd_bwd vs torch cross_entropy fwd+bwd")
+    @case("softmax_xent + its gradient (2 row kernels) vs torch cross_entropy fwd+bwd")
     def _():
         import torch.nn.functional as F
-        for (M, C) in ([(16384, 1000)] if args.quick else [(16384, 1000), (4096, 32000), (65536, 10)]):
+        for (M, C) in ([(16384, 1000)] if args.quick else [(16384, 1000), (4096, 8192), (65536, 10)]):
             x = torch.randn(M, C, device=dev) * 3
             y = torch.randint(0, C, (M,), device=dev)
-            loss, grad = K.softmax_xent_fwd_bwd(x, y, 1.0 / M)
+            dy = torch.full((M,), 1.0 / M, device=dev)
+            loss, grad = K.softmax_xent(x, y), K.softmax_xent_grad(x, y, dy)
             xr = x.clone().requires_grad_(True)
             lr_ = F.cross_entropy(xr, y, reduction="none")
             lr_.mean().backward()
@@ -192,37 +202,45 @@ def main() -> int:
             def torch_fb():
                 xr.grad = None
                 F.cross_entropy(xr, y).backward()
-            t_ours = bench(lambda: K.softmax_xent_fwd_bwd(x, y, 1.0 / M, grad_out=grad, loss_out=loss))
-            record(f"xent M={M} C={C}", t_ours, bench(torch_fb), nbytes=8 * M * C + 12 * M, ok=ok)
+
+            def ours():
+                K.softmax_xent(x, y, out=loss)
+                K.softmax_xent_grad(x, y, dy, out=grad)
+            record(f"xent M={M} C={C}", bench(ours), bench(torch_fb), nbytes=12 * M * C + 16 * M, ok=ok)
 
     # ------------------------------------------------------- reductions
-    @case("colsum / bn_stats vs torch")
+    @case("column reductions (bias gradients, batch statistics) vs torch")
     def _():
         for (M, N) in ((16384, 4096), (262144, 64)):
             x = torch.randn(M, N, device=dev) + 3.0
-            s = K.colsum(x)
+            s = K.reduce_cols(x, M, N)
             ok = torch.allclose(s, x.sum(0), rtol=1e-4, atol=1e-2)
-            record(f"colsum {M}x{N}", bench(lambda: K.colsum(x, out=s)), bench(lambda: x.sum(0)),
+            record(f"sum over rows {M}x{N}", bench(lambda: K.reduce_cols(x, M, N, out=s)), bench(lambda: x.sum(0)),
                    nbytes=4 * M * N, ok=ok)
-            mean, var = K.bn_stats(x)
-            rv, rm = torch.var_mean(x, 0, unbiased=False)
-            ok = torch.allclose(mean, rm, rtol=1e-4, atol=1e-4) and torch.allclose(var, rv, rtol=1e-3, atol=1e-4)
-            record(f"bn_stats {M}x{N}", bench(lambda: K.bn_stats(x)),
-                   bench(lambda: torch.var_mean(x, 0, unbiased=False)), nbytes=4 * M * N, ok=ok)
+            mean = K.reduce_cols(x, M, N, scale=1.0 / M)
+            ok = torch.allclose(mean, x.mean(0), rtol=1e-4, atol=1e-4)
+            record(f"mean over rows {M}x{N}", bench(lambda: K.reduce_cols(x, M, N, scale=1.0 / M, out=mean)),
+                   bench(lambda: x.mean(0)), nbytes=4 * M * N, ok=ok)
 
     # ------------------------------------------------------- dropout
-    @case("dropout vs torch dropout (+ Philox bit-exactness on GPU)")
+    @case("the generated dropout kernel vs torch dropout (+ Philox bit-exactness on GPU)")
     def _():
-        shape = (333, 777)
-        seed = philox.mix(123, 45, 6)
-        out, mask = K.dropout(torch.ones(shape, device=dev), seed, 0.3, return_mask=True)
-        keep = philox.dropout_keep_mask(123, 45, 6, shape, 0.3)
-        ok = bool((mask.cpu().numpy().astype(bool) == keep).all())
-        print(f"  Philox keep-mask GPU vs NumPy bit-exact: {ok}")
+        from nncompile.backends.triton.codegen import compile_graph
+        from nncompile.ir.graph import Graph
         n = 64 << 20
-        x = torch.randn(n, device=dev)
-        o = torch.empty_like(x)
-        record(f"dropout {n / 1e6:.0f}M fp32 p=0.3", bench(lambda: K.dropout(x, seed, 0.3, out=o)),
+        g = Graph("dropout")
+        xin = g.input("x", (n,))
+        rng_in = g.input("rng", (2,), "i64", role="scalar")
+        g.output("y", g.emit("mul", xin, g.emit("dropout_mask", xin, rng_in, rate=0.3, stream=6)))
+        drop = compile_graph(g)
+        x = torch.ones(n, device=dev)
+        rng_t = np.array([123, 45])
+        keep = philox.dropout_keep_mask(123, 45, 6, (1 << 20,), 0.3)
+        out = drop({"x": x, "rng": rng_t})["y"]
+        ok = bool(((out[:1 << 20] != 0).cpu().numpy() == keep).all())
+        print(f"  Philox keep-mask GPU vs NumPy bit-exact (first 1M): {ok}")
+        run = drop.runner(1)
+        record(f"dropout {n / 1e6:.0f}M fp32 p=0.3", bench(lambda: run(x, rng_t)),
                bench(lambda: torch.nn.functional.dropout(x, 0.3, training=True)), nbytes=8 * n, ok=ok)
 
     # ------------------------------------------------------- summary

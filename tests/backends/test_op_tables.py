@@ -34,7 +34,7 @@ def test_views_are_views_in_both_backends():
 
 def test_the_triton_matmul_epilogue_applies_every_epilogue_activation():
     pytest.importorskip("triton")
-    from nncompile.backends.triton.kernels.matmul import ACTIVATIONS
+    from nncompile.backends.triton.kernels.gemm import ACTIVATIONS
     acts = {name for name, d in OPS.items() if d.epilogue == "activation"}
     assert acts <= set(ACTIVATIONS), acts - set(ACTIVATIONS)
 

@@ -1,7 +1,7 @@
 """The Triton backend's kernel library: every hand-written `@triton.jit` kernel,
 each with a thin launcher and a test against torch (tests/triton_backend/).
 
-    matmul.py     the tiled GEMM with its bias / activation / ReLU-mask epilogue
+    gemm.py       the tiled GEMM with its bias / activation / ReLU-mask epilogue
     rows.py       softmax, log-softmax, softmax cross-entropy (+ gradient),
                   argmax, label gather, one-hot, last-axis reductions
     columns.py    leading-axis reductions (bias gradients, batch statistics)
@@ -15,7 +15,7 @@ offsets in int64.
 from ..launch import MATMUL_CONFIGS_16BIT, MATMUL_CONFIGS_32BIT, SMEM_LIMIT, interpreting
 from .columns import reduce_cols, reduce_cols_kernel
 from .functions import gelu, gelu_grad, tanh
-from .matmul import ACTIVATIONS, clear_autotune_cache, matmul, matmul_kernel
+from .gemm import ACTIVATIONS, clear_autotune_cache, matmul, matmul_kernel
 from .rows import (MAX, SUM, argmax, argmax_kernel, onehot, onehot_kernel, reduce_rows,
                    reduce_rows_kernel, softmax, softmax_kernel, softmax_xent, softmax_xent_grad,
                    softmax_xent_kernel, take_kernel, take_label)
