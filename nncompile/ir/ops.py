@@ -19,10 +19,15 @@ A row (`op(name, kind=..., infer=..., ...)`) says, for one op:
              or each row, is read before it is written); every backend's emitter
              for the op must allow that aliasing
   view       no kernel and no buffer: the output is a view of the first input
-  epilogue   what a matmul kernel's epilogue may apply to its accumulator:
-             "bias" (adding a vector of the output's last dimension),
-             "activation" (a function of the value alone), "mask" (`relu_grad`:
-             the ReLU backward, zero where a same-shaped input is not positive)
+  workspace  `node -> [(shape, dtype), ...]`: scratch buffers a lowering by
+             explicit columns needs while the op runs (im2col columns); the
+             memory plan allocates them, a backend that needs none ignores them
+  head       a contraction (matmul, convolution) whose kernel can apply an
+             epilogue to its accumulator before the store
+  epilogue   what such an epilogue may apply: "bias" (adding a vector of the
+             output's last dimension), "activation" (a function of the value
+             alone), "mask" (`relu_grad`: the ReLU backward, zero where a
+             same-shaped input is not positive)
 
 Passes and backends ask these columns, never op names. How each backend lowers
 an op is that backend's own table (`backends/*/lowering.py`).
@@ -36,6 +41,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import shapes as S
+from . import windows as W
 from .graph import B, Graph, Node
 from .shapes import IRError, norm_axes, sum_to_axes
 
@@ -45,7 +51,7 @@ __all__ = ["OPS", "OpDef", "op", "IRError", "NP_DTYPE", "reference", "sum_to", "
 NP_DTYPE = {"f32": np.float32, "f64": np.float64, "i64": np.int64}
 
 INPUT, CONST, ELEMENTWISE, REDUCTION, MATMUL = "input", "const", "elementwise", "reduction", "matmul"
-MOVEMENT, ROWWISE, INDEX, RANDOM = "movement", "rowwise", "index", "random"
+MOVEMENT, ROWWISE, INDEX, RANDOM, CONV, POOL = "movement", "rowwise", "index", "random", "conv", "pool"
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,9 @@ class OpDef:
     pointwise: bool = False
     inplace: bool = False
     view: bool = False
+    head: bool = False
     epilogue: Optional[str] = None
+    workspace: Optional[Callable] = None
 
 
 OPS: dict[str, OpDef] = {}
@@ -67,11 +75,12 @@ OPS: dict[str, OpDef] = {}
 
 def op(name: str, *, kind: str, infer: Callable, ref: Optional[Callable] = None,
        grad: Optional[Callable] = None, attrs=(), pointwise: Optional[bool] = None,
-       inplace: bool = False, view: bool = False, epilogue: Optional[str] = None) -> OpDef:
+       inplace: bool = False, view: bool = False, head: bool = False,
+       epilogue: Optional[str] = None, workspace: Optional[Callable] = None) -> OpDef:
     """Add (or replace) the row of op `name`; see the module doc for the columns."""
     if pointwise is None:
         pointwise = kind == ELEMENTWISE
-    d = OpDef(name, kind, infer, ref, grad, tuple(attrs), pointwise, inplace, view, epilogue)
+    d = OpDef(name, kind, infer, ref, grad, tuple(attrs), pointwise, inplace, view, head, epilogue, workspace)
     OPS[name] = d
     return d
 
@@ -302,7 +311,7 @@ op("unreduce", kind=MOVEMENT, infer=S.like_second, ref=_unreduce, attrs=("axes",
    pointwise=True)
 op("reduce_like", kind=REDUCTION, infer=S.like_second, ref=_reduce_like)
 
-op("matmul", kind=MATMUL, infer=S.matmul_rule, grad=_grad_matmul, attrs=("ta", "tb"),
+op("matmul", kind=MATMUL, infer=S.matmul_rule, grad=_grad_matmul, attrs=("ta", "tb"), head=True,
    ref=lambda a, b, ta=False, tb=False: np.matmul(a.T if ta else a, b.T if tb else b))
 op("reshape", kind=MOVEMENT, infer=S.reshape_rule, view=True, attrs=("shape",),
    ref=lambda a, shape: a.reshape(tuple(a.shape[0] if d == B else d for d in shape)),
@@ -320,6 +329,39 @@ op("argmax", kind=INDEX, infer=S.argmax_rule, ref=lambda a: np.argmax(a, axis=-1
 # keep-mask / (1 - rate) for dropout; `seed` is an i64[2] input (seed, step)
 op("dropout_mask", kind=RANDOM, infer=S.same, ref=_dropout_mask, grad=no_grad, attrs=("rate", "stream"),
    pointwise=True)
+
+# window ops on channels-last images (ir/windows.py): convolution and pooling
+CONV_ATTRS = ("window", "strides", "padding", "dilation", "groups")
+POOL_ATTRS = ("window", "strides", "padding")
+
+
+def _grad_conv2d(g, n, dy):
+    x, w = n.inputs
+    a = {k: n.attrs[k] for k in CONV_ATTRS}
+    return (g.emit("conv2d_grad_input", dy, w, in_hw=tuple(x.shape[1:3]), **a),
+            g.emit("conv2d_grad_filter", x, dy, **a))
+
+
+def _grad_pool(grad_op):
+    return lambda g, n, dy: (g.emit(grad_op, dy, n.inputs[0], **{k: n.attrs[k] for k in POOL_ATTRS}),)
+
+
+op("conv2d", kind=CONV, infer=W.conv2d_rule, ref=W.conv2d, grad=_grad_conv2d, attrs=CONV_ATTRS, head=True,
+   workspace=W.conv2d_workspace)
+# dx: the transposed convolution of dy with the same kernel
+op("conv2d_grad_input", kind=CONV, infer=W.conv2d_grad_input_rule, ref=W.conv2d_grad_input,
+   attrs=CONV_ATTRS + ("in_hw",), head=True, workspace=W.conv2d_grad_input_workspace)
+# dw: the correlation of the input with dy
+op("conv2d_grad_filter", kind=CONV, infer=W.conv2d_grad_filter_rule, ref=W.conv2d_grad_filter,
+   attrs=CONV_ATTRS, workspace=W.conv2d_grad_filter_workspace)
+op("maxpool2d", kind=POOL, infer=W.pool_rule, ref=W.maxpool2d, grad=_grad_pool("maxpool2d_grad"),
+   attrs=POOL_ATTRS, workspace=W.pool_workspace)
+op("maxpool2d_grad", kind=POOL, infer=W.pool_grad_rule, ref=W.maxpool2d_grad, attrs=POOL_ATTRS,
+   workspace=W.pool_grad_workspace)
+op("avgpool2d", kind=POOL, infer=W.pool_rule, ref=W.avgpool2d, grad=_grad_pool("avgpool2d_grad"),
+   attrs=POOL_ATTRS, workspace=W.pool_workspace)
+op("avgpool2d_grad", kind=POOL, infer=W.pool_grad_rule, ref=W.avgpool2d_grad, attrs=POOL_ATTRS,
+   workspace=W.pool_grad_workspace)
 
 # a flat buffer of all parameters: each parameter is a view into it, and their
 # gradients are laid out the same way, so the optimizer updates all at once

@@ -11,12 +11,15 @@ A group is a dict:
   id        its index in the list
   kind      "elementwise"   a tree/DAG of pointwise ops computed in one pass
                             over the group's output shape (`shape`)
-            "matmul"        a matmul head and its epilogue: `epilogue` says
-                            {"bias": node id or None, "activation": op name or
-                            None, "mask": node id or None} (mask: the relu_grad
-                            source, backward of ReLU fused in)
+            "matmul",       a contraction head (a row with `head`: matmul,
+            "conv"          conv2d, conv2d_grad_input) and its epilogue:
+                            `epilogue` says {"bias": node id or None,
+                            "activation": op name or None, "mask": node id or
+                            None} (mask: the relu_grad source, backward of ReLU
+                            fused in); the group's kind is the head's kind
             otherwise       the op kind of a singleton group ("reduction",
-                            "rowwise", "index", "movement", "random")
+                            "rowwise", "index", "movement", "random", "pool",
+                            "conv" for conv2d_grad_filter)
   nodes     node ids in execution order
   root      the last node (the group runs at its position)
   outputs   node ids whose value leaves the group (used by a later group or a
@@ -52,9 +55,10 @@ def is_pointwise(n: Node) -> bool:
     return OPS[n.op].pointwise
 
 
-def _matmul_epilogue(n: Node, users: dict[int, list[Node]],
+def _epilogue(n: Node, users: dict[int, list[Node]],
                      out_ids: set[int]) -> tuple[list[Node], dict[str, Any]]:
-    """The nodes after matmul `n` that its kernel's epilogue can compute:
+    """The nodes after contraction `n` (a row with `head`) that its kernel's
+    epilogue can compute:
     `+ bias[N]` (a row with epilogue="bias"), then a row with
     epilogue="activation"; or a row with epilogue="mask" (`relu_grad(n, y)`,
     the ReLU backward)."""
@@ -107,11 +111,11 @@ def fuse_elementwise(g: Graph) -> Graph:
             group_of[m.id] = key
         return key
 
-    # 1. matmul heads claim their epilogues
+    # 1. contraction heads (matmul, convolution) claim their epilogues
     for n in nodes:
-        if OPS[n.op].kind == "matmul":
-            chain, epi = _matmul_epilogue(n, users, out_ids)
-            new_group("matmul", [n] + chain, epilogue=epi)
+        if OPS[n.op].head:
+            chain, epi = _epilogue(n, users, out_ids)
+            new_group(OPS[n.op].kind, [n] + chain, epilogue=epi)
 
     # 2. pointwise trees, grown from their roots (reverse execution order)
     for n in reversed(nodes):

@@ -12,7 +12,15 @@ Views (rows with `view`: reshape, slice_flat) have no buffer: they share their
 source's and keep it alive. Graph inputs are never overwritten by this reuse;
 outputs stay live to the end.
 
-Two more decisions are part of the plan:
+Three more decisions are part of the plan:
+  - workspaces: scratch an op's row asks for (`OpDef.workspace`: the im2col
+    columns of a convolution, a padded copy of its input) come from a pool of
+    [B, n] buffers shared by every op that needs one, each as large as its
+    largest user; a workspace lives while its op runs, except that a forward
+    convolution's columns are kept for its filter gradient (which then does
+    not recompute them) when they take at most COLUMNS_KEEP_LIMIT elements
+    per sample (`kept_columns`; `notes` says which were kept and which
+    recomputed, and `dump --after plan_memory` prints it);
   - `placed`: the pieces of a `concat_flat` (the flat gradient) are written
     straight into their place in its buffer, so the concatenation copies nothing;
   - `update_into`: an output that is the next value of an input (a parameter,
@@ -45,6 +53,9 @@ from ..ir.ops import NP_DTYPE, OPS
 from .fusion import groups_valid, schedule
 
 UNBUFFERED_KINDS = ("input", "const")
+# a forward convolution's columns are kept for its filter gradient up to this
+# many elements per sample (1 MB of f32: 64 MB at batch 64), else recomputed
+COLUMNS_KEEP_LIMIT = 1 << 18
 
 
 def has_buffer(n: Node) -> bool:
@@ -63,6 +74,11 @@ class MemoryPlan:
     # outputs written straight into the graph input they update: node id -> input name
     update_into: dict[int, str] = field(default_factory=dict)
     values: list[tuple[Shape, str]] = field(default_factory=list)  # every buffered value
+    # workspace pools: [elements per sample, dtype]; node id -> its workspaces' pool indices
+    workspaces: list[list] = field(default_factory=list)
+    workspace_of: dict[int, list[int]] = field(default_factory=dict)
+    kept_columns: dict[int, int] = field(default_factory=dict)  # filter-gradient id -> conv id
+    notes: list[str] = field(default_factory=list)
 
     def report(self, batch: int) -> dict[str, int]:
         def nbytes(shape, dtype):
@@ -70,7 +86,8 @@ class MemoryPlan:
         return {"values": len(self.values), "buffers": len(self.buffers),
                 "bytes_before": sum(nbytes(*v) for v in self.values),
                 "bytes_after": sum(nbytes(*b) for b in self.buffers),
-                "in_place": len(self.inplace)}
+                "in_place": len(self.inplace), "workspaces": len(self.workspaces),
+                "workspace_bytes": sum(nbytes((B, n), dt) for n, dt in self.workspaces)}
 
 
 def unplanned(g: Graph) -> MemoryPlan:
@@ -82,7 +99,21 @@ def unplanned(g: Graph) -> MemoryPlan:
             plan.buffer_of[n.id] = len(plan.buffers)
             plan.buffers.append((n.shape, n.dtype))
             plan.values.append((n.shape, n.dtype))
+        for shape, dtype in workspace_specs(n):
+            plan.workspace_of.setdefault(n.id, []).append(len(plan.workspaces))
+            plan.workspaces.append([_per_sample(shape), dtype])
     return plan
+
+
+def workspace_specs(n: Node) -> list[tuple[Shape, str]]:
+    ws = OPS[n.op].workspace
+    return ws(n) if ws is not None else []
+
+
+def _per_sample(shape: Shape) -> int:
+    if not shape or shape[0] != B or B in shape[1:]:
+        raise ValueError(f"a workspace is [B, ...], not {shape}")
+    return math.prod(shape[1:])
 
 
 def plan_of(g: Graph) -> MemoryPlan:
@@ -157,8 +188,57 @@ def plan_memory(g: Graph) -> Graph:
         release(i, n)
         if last_use.get(n.id) is None:  # never read: free at once
             free.setdefault(key, []).append(buf)
+    _plan_workspaces(plan, order, pos)
     g.meta["memory_plan"] = plan
     return g
+
+
+def _same_columns(conv: Node, grad: Node) -> bool:
+    """Whether a filter gradient needs exactly the columns the convolution made."""
+    return (grad.inputs[0] is conv.inputs[0] and tuple(grad.shape) == tuple(conv.inputs[1].shape)
+            and all(grad.attrs[k] == conv.attrs[k] for k in ("window", "strides", "padding", "dilation")))
+
+
+def _plan_workspaces(plan: MemoryPlan, order: list[Node], pos: dict[int, int]) -> None:
+    """Pool the workspaces (see module doc); keep convolution columns for the filter gradient."""
+    convs = [n for n in order if n.op == "conv2d"]
+    keep_until: dict[int, int] = {}          # pool index -> schedule position of its last user
+    free: list[int] = []
+
+    def take(per_sample: int, dtype: str) -> int:
+        k = next((k for k in free if plan.workspaces[k][1] == dtype), None)
+        if k is None:
+            plan.workspaces.append([per_sample, dtype])
+            return len(plan.workspaces) - 1
+        free.remove(k)
+        plan.workspaces[k][0] = max(plan.workspaces[k][0], per_sample)
+        return k
+
+    for i, n in enumerate(order):
+        specs = workspace_specs(n)
+        conv = next((c for c in convs if n.op == "conv2d_grad_filter" and pos[c.id] < i and _same_columns(c, n)
+                     and c.id in plan.workspace_of), None)
+        if conv is not None and plan.workspace_of[conv.id][0] in keep_until:
+            cols = plan.workspace_of[conv.id][0]
+            plan.workspace_of[n.id] = [cols]
+            plan.kept_columns[n.id] = conv.id
+            keep_until[cols] = i
+        elif specs:
+            plan.workspace_of[n.id] = [take(_per_sample(s), dt) for s, dt in specs]
+            if n.op == "conv2d":
+                per = _per_sample(specs[0][0])
+                grads = [u for u in order[i + 1:] if u.op == "conv2d_grad_filter" and _same_columns(n, u)]
+                if grads and per <= COLUMNS_KEEP_LIMIT:
+                    keep_until[plan.workspace_of[n.id][0]] = pos[grads[0].id]
+                    plan.notes.append(f"{n.name} conv2d: columns ({per:,} elements a sample) kept for "
+                                      f"{grads[0].name} conv2d_grad_filter")
+                elif grads:
+                    plan.notes.append(f"{n.name} conv2d: columns ({per:,} elements a sample, over the "
+                                      f"{COLUMNS_KEEP_LIMIT:,} limit) recomputed by {grads[0].name}")
+        for k in plan.workspace_of.get(n.id, []):   # free what this node was the last user of
+            if keep_until.get(k, i) <= i and k not in free:
+                keep_until.pop(k, None)
+                free.append(k)
 
 
 def _updates_in_place(g: Graph, order: list[Node], pos: dict[int, int],

@@ -31,8 +31,9 @@ import numpy as np
 from ...ir.graph import Graph, Node, batch_size
 from ...ir.ops import NP_DTYPE, OPS
 from ...passes.fusion import groups_valid
-from ...passes.memory import MemoryPlan, plan_of
-from ..common import comment, ident, literal, shape_src
+from ...ir import windows as ir_windows
+from ...passes.memory import MemoryPlan, has_buffer, plan_of
+from ..common import comment, ident, literal, numel_src, shape_src
 from . import lowering, support
 
 TILE = 32768          # elements per tile (128 KB per f32 operand): measured best of 16K-128K on W1, W2
@@ -70,6 +71,26 @@ class _Gen:
         name = f"{prefix}{n.id}"
         self.make.append(f"{name} = {expr}")
         return name
+
+    def workspace(self, n: Node, i: int, shape) -> str:
+        """Node n's i-th workspace (`OpDef.workspace`) viewed as `shape`, from the plan's pool."""
+        k = self.plan.workspace_of[n.id][i]
+        per, dtype = self.plan.workspaces[k]
+        pool = f"ws{k}"
+        decl = f"{pool} = np.empty((B, {per}), {_np_dtype(dtype)})"
+        if decl not in self.declared:
+            self.declared.add(decl)
+            self.make.append(decl)
+        return self.make_value(n, f"ws{i}_", f"{pool}.reshape(-1)[:{numel_src(shape)}].reshape({shape_src(shape)})")
+
+    def kept(self, n: Node) -> bool:
+        """Whether the plan kept the forward convolution's columns for filter gradient n."""
+        return n.id in self.plan.kept_columns
+
+    def fixed(self, n: Node) -> bool:
+        """Whether node n's array is the same one at every call of a batch size
+        (a buffer made in make()), so views of it can be made once."""
+        return has_buffer(n) and n.id not in self.plan.update_into
 
     def arange(self, d) -> str:
         name = f"ar_{d}"
@@ -171,7 +192,7 @@ def generate(g: Graph) -> NumpyProgram:
     src += ["        " + line for line in gen.run] or ["        pass"]
     src += [f"        return ({rets}{',' if len(g.outputs) == 1 else ''})", "", "    return run", ""]
     source = "\n".join(src)
-    namespace: dict[str, Any] = {"np": np, "_s": support, **gen.consts}
+    namespace: dict[str, Any] = {"np": np, "_s": support, "_W": ir_windows, **gen.consts}
     exec(compile(source, f"<nncompile:{g.name}>", "exec"), namespace)
     return NumpyProgram(g, source, namespace)
 

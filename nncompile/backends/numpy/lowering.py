@@ -26,6 +26,7 @@ from typing import Callable, Union
 
 from ...ir.ops import norm_axes, sum_to_axes
 from ..common import dim, shape_src
+from .windows import EMITTERS as WINDOW_EMITTERS
 
 Emitter = Union[str, Callable]
 
@@ -198,6 +199,9 @@ EMITTERS: dict[str, Emitter] = {
                                             f"{n.attrs['stream']!r}, {out})"),
     "concat_flat": _concat_flat,
 }
+
+
+EMITTERS.update(WINDOW_EMITTERS)
 
 
 def _slice_flat(n, a):

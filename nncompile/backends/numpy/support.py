@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ...ir import philox
 
@@ -14,6 +15,14 @@ def dropout_mask(rng: np.ndarray, rate: float, stream: int, out: np.ndarray) -> 
     seed, step = int(rng[0]), int(rng[1])
     keep = philox.dropout_keep_mask(seed, step, stream, out.shape, rate)
     np.multiply(keep, 1.0 / (1.0 - rate), out=out)
+
+
+def windows(x: np.ndarray, window, strides, dilation, ho: int, wo: int) -> np.ndarray:
+    """A read-only view [B, Ho, Wo, kh, kw, C] of the windows of image x [B, H, W, C]."""
+    (kh, kw), (sh, sw), (dh, dw) = window, strides, dilation
+    sb, s_h, s_w, sc = x.strides
+    return as_strided(x, (x.shape[0], ho, wo, kh, kw, x.shape[3]),
+                      (sb, s_h * sh, s_w * sw, s_h * dh, s_w * dw, sc), writeable=False)
 
 
 # Scalar math on Python floats for the scalar parts of a step (the learning-rate
