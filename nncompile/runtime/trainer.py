@@ -11,6 +11,8 @@ from typing import Mapping, Optional
 import numpy as np
 
 from ..ir.ops import NP_DTYPE
+from .data import Dataset
+from .evaluation import evaluate
 
 
 class Trainer:
@@ -129,20 +131,9 @@ class Trainer:
         return self.train_batch(x, y)["loss"]
 
     def evaluate(self, x, y, batch_size: int = 1024) -> dict[str, float]:
-        """Loss and metrics over a dataset in inference mode (batch-size weighted)."""
-        run = self.program.compiled("evaluate")
-        g = self.program.graphs.evaluate
-        names = list(g.inputs)
-        base = self.model_state
-        sums: dict[str, float] = {}
-        n = len(x)
-        for i in range(0, n, batch_size):
-            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-            feed = {**base, self.x_name: run.to_device(xb, self._x_dtype), "y": run.to_device(yb, self._y_dtype)}
-            outs = run.runner(len(xb))(*[feed[k] for k in names])
-            for k, v in zip(g.outputs, outs):
-                sums[k] = sums.get(k, 0.0) + float(v) * len(xb)
-        return {k: v / n for k, v in sums.items()}
+        """Loss and metrics of the current weights over a dataset in inference mode
+        (batch-size weighted); see evaluation.evaluate."""
+        return evaluate(self.program, self.model_state, Dataset(x, y, "the evaluated data"), batch_size)
 
     def predict(self, x, batch_size: int = 1024) -> np.ndarray:
         return self.program.predict(self.host("model_state"), x, batch_size)
