@@ -102,8 +102,16 @@ class Trainer:
         self.step_count = snap["step"]
 
     def host(self, which: str = "params") -> dict[str, np.ndarray]:
-        """Copies on the host (NumPy) of `params`, `state` or `model_state`."""
-        return {k: np.array(self._step_fn.to_host(v)) for k, v in getattr(self, which).items()}
+        """Copies on the host (NumPy) of `params`, `state`, `model_state` or `arrays`."""
+        return self.to_host(getattr(self, which))
+
+    def to_host(self, arrays: Mapping[str, object]) -> dict[str, np.ndarray]:
+        """NumPy copies of arrays of this trainer's backend (a snapshot's, say)."""
+        return {k: np.array(self._step_fn.to_host(v)) for k, v in arrays.items()}
+
+    def to_device(self, arrays: Mapping[str, np.ndarray]) -> dict[str, object]:
+        """The backend's arrays for host arrays (a loaded checkpoint's, say)."""
+        return {k: self._step_fn.to_device(v) for k, v in arrays.items()}
 
     # --- running -------------------------------------------------------------------
     def train_batch(self, x, y) -> dict[str, float]:
