@@ -154,49 +154,12 @@ def _dispatch(args) -> int:
 
 
 def _run(args, program) -> int:
-    from .errors import TrainingError
     from .runtime.loop import fit
-    from .runtime.records import RunRecord, resolved_settings
-    if args.checkpoint_every < 0:
-        raise TrainingError(f"--checkpoint-every must be 0 or more, not {args.checkpoint_every}")
-    if program.ast.train is None:
-        raise TrainingError("the program has no train block", program.ast.model.loc, source=program.ast.source)
-    resume = None
-    resume_path = ""
-    record = None
-    if args.resume:
-        from .runtime.checkpoint import load_checkpoint
-        run_dir = args.resume
-        resume_path = os.path.join(run_dir, "checkpoint.npz") if os.path.isdir(run_dir) else run_dir
-        if os.path.isdir(run_dir) and not os.path.exists(resume_path):
-            raise TrainingError(f"--resume {run_dir}: the folder holds no checkpoint.npz",
-                                hint="checkpoints are written on Ctrl-C, at the end of a run, and with "
-                                     "--checkpoint-every N")
-        resume = load_checkpoint(resume_path)
-        if args.out:
-            raise TrainingError("--resume continues in the run's own folder; leave --out out")
-        if not args.no_record:
-            record = RunRecord(os.path.dirname(os.path.abspath(resume_path)), program)
-    elif not args.no_record:
-        record = RunRecord.create(program, args.out)
-    seed = resume.seed if resume is not None else (program.ast.train.seed if args.seed is None else args.seed)
-    if args.seed is not None and resume is not None and args.seed != resume.seed:
-        raise TrainingError(f"--seed {args.seed} differs from the seed of the run being resumed ({resume.seed})",
-                            hint="a resumed run keeps its seed; leave --seed out")
-    settings = resolved_settings(program, epochs=args.epochs, seed=seed)
-    if record is not None:
-        command = ["nncompile"] + sys.argv[1:] if sys.argv and sys.argv[0] else None
-        resumes = None
-        if resume is not None:
-            from .runtime.checkpoint import diff_settings
-            old = record.read_settings_doc() or {}
-            resumes = list(old.get("resumes", [])) + [{
-                "epoch": resume.epoch, "time": __import__("time").strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "changes": diff_settings(resume.settings, settings) if resume.settings else []}]
-        record.write_start(settings, seed, command, resumes)
-    hist = fit(program, epochs=args.epochs, seed=seed if resume is None else None, quiet=args.quiet,
-               record=record, resume=resume, resume_from=args.resume or "", checkpoint_every=args.checkpoint_every,
-               on_nan=args.on_nan, settings=settings)
+    command = ["nncompile"] + sys.argv[1:] if sys.argv and sys.argv[0] else None
+    hist = fit(program, epochs=args.epochs, seed=args.seed, quiet=args.quiet,
+               record=None if args.no_record else (args.out or True), resume=args.resume,
+               checkpoint_every=args.checkpoint_every, on_nan=args.on_nan, command=command)
+    record = hist.record
     if args.quiet:
         print(hist.message)
     if hist.report:

@@ -221,13 +221,16 @@ class Program:
         return Trainer(self, seed=seed, params=params)
 
     def fit(self, *, epochs: Optional[int] = None, seed: Optional[int] = None, out=None, quiet: bool = False,
-            data=None, validation_data=None, on_epoch=None, **options):
+            data=None, validation_data=None, on_epoch=None, callbacks=(), **options):
         """Train as the file says; returns a History (history.history: metric -> per-epoch
-        values). `on_epoch(epoch, logs, trainer)` is called after each epoch; `options`
-        are those of `runtime.loop.fit` (record, resume, checkpoint_every, on_nan, ...)."""
+        values). `callbacks`: runtime.callbacks.Callback objects (Keras-like hooks; their
+        on_epoch_end gets the logs: loss, metrics, val_*, lr); `on_epoch(epoch, logs,
+        trainer)` is called after each epoch. `options` are those of `runtime.loop.fit`:
+        record (True, a folder or a RunRecord: write a run folder), resume (a run
+        folder, a checkpoint or a LoopState), checkpoint_every, on_nan, progress."""
         from .runtime.loop import fit
         return fit(self, epochs=epochs, seed=seed, out=out, quiet=quiet, data=data,
-                   validation_data=validation_data, on_epoch=on_epoch, **options)
+                   validation_data=validation_data, on_epoch=on_epoch, callbacks=callbacks, **options)
 
     def summary(self) -> str:
         from .runtime.report import summary

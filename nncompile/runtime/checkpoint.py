@@ -4,56 +4,88 @@ A checkpoint is one `.npz` file (see `weights.py`: no pickle, atomic write):
 
   <name>            every array of the trainer at the end of an epoch: parameters,
                     optimizer state (adam.m.*, ...), batch-norm statistics
-  best/<name>       the same for the best epoch so far (early stopping), if any
+  <snap>/<name>     the same for each trainer snapshot a callback keeps: best/<name>
+                    for early stopping's best epoch
   __meta__          JSON: kind "checkpoint", model, tensors (name -> shape), epoch
                     (the next epoch to run), step (optimizer steps taken), seed,
                     rng (the shuffle Generator's bit_generator.state), history,
-                    early_stopping (best, best_epoch, wait), best_epoch, settings
-                    (the resolved settings the run had)
+                    settings (the resolved settings the run had), finished;
+                    `callbacks`, the state keys of the resumable callbacks, each
+                    with its state_dict() under that key (early_stopping:
+                    best, best_epoch, wait; schedule); for each snapshot
+                    has_<snap>, <snap>_step, <snap>_epoch
 
 It is taken at an epoch boundary, so resuming from it replays nothing and
 reproduces an uninterrupted run bit for bit.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from ..errors import WeightsError
 from .weights import load_arrays, save_arrays
 
+# before the meta named its callbacks, these two were the only ones
+_OLD_CALLBACKS = ["early_stopping", "schedule"]
+
 
 @dataclass
 class LoopState:
-    """The fit loop at an epoch boundary (host copies of every array)."""
+    """The fit loop at an epoch boundary: what a checkpoint holds, what Ctrl-C
+    saves, what `--on-nan rollback` and resume restore. In the running loop the
+    arrays are the backend's own copies; in a file, and once loaded, NumPy."""
 
     epoch: int                                  # the next epoch to run
     step: int                                   # optimizer steps taken
     seed: int
-    arrays: dict[str, np.ndarray]               # the trainer's arrays, by name
+    arrays: dict[str, Any]                      # the trainer's arrays, by name
     rng: dict                                   # np.random.Generator bit_generator.state
     history: dict[str, list[float]] = field(default_factory=dict)
-    early_stopping: Optional[dict] = None       # EarlyStopping.state_dict()
-    best_epoch: Optional[int] = None
-    best_step: Optional[int] = None
-    best_arrays: Optional[dict[str, np.ndarray]] = None
+    callbacks: dict[str, dict] = field(default_factory=dict)   # state_key -> a callback's state_dict()
+    snapshots: dict[str, dict] = field(default_factory=dict)   # name -> {"arrays", "step", "epoch"}
     settings: Optional[dict] = None
     finished: bool = False                      # the run ended (not interrupted) after this epoch
-    schedule: Optional[dict] = None             # the learning-rate schedule's state_dict()
+
+    @property
+    def early_stopping(self) -> Optional[dict]:
+        return self.callbacks.get("early_stopping")
+
+    @property
+    def schedule(self) -> Optional[dict]:
+        return self.callbacks.get("schedule")
+
+    @property
+    def best_arrays(self) -> Optional[dict]:
+        best = self.snapshots.get("best")
+        return best["arrays"] if best is not None else None
+
+    def trainer_snapshot(self) -> dict:
+        """The trainer's part, as Trainer.restore takes it."""
+        return {"arrays": self.arrays, "step": self.step}
+
+    def converted(self, convert: Callable[[dict], dict], **changes) -> "LoopState":
+        """A copy with every array dict passed through `convert` (to the host, or to the device)."""
+        snaps = {n: {**s, "arrays": convert(s["arrays"])} for n, s in self.snapshots.items()}
+        return dataclasses.replace(self, arrays=convert(self.arrays), snapshots=snaps, **changes)
 
 
 def save_checkpoint(path: str, program, st: LoopState) -> None:
     arrays = dict(st.arrays)
-    if st.best_arrays is not None:
-        arrays.update({f"best/{k}": v for k, v in st.best_arrays.items()})
     meta = {"kind": "checkpoint", "model": program.ast.model.name,
             "tensors": {k: list(np.shape(v)) for k, v in st.arrays.items()},
-            "epoch": st.epoch, "step": st.step, "seed": st.seed, "rng": st.rng,
-            "history": st.history, "early_stopping": st.early_stopping, "best_epoch": st.best_epoch,
-            "best_step": st.best_step, "has_best": st.best_arrays is not None, "settings": st.settings, "finished": st.finished,
-            "schedule": st.schedule}
+            "epoch": st.epoch, "step": st.step, "seed": st.seed, "rng": st.rng, "history": st.history,
+            "settings": st.settings, "finished": st.finished, "callbacks": list(st.callbacks)}
+    for name, snap in st.snapshots.items():
+        arrays.update({f"{name}/{k}": v for k, v in snap["arrays"].items()})
+        meta.update({f"has_{name}": True, f"{name}_step": snap["step"], f"{name}_epoch": snap["epoch"]})
+    for key, state in st.callbacks.items():
+        if key in meta or key in ("format", "version"):
+            raise ValueError(f"a callback's state_key {key!r} collides with the checkpoint's own {key!r}")
+        meta[key] = state
     save_arrays(path, arrays, meta)
 
 
@@ -63,18 +95,22 @@ def load_checkpoint(path: str) -> LoopState:
         raise WeightsError(f"{path}: not a checkpoint (a {meta.get('kind', 'unknown')} file)",
                            hint="resume from a run folder, or its checkpoint.npz")
     try:
-        live = {k: v for k, v in arrays.items() if not k.startswith("best/")}
-        best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")} if meta["has_best"] else None
+        live = {k: v for k, v in arrays.items() if "/" not in k}
         for k, shape in meta["tensors"].items():
             if k not in live or list(live[k].shape) != list(shape):
                 raise WeightsError(f"{path}: array {k!r} is missing or has the wrong shape; the checkpoint "
                                    "is corrupted")
+        snapshots = {}
+        for name in [k[4:] for k, v in meta.items() if k.startswith("has_") and v]:
+            step = meta.get(f"{name}_step")
+            snapshots[name] = {"arrays": {k[len(name) + 1:]: v for k, v in arrays.items() if k.startswith(name + "/")},
+                               "step": int(meta["step"] if step is None else step),
+                               "epoch": meta.get(f"{name}_epoch")}
+        callbacks = {k: meta[k] for k in meta.get("callbacks", _OLD_CALLBACKS) if meta.get(k) is not None}
         return LoopState(epoch=int(meta["epoch"]), step=int(meta["step"]), seed=int(meta["seed"]), arrays=live,
                          rng=meta["rng"], history={k: [float(x) for x in v] for k, v in meta["history"].items()},
-                         early_stopping=meta.get("early_stopping"), best_epoch=meta.get("best_epoch"),
-                         best_step=meta.get("best_step"),
-                         best_arrays=best, settings=meta.get("settings"), finished=bool(meta.get("finished")),
-                         schedule=meta.get("schedule"))
+                         callbacks=callbacks, snapshots=snapshots, settings=meta.get("settings"),
+                         finished=bool(meta.get("finished")))
     except (KeyError, TypeError, ValueError) as e:
         raise WeightsError(f"{path}: the checkpoint's metadata is incomplete or corrupted ({e})") from None
 

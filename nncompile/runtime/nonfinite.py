@@ -1,10 +1,11 @@
 """Finding where a NaN or Inf came from.
 
-When a batch's loss or metric is not finite, the fit loop stops and calls
-`locate_train_step`. It does not keep a copy of the state before every step
-(that would cost a copy of every parameter per batch). Instead it recomputes it:
-it restores the snapshot taken at the start of the epoch (the loop keeps one
-anyway, for Ctrl-C and `--on-nan rollback`), re-runs the compiled step on the
+When a batch's loss or metric is not finite, the non-finite policy
+(callbacks/nan_policy.py) stops the loop and calls `locate_train_step`. It does
+not keep a copy of the state before every step (that would cost a copy of every
+parameter per batch). Instead it recomputes it: it restores the snapshot taken
+at the start of the epoch (the loop keeps one anyway, for Ctrl-C and
+`--on-nan rollback`), re-runs the compiled step on the
 epoch's earlier batches (same order, same rng and step values, so the same
 state), and then replays the bad batch through the reference interpreter on
 the *unoptimized* train_step graph with exactly the inputs the step got
@@ -99,6 +100,26 @@ def locate_train_step(trainer, epoch_start: dict, batches: list, bad: int, x, y)
             continue    # already non-finite before this step: the previous step made it
         return node, j, step
     return None, bad, cur[2]
+
+
+def locate_evaluate(program, trainer, val) -> str:
+    """For a non-finite validation value: the first node of the evaluate graph
+    that is not finite on the first validation batch that shows it."""
+    if val is None:
+        return ""
+    g = program.graphs.unoptimized.get("evaluate")
+    if g is None:
+        return ""
+    state = trainer.host("model_state")
+    for i in range(0, len(val.x), 256):
+        feed = {**state, trainer.x_name: val.x[i:i + 256], "y": val.y[i:i + 256]}
+        node = first_nonfinite(g, feed)
+        if node is not None:
+            where = f" at {node.loc}" if node.loc else ""
+            layer = f", layer '{node.layer}'" if node.layer else ""
+            return (f"the first non-finite value on validation samples {i}..{min(i + 256, len(val.x)) - 1} is "
+                    f"{node.name}: {node.type_str} = {node.op} in the evaluate graph{layer}{where}")
+    return "the reference interpreter did not reproduce the non-finite validation value"
 
 
 def all_finite(arrays: dict) -> bool:

@@ -183,10 +183,10 @@ class RunRecord:
         return None
 
     # --- weights ----------------------------------------------------------------
-    def save_best(self, snapshot: dict, trainer, epoch: int) -> None:
-        """weights_best.npz from a Trainer snapshot of the best epoch."""
+    def save_snapshot(self, name: str, snapshot: dict, trainer) -> None:
+        """weights_<name>.npz (weights_best.npz) from a trainer snapshot the loop keeps."""
         from .weights import model_signature, save_weights
-        to_host = trainer._step_fn.to_host
         names = model_signature(self.program)
-        arrays = {k: to_host(v) for k, v in snapshot["arrays"].items() if k in names}
-        save_weights(self.file("weights_best.npz"), self.program, arrays, epoch=int(epoch), seed=trainer.seed)
+        arrays = trainer.to_host({k: v for k, v in snapshot["arrays"].items() if k in names})
+        save_weights(self.file(f"weights_{name}.npz"), self.program, arrays, epoch=int(snapshot["epoch"]),
+                     seed=trainer.seed)

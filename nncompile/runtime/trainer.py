@@ -11,6 +11,8 @@ from typing import Mapping, Optional
 import numpy as np
 
 from ..ir.ops import NP_DTYPE
+from .data import Dataset
+from .evaluation import evaluate
 
 
 class Trainer:
@@ -100,8 +102,16 @@ class Trainer:
         self.step_count = snap["step"]
 
     def host(self, which: str = "params") -> dict[str, np.ndarray]:
-        """Copies on the host (NumPy) of `params`, `state` or `model_state`."""
-        return {k: np.array(self._step_fn.to_host(v)) for k, v in getattr(self, which).items()}
+        """Copies on the host (NumPy) of `params`, `state`, `model_state` or `arrays`."""
+        return self.to_host(getattr(self, which))
+
+    def to_host(self, arrays: Mapping[str, object]) -> dict[str, np.ndarray]:
+        """NumPy copies of arrays of this trainer's backend (a snapshot's, say)."""
+        return {k: np.array(self._step_fn.to_host(v)) for k, v in arrays.items()}
+
+    def to_device(self, arrays: Mapping[str, np.ndarray]) -> dict[str, object]:
+        """The backend's arrays for host arrays (a loaded checkpoint's, say)."""
+        return {k: self._step_fn.to_device(v) for k, v in arrays.items()}
 
     # --- running -------------------------------------------------------------------
     def train_batch(self, x, y) -> dict[str, float]:
@@ -129,20 +139,9 @@ class Trainer:
         return self.train_batch(x, y)["loss"]
 
     def evaluate(self, x, y, batch_size: int = 1024) -> dict[str, float]:
-        """Loss and metrics over a dataset in inference mode (batch-size weighted)."""
-        run = self.program.compiled("evaluate")
-        g = self.program.graphs.evaluate
-        names = list(g.inputs)
-        base = self.model_state
-        sums: dict[str, float] = {}
-        n = len(x)
-        for i in range(0, n, batch_size):
-            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-            feed = {**base, self.x_name: run.to_device(xb, self._x_dtype), "y": run.to_device(yb, self._y_dtype)}
-            outs = run.runner(len(xb))(*[feed[k] for k in names])
-            for k, v in zip(g.outputs, outs):
-                sums[k] = sums.get(k, 0.0) + float(v) * len(xb)
-        return {k: v / n for k, v in sums.items()}
+        """Loss and metrics of the current weights over a dataset in inference mode
+        (batch-size weighted); see evaluation.evaluate."""
+        return evaluate(self.program, self.model_state, Dataset(x, y, "the evaluated data"), batch_size)
 
     def predict(self, x, batch_size: int = 1024) -> np.ndarray:
         return self.program.predict(self.host("model_state"), x, batch_size)
