@@ -208,6 +208,7 @@ def test_reshape_gradient():
 
 def test_every_op_with_a_gradient_rule_is_tested():
     tested = set(UNARY) | set(BINARY) | {"matmul", "sum", "mean", "take_label", "reshape", "softmax_xent"}
+    tested |= {"conv2d", "maxpool2d", "avgpool2d"}    # tests/ir/test_window_gradients.py
     no_grad_needed = {"input", "const", "sign", "onehot", "argmax", "equal", "greater", "dropout_mask",
                       "cast"}
     with_rules = {k for k, d in OPS.items() if d.grad is not None}
