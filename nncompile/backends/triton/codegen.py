@@ -332,6 +332,22 @@ class _Gen:
         self.run.append(f"{kname}[grid{i}]({', '.join(ptrs)}, {rows}, {cols}{extra}{consts}, {blk}, "
                         f"num_warps=w{i})")
 
+    def library_use(self, n: Node, kernel: str, ptr_nodes: list[Node], ints, constexprs: dict, blocks,
+                    traffic: str) -> None:
+        """Record a launch of library kernel `kernel` (for the module's comments and
+        the AOT checks): its pointers' dtypes, integer arguments and the GPU blocks
+        `blocks(False)` -> (block constexprs, num_warps)."""
+        from . import kernels as K
+        ptrs = [a for a in getattr(K, kernel).arg_names if a.endswith("_ptr")]
+        sig = {a: PTR[pn.dtype] for a, pn in zip(ptrs, ptr_nodes)}
+        sig.update({a: "i32" for a in ints})
+        meta, warps = blocks(False)
+        consts = {**constexprs, **meta}
+        if "PRECISION" in getattr(K, kernel).arg_names:
+            consts["PRECISION"] = "ieee"
+        self.kernel(kernel, kernel, f"{self.describe([n])}\n#     memory: {traffic}", sig,
+                    (tuple(sorted(consts.items())), warps), library=True)
+
     def cols_launch(self, n: Node, x: Node, m: str, cols: str, reduce: str, scale: str, traffic: str) -> None:
         """Launch the column reduction of kernels/columns.py over an (m, cols) view of x."""
         from . import kernels as K

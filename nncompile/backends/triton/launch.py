@@ -104,6 +104,17 @@ def partial_block(split: int) -> int:
     return clamp(np2(split), 1, 64)
 
 
+def conv_blocks(m: int, n: int, k: int, interp: bool = INTERP) -> tuple[int, int, int, int]:
+    """(BLOCK_M, BLOCK_N, BLOCK_K, num_warps) for an implicit-GEMM convolution
+    with an (m, n) output and a reduction of k (tl.dot needs every block >= 16)."""
+    bn = clamp(np2(n), 16, 128)
+    if interp and tiny():
+        return 16, 16, 16, 4
+    if interp:
+        return clamp(np2(m), 16, 4096), bn, clamp(np2(k), 16, 128), 4
+    return (128 if m >= 1 << 14 else 64), clamp(bn, 16, 64), 32, 4
+
+
 # --- matmul tiles -------------------------------------------------------------------------
 
 class MatmulConfig(tuple):

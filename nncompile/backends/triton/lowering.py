@@ -222,9 +222,117 @@ def _matmul_group(gen, gr, ns):
                    f"precision=PREC)")
 
 
-GROUPS: dict[str, Callable] = {"matmul": _matmul_group}
-# the IR op of each matmul group head (the coverage test reads it)
-GROUP_OPS = {"matmul": "matmul"}
+# --- convolution and pooling (kernels/conv.py, kernels/pool.py) -------------------------------
+
+CONV_INTS = ("B", "H", "W", "C", "HO", "WO", "F", "KH", "KW", "SH", "SW", "PT", "PL", "DH", "DW", "CG", "FG")
+
+
+def _conv_geometry(x_shape, w_shape, n_attrs, out_hw) -> str:
+    """The kernels' integer arguments, as a make-time tuple expression (B symbolic)."""
+    (sh, sw), pad, (dh, dw) = n_attrs["strides"], n_attrs["padding"], n_attrs["dilation"]
+    kh, kw, cg, f = w_shape
+    vals = [dim(x_shape[0]), x_shape[1], x_shape[2], x_shape[3], out_hw[0], out_hw[1], f, kh, kw, sh, sw,
+            pad[0][0], pad[1][0], dh, dw, cg, f // n_attrs["groups"]]
+    return "(" + ", ".join(str(v) for v in vals) + ")"
+
+
+def _conv_group(gen, gr, ns):
+    head, root = ns[0], ns[-1]
+    if head.op == "conv2d_grad_filter":
+        return _conv_filter(gen, head)
+    epi = gr.get("epilogue", {})
+    i, out = head.id, gen.buffer(root)
+    if head.op == "conv2d":
+        x, w = head.inputs
+        geo = _conv_geometry(x.shape, w.shape, head.attrs, head.shape[1:3])
+        m, n_, k = numel_src(head.shape[:3]), head.shape[3] // head.attrs["groups"], "*".join(
+            map(str, w.shape[:3]))
+        kernel = "conv2d_kernel"
+    else:
+        x, w = head.inputs      # dy, w
+        geo = _conv_geometry(head.shape, w.shape, head.attrs, x.shape[1:3])
+        m, n_, k = numel_src(head.shape[:3]), w.shape[2], f"{w.shape[0]}*{w.shape[1]}*{w.shape[3] // head.attrs['groups']}"
+        kernel = "conv2d_grad_input_kernel"
+    bias = gen.tensor(gen.byid[epi["bias"]]) if epi.get("bias") is not None else out
+    mask = gen.tensor(gen.byid[epi["mask"]]) if epi.get("mask") is not None else out
+    act = {None: 0, "relu": 1, "sigmoid": 2, "tanh": 3}[epi.get("activation")]
+    consts = dict(HAS_BIAS=epi.get("bias") is not None, ACTIVATION=act, HAS_MASK=epi.get("mask") is not None)
+    gen.make.append(f"geo{i} = {geo}")
+    gen.make.append(f"bm{i}, bn{i}, bk{i}, w{i} = launch.conv_blocks({m}, {n_}, {k})")
+    gen.make.append(f"grid{i} = (triton.cdiv({m}, bm{i}), triton.cdiv({n_}, bn{i}), {head.attrs['groups']})")
+    gen.library_use(n=head, kernel=kernel, ptr_nodes=[x, w, root, root, root], ints=CONV_INTS, constexprs=consts,
+                    blocks=lambda interp: _conv_blocks_aot(m, n_, k), traffic=f"{head.op} {root.type_str}")
+    flags = ", ".join(f"{k_}={v}" for k_, v in consts.items())
+    gen.run.append(f"K.{kernel}[grid{i}]({gen.tensor(x)}, {gen.tensor(w)}, {out}, {bias}, {mask}, *geo{i}, {flags}, "
+                   f"PRECISION=PREC, BLOCK_M=bm{i}, BLOCK_N=bn{i}, BLOCK_K=bk{i}, num_warps=w{i})")
+
+
+def _conv_blocks_aot(m, n_, k):
+    from .launch import conv_blocks
+    from .codegen import _aot_int
+    bm, bn, bk, w = conv_blocks(_aot_int(m), _aot_int(str(n_)), _aot_int(str(k)), interp=False)
+    return {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, w
+
+
+def _conv_filter(gen, n):
+    x, dy = n.inputs
+    i, out = n.id, gen.buffer(n)
+    geo = _conv_geometry(x.shape, n.shape, n.attrs, dy.shape[1:3])
+    m, f = "*".join(map(str, n.shape[:3])), n.shape[3]
+    fg, k, groups = f // n.attrs["groups"], numel_src(dy.shape[:3]), n.attrs["groups"]
+    gen.make.append(f"geo{i} = {geo}")
+    gen.make.append(f"bm{i}, bn{i}, bk{i}, w{i} = launch.conv_blocks({m}, {fg}, {k})")
+    gen.make.append(f"sp{i} = K.filter_split({m}, {fg}, {k}, {groups}, bm{i}, bn{i})")
+    gen.make.append(f"per{i} = triton.cdiv(triton.cdiv({k}, sp{i}), bk{i}) * bk{i}")
+    gen.make.append(f"part{i} = torch.empty((sp{i}, {m}*{f}), device=dev, dtype=torch.float32) if sp{i} > 1 else {out}")
+    gen.make.append(f"grid{i} = (triton.cdiv({m}, bm{i}), triton.cdiv({fg}, bn{i}), {groups} * sp{i})")
+    gen.library_use(n=n, kernel="conv2d_grad_filter_kernel", ptr_nodes=[x, dy, n], ints=CONV_INTS + ("SPLIT", "K_PER_SPLIT"),
+                    constexprs={}, blocks=lambda interp: _conv_blocks_aot(m, fg, k), traffic=f"{n.op} {n.type_str}")
+    gen.run.append(f"K.conv2d_grad_filter_kernel[grid{i}]({gen.tensor(x)}, {gen.tensor(dy)}, part{i}, *geo{i}, "
+                   f"sp{i}, per{i}, PRECISION=PREC, BLOCK_M=bm{i}, BLOCK_N=bn{i}, BLOCK_K=bk{i}, num_warps=w{i})")
+    gen.run.append(f"if sp{i} > 1:  # add the split partials")
+    gen.run.append(f"    K.reduce_cols(part{i}, sp{i}, {m}*{f}, out={out}.view(-1))")
+    return True
+
+
+POOL_INTS = ("n", "H", "W", "C", "HO", "WO", "KH", "KW", "SH", "SW", "PT", "PL")
+
+
+def _pool(gen, n):
+    grad = n.op.endswith("_grad")
+    x = n.inputs[1] if grad else n.inputs[0]
+    img = x if grad else n            # the grad kernel runs over the input, the forward over the output
+    out_hw = n.inputs[0].shape[1:3] if grad else n.shape[1:3]
+    a = n.attrs
+    vals = [x.shape[1], x.shape[2], x.shape[3], out_hw[0], out_hw[1], a["window"][0], a["window"][1],
+            a["strides"][0], a["strides"][1], a["padding"][0][0], a["padding"][1][0]]
+    i, out, numel = n.id, gen.buffer(n), numel_src(img.shape)
+    kernel = "pool_grad_kernel" if grad else "pool_kernel"
+    gen.make.append(f"n{i} = {numel}")
+    gen.make.append(f"blk{i}, w{i} = launch.pointwise_block(n{i})")
+    gen.make.append(f"grid{i} = (triton.cdiv(n{i}, blk{i}),)")
+    is_max = n.op.startswith("max")
+    ptr_nodes = [n.inputs[0], x, n] if grad else [x, n]
+    gen.library_use(n=n, kernel=kernel, ptr_nodes=ptr_nodes, ints=POOL_INTS, constexprs={"MAX": is_max},
+                    blocks=lambda interp: _pool_blocks_aot(numel), traffic=f"{n.op} {n.type_str}")
+    ptrs = ", ".join([gen.tensor(p) for p in ptr_nodes[:-1]] + [out])
+    gen.run.append(f"K.{kernel}[grid{i}]({ptrs}, n{i}, {', '.join(map(str, vals))}, MAX={is_max}, "
+                   f"BLOCK=blk{i}, num_warps=w{i})")
+    return True
+
+
+def _pool_blocks_aot(numel):
+    from .launch import pointwise_block
+    from .codegen import _aot_int
+    blk, w = pointwise_block(_aot_int(numel), interp=False)
+    return {"BLOCK": blk}, w
+
+
+KERNELS.update({"maxpool2d": _pool, "avgpool2d": _pool, "maxpool2d_grad": _pool, "avgpool2d_grad": _pool})
+
+GROUPS: dict[str, Callable] = {"matmul": _matmul_group, "conv": _conv_group}
+# the IR ops that head each kind of group (the coverage test reads it)
+GROUP_OPS = {"matmul": "matmul", "conv2d": "conv", "conv2d_grad_input": "conv", "conv2d_grad_filter": "conv"}
 
 
 def _slice_flat(src, n):

@@ -5,6 +5,8 @@ each with a thin launcher and a test against torch (tests/triton_backend/).
     rows.py       softmax, log-softmax, softmax cross-entropy (+ gradient),
                   argmax, label gather, one-hot, last-axis reductions
     columns.py    leading-axis reductions (bias gradients, batch statistics)
+    conv.py       implicit-GEMM convolution, its input and filter gradients
+    pool.py       max / average pooling and their gradients
     functions.py  device functions (tanh, gelu) the kernels share
 
 The code generator calls these kernels for the non-pointwise ops and writes
@@ -14,8 +16,11 @@ offsets in int64.
 """
 from ..launch import MATMUL_CONFIGS_16BIT, MATMUL_CONFIGS_32BIT, SMEM_LIMIT, interpreting
 from .columns import reduce_cols, reduce_cols_kernel
+from .conv import (conv2d, conv2d_grad_filter, conv2d_grad_filter_kernel, conv2d_grad_input,
+                   conv2d_grad_input_kernel, conv2d_kernel, filter_split)
 from .functions import gelu, gelu_grad, tanh
 from .gemm import ACTIVATIONS, clear_autotune_cache, matmul, matmul_kernel
+from .pool import pool, pool_grad, pool_grad_kernel, pool_kernel
 from .rows import (MAX, SUM, argmax, argmax_kernel, onehot, onehot_kernel, reduce_rows,
                    reduce_rows_kernel, softmax, softmax_kernel, softmax_xent, softmax_xent_grad,
                    softmax_xent_kernel, take_kernel, take_label)
@@ -24,7 +29,9 @@ __all__ = ["interpreting", "matmul", "clear_autotune_cache", "softmax", "softmax
            "softmax_xent_grad", "argmax", "take_label", "onehot", "reduce_rows", "reduce_cols", "SUM", "MAX",
            "aot_specs", "ACTIVATIONS", "tanh", "gelu", "gelu_grad", "matmul_kernel", "softmax_kernel",
            "softmax_xent_kernel", "argmax_kernel", "take_kernel", "onehot_kernel", "reduce_rows_kernel",
-           "reduce_cols_kernel"]
+           "reduce_cols_kernel", "conv2d", "conv2d_grad_input", "conv2d_grad_filter", "conv2d_kernel",
+           "conv2d_grad_input_kernel", "conv2d_grad_filter_kernel", "filter_split", "pool", "pool_grad",
+           "pool_kernel", "pool_grad_kernel"]
 
 _MM_SIG = {"a_ptr": "*fp32", "b_ptr": "*fp32", "c_ptr": "*fp32", "bias_ptr": "*fp32", "mask_ptr": "*fp32",
            "M": "i32", "N": "i32", "K": "i32", "stride_am": "i32", "stride_ak": "i32", "stride_bk": "i32",
@@ -81,6 +88,25 @@ def aot_specs() -> list[dict]:
                           signature={"x_ptr": f32, "out_ptr": f32, "M": "i32", "N": "i32", "ROWS": "i32",
                                      "scale": "fp32"},
                           constexprs=dict(REDUCE=red, BLOCK_M=32, BLOCK_N=128), num_warps=4))
+    conv_ints = {a: "i32" for a in ("B", "H", "W", "C", "HO", "WO", "F", "KH", "KW", "SH", "SW", "PT", "PL", "DH",
+                                     "DW", "CG", "FG")}
+    for name, kernel, ptrs in (("conv2d", conv2d_kernel, ("x_ptr", "w_ptr", "out_ptr", "bias_ptr", "mask_ptr")),
+                               ("conv2d_grad_input", conv2d_grad_input_kernel,
+                                ("dy_ptr", "w_ptr", "out_ptr", "bias_ptr", "mask_ptr"))):
+        specs.append(dict(name=f"{name}_128x64x32", kernel=kernel, signature=dict(conv_ints, **{p: f32 for p in ptrs}),
+                          constexprs=dict(HAS_BIAS=True, ACTIVATION=1, HAS_MASK=True, PRECISION="ieee",
+                                          BLOCK_M=128, BLOCK_N=64, BLOCK_K=32), num_warps=4))
+    specs.append(dict(name="conv2d_grad_filter_128x64x32", kernel=conv2d_grad_filter_kernel,
+                      signature=dict(conv_ints, x_ptr=f32, dy_ptr=f32, out_ptr=f32, SPLIT="i32", K_PER_SPLIT="i32"),
+                      constexprs=dict(PRECISION="ieee", BLOCK_M=128, BLOCK_N=64, BLOCK_K=32), num_warps=4))
+    pool_ints = {a: "i32" for a in ("n", "H", "W", "C", "HO", "WO", "KH", "KW", "SH", "SW", "PT", "PL")}
+    for is_max in (True, False):
+        specs.append(dict(name=f"pool_max{int(is_max)}_1024", kernel=pool_kernel,
+                          signature=dict(pool_ints, x_ptr=f32, out_ptr=f32),
+                          constexprs=dict(MAX=is_max, BLOCK=1024), num_warps=4))
+        specs.append(dict(name=f"pool_grad_max{int(is_max)}_1024", kernel=pool_grad_kernel,
+                          signature=dict(pool_ints, dy_ptr=f32, x_ptr=f32, out_ptr=f32),
+                          constexprs=dict(MAX=is_max, BLOCK=1024), num_warps=4))
     for s in specs:
         s.setdefault("num_stages", 3)
     return specs
