@@ -104,11 +104,14 @@ class Program:
     """A compiled `.nn` program: its graphs, compiled steps and the training API."""
 
     def __init__(self, source_ast: ast.Program, backend: str = "numpy", *, optimize: bool = True,
-                 float_dtype: str = "f32", verify: Optional[bool] = None):
+                 float_dtype: str = "f32", verify: Optional[bool] = None, cpu_kernels: Optional[str] = None):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         self.ast = source_ast
         self.backend = backend
+        # the NumPy backend's native loops: "auto" (when a C compiler is found), "native" or
+        # "numpy" (default: $NNCOMPILE_CPU_KERNELS or auto); see backends/numpy/native.py
+        self.cpu_kernels = cpu_kernels
         self.float_dtype = float_dtype
         self.graphs = build_graphs(source_ast, float_dtype)
         if verify is None:
@@ -154,7 +157,7 @@ class Program:
                 raise CompileError(f"the program has no train block, so it has no '{name}' step")
             if self.backend == "numpy":
                 from .backends.numpy.codegen import generate
-                fn = generate(g)
+                fn = generate(g, self.cpu_kernels)
             else:
                 from .backends.triton import compile_graph
                 fn = compile_graph(g)

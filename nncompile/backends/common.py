@@ -51,3 +51,15 @@ def comment(n: Node) -> str:
     if not (n.loc or n.layer):
         return ""
     return f"  # {n.name} {n.op}" + (f" {where(n)}" if n.loc else "") + (f" {n.layer}" if n.layer else "")
+
+
+def describe(ns) -> str:
+    """Nodes, with their layers and source lines: the comment above a kernel."""
+    locs = sorted({where(n) for n in ns if n.loc}, key=lambda s: (len(s), s))
+    layers = sorted({n.layer for n in ns if n.layer})
+    text = ", ".join(f"{n.name} {n.op}" for n in ns)
+    if layers:
+        text += " [" + ", ".join(layers) + "]"
+    if locs:
+        text += " at " + ", ".join(locs)
+    return text

@@ -61,9 +61,14 @@ def close(a, b, what):
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=programs(), seed=st.integers(0, 1000))
 def test_optimized_matches_unoptimized(case, seed):
+    """(With a C compiler the optimized side runs the native loops.)"""
+    check_against_unoptimized(case, seed, "auto")
+
+
+def check_against_unoptimized(case, seed, cpu_kernels):
     src, n_in, units, loss = case
-    opt = nncompile.compile(src)
-    ref = nncompile.compile(src, optimize=False)
+    opt = nncompile.compile(src, cpu_kernels=cpu_kernels)
+    ref = nncompile.compile(src, optimize=False, cpu_kernels="numpy")   # the oracle: NumPy only
     rng = np.random.default_rng(seed)
     params = opt.init_params(seed)
     x, y = _data(n_in, units, loss, 8, rng)
@@ -106,4 +111,11 @@ def test_tiled_optimizer_chain_matches_unoptimized(monkeypatch, case, seed):
     import nncompile.backends.numpy.codegen as cg
     monkeypatch.setattr(cg, "TILE", 8)
     monkeypatch.setattr(cg, "TILE_MIN", 16)
-    test_optimized_matches_unoptimized.hypothesis.inner_test(case, seed)
+    check_against_unoptimized(case, seed, "numpy")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=programs(), seed=st.integers(0, 1000))
+def test_numpy_path_alone_matches_unoptimized(case, seed):
+    """The optimized graphs on the NumPy path alone (no native loops)."""
+    check_against_unoptimized(case, seed, "numpy")

@@ -24,6 +24,8 @@ What this backend adds to the plan, allocating nothing the plan shares:
 from __future__ import annotations
 
 import math
+import os
+import sys
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
@@ -33,8 +35,8 @@ from ...ir.ops import NP_DTYPE, OPS
 from ...passes.fusion import groups_valid
 from ...ir import windows as ir_windows
 from ...passes.memory import MemoryPlan, has_buffer, plan_of
-from ..common import comment, ident, literal, numel_src, shape_src
-from . import lowering, support
+from ..common import comment, describe, ident, literal, numel_src, shape_src
+from . import lowering, native, support
 
 TILE = 32768          # elements per tile (128 KB per f32 operand): measured best of 16K-128K on W1, W2
 TILE_MIN = 4 * TILE   # smaller groups run untiled
@@ -58,6 +60,8 @@ class _Gen:
         self.declared: set[str] = set()
         self.hoisted: set[int] = set()
         self.probs: dict = {}   # (logits id, labels id) -> softmax scratch (lowering._softmax_xent)
+        self.pointer_slots: dict[str, tuple[int, str]] = {}   # graph-input variable -> (slot, dtype)
+        self.addressed: list[str] = []   # buffers the native kernels reach only by address
 
     # --- for emitters ---------------------------------------------------------------
     def scratch(self, n: Node, k, shape, dtype: Optional[str] = None) -> str:
@@ -82,6 +86,41 @@ class _Gen:
             self.declared.add(decl)
             self.make.append(decl)
         return self.make_value(n, f"ws{i}_", f"{pool}.reshape(-1)[:{numel_src(shape)}].reshape({shape_src(shape)})")
+
+    # --- for the native path -------------------------------------------------------
+    def value(self, n: Node) -> str:
+        return _value(self, n)
+
+    def hoisted_node(self, n: Node) -> bool:
+        return n.id in self.hoisted
+
+    def describe(self, ns) -> str:
+        return describe(ns)
+
+    def pointer(self, n: Node) -> str:
+        """An expression for the address of node n's array: taken once in make()
+        for buffers; for graph inputs, when the array object changes; views at
+        their source's address plus their offset."""
+        if OPS[n.op].view:
+            base = self.pointer(n.inputs[0])
+            off = n.attrs.get("offset", 0) * NP_DTYPE[n.dtype]().itemsize
+            return f"({base} + {off})" if off else base
+        v = _value(self, n)
+        if self.fixed(n) or n.id in self.hoisted:
+            return self.address(v)
+        if v not in self.pointer_slots:
+            self.pointer_slots[v] = (len(self.pointer_slots), n.dtype)
+        return f"_P.get({self.pointer_slots[v][0]}, {v})"
+
+    def address(self, v: str) -> str:
+        """The address of array variable v of make(), taken once (v is kept alive with run)."""
+        name = f"ptr_{v}"
+        line = f"{name} = {v}.ctypes.data"
+        if line not in self.declared:
+            self.declared.add(line)
+            self.make.append(line)
+            self.addressed.append(v)
+        return name
 
     def kept(self, n: Node) -> bool:
         """Whether the plan kept the forward convolution's columns for filter gradient n."""
@@ -129,6 +168,8 @@ class NumpyProgram:
         self.output_names = list(graph.outputs)
         self._make: Callable = namespace["make"]
         self._runs: dict[int, Callable] = {}
+        self.c_source = ""        # the native kernels' C source, when the native path is used
+        self.native = False
 
     def runner(self, batch: int) -> Callable:
         """The straight-line `run(*inputs)` for one batch size (buffers made once)."""
@@ -162,21 +203,48 @@ class NumpyProgram:
         return dict(zip(self.output_names, outs))
 
 
-def generate(g: Graph) -> NumpyProgram:
+def use_native(choice: Optional[str] = None) -> bool:
+    """Whether to compile native kernels: `choice` (or NNCOMPILE_CPU_KERNELS) is
+    "native", "numpy" or "auto" (native when a C compiler is found)."""
+    choice = choice or os.environ.get("NNCOMPILE_CPU_KERNELS", "auto")
+    if choice not in ("auto", "native", "numpy"):
+        raise ValueError(f"cpu kernels must be auto, native or numpy, not {choice!r}")
+    if choice == "numpy":
+        return False
+    if native.find_compiler() is None:
+        if choice == "native":
+            raise RuntimeError("--cpu-kernels native needs a C compiler (gcc, clang, or "
+                               "`pip install 'nncompile[native]'`)")
+        note = native.unavailable_note()
+        if note:
+            print(note, file=sys.stderr)
+        return False
+    return True
+
+
+def generate(g: Graph, cpu_kernels: Optional[str] = None) -> NumpyProgram:
     plan = plan_of(g)
     gen = _Gen(g, plan)
     order = [gen.byid[i] for i in plan.schedule]
     for n in g.inputs.values():
         gen.var[n.id] = ident(n.attrs["name"])
     gen.hoisted = _hoistable(g, order, plan)
-    tiled = _tiled_groups(g, gen.hoisted)
+    kernels = native.NativeKernels() if use_native(cpu_kernels) else None
+    loops = _native_groups(gen, kernels) if kernels is not None else {}
+    in_loops = {i for loop in loops.values() for i in loop.gr["nodes"]}
+    tiled = [gr for gr in _tiled_groups(g, gen.hoisted) if gr["nodes"][-1] not in loops]
     last_of = {gr["nodes"][-1]: gr for gr in tiled}
     in_tiles = {i for gr in tiled for i in gr["nodes"]}
     for n in order:
-        if n.id in last_of:
+        if n.id in loops:
+            loop = loops[n.id]
+            call = kernels.emit_group(gen, loop)
+            gen.run.append(f"{call}  # group {loop.gr['id']}: {len(loop.gr['nodes'])} ops in one native loop")
+        elif n.id in last_of:
             _emit_tiled(gen, last_of[n.id])
-        elif n.id not in in_tiles:
-            _emit_node(gen, n)
+        elif n.id not in in_tiles and n.id not in in_loops:
+            if kernels is None or not _emit_native_single(gen, kernels, n):
+                _emit_node(gen, n)
     # Updates that could not be written in place are copied into their input at the end,
     # so after `run` every updated input holds its new value.
     for out_name, in_name in g.updates.items():
@@ -185,16 +253,58 @@ def generate(g: Graph) -> NumpyProgram:
             gen.run.append(f"np.copyto({ident(in_name)}, {gen.var[p.id]})  # update {in_name}")
     args = ", ".join(ident(k) for k in g.inputs)
     rets = ", ".join(gen.var[n.id] for n in g.outputs.values())
-    src = [f"# generated by nncompile from graph '{g.name}': {len(order)} nodes",
+    if gen.pointer_slots:
+        dtypes = [f"np.{NP_DTYPE[dt].__name__}" for _, dt in sorted(gen.pointer_slots.values())]
+        gen.make.insert(0, f"_P = _s.Pointers([{', '.join(dtypes)}])  # graph inputs' addresses")
+    src = [f"# generated by nncompile from graph '{g.name}': {len(order)} nodes"
+           + (f", {len(kernels.names)} native kernels" if kernels is not None and kernels.names else ""),
            "import numpy as np", "", "", "def make(B):"]
     src += ["    " + line for line in gen.make]
     src += ["", f"    def run({args}):"]
     src += ["        " + line for line in gen.run] or ["        pass"]
-    src += [f"        return ({rets}{',' if len(g.outputs) == 1 else ''})", "", "    return run", ""]
+    src += [f"        return ({rets}{',' if len(g.outputs) == 1 else ''})", ""]
+    if gen.addressed:   # run holds the buffers it reaches only by address: they must outlive make()
+        src.append(f"    run.buffers = ({', '.join(gen.addressed)},)")
+    src += ["    return run", ""]
     source = "\n".join(src)
     namespace: dict[str, Any] = {"np": np, "_s": support, "_W": ir_windows, **gen.consts}
+    c_source = ""
+    if kernels is not None and kernels.names:
+        c_source = kernels.source(g.name)
+        namespace["_k"] = kernels.bind(native.load(c_source))
     exec(compile(source, f"<nncompile:{g.name}>", "exec"), namespace)
-    return NumpyProgram(g, source, namespace)
+    prog = NumpyProgram(g, source, namespace)
+    prog.c_source, prog.native = c_source, bool(c_source)
+    return prog
+
+
+def _native_groups(gen: _Gen, kernels) -> dict:
+    """The elementwise groups that run as native loops, by their last node."""
+    if not groups_valid(gen.g):
+        return {}
+    out = {}
+    for gr in gen.g.meta["groups"]:
+        if gr["kind"] == "elementwise":
+            loop = kernels.plan_group(gen, gr)
+            if loop is not None:
+                out[gr["nodes"][-1]] = loop
+    return out
+
+
+def _emit_native_single(gen: _Gen, kernels, n: Node) -> bool:
+    """A reduction or softmax cross-entropy row kernel in C, when it applies."""
+    if not kernels.lowers_single(n):
+        return False
+    gen.var[n.id] = gen.buffer(n)
+    key = (n.inputs[0].id, n.inputs[1].id) if n.op.startswith("softmax_xent") else None
+    if n.op == "softmax_xent":    # the probabilities, kept for the gradient of the same (z, y)
+        gen.probs[key] = gen.scratch(n, 1, n.inputs[0].shape)
+    if n.op in ("sum", "mean", "reduce_like"):
+        call = kernels.reduction(gen, n)
+    else:
+        call = kernels.softmax_xent(gen, n, gen.address(gen.probs[key]))
+    gen.run.append(call + comment(n))
+    return True
 
 
 def _hoistable(g: Graph, order: list[Node], plan: MemoryPlan) -> set[int]:

@@ -17,6 +17,31 @@ def dropout_mask(rng: np.ndarray, rate: float, stream: int, out: np.ndarray) -> 
     np.multiply(keep, 1.0 / (1.0 - rate), out=out)
 
 
+def mix(rng, stream: int) -> int:
+    """The Philox key of one dropout site for this (seed, step) (the native path's dropout)."""
+    return philox.mix(int(rng[0]), int(rng[1]), stream)
+
+
+class Pointers:
+    """Addresses of the graph inputs the native kernels read, refreshed only when
+    the array object changes (taking `.ctypes.data` costs microseconds); each
+    array is checked once: C-contiguous, of the kernel's dtype."""
+
+    def __init__(self, dtypes: list):
+        self.arrays = [None] * len(dtypes)
+        self.addrs = [0] * len(dtypes)
+        self.dtypes = dtypes
+
+    def get(self, k: int, a) -> int:
+        if self.arrays[k] is a:
+            return self.addrs[k]
+        if not (isinstance(a, np.ndarray) and a.flags.c_contiguous and a.dtype == self.dtypes[k]):
+            raise TypeError(f"native kernels need C-contiguous {np.dtype(self.dtypes[k])} arrays, got "
+                            f"{type(a).__name__} {getattr(a, 'dtype', '')}")
+        self.arrays[k], self.addrs[k] = a, a.ctypes.data
+        return self.addrs[k]
+
+
 def windows(x: np.ndarray, window, strides, dilation, ho: int, wo: int) -> np.ndarray:
     """A read-only view [B, Ho, Wo, kh, kw, C] of the windows of image x [B, H, W, C]."""
     (kh, kw), (sh, sw), (dh, dw) = window, strides, dilation

@@ -32,7 +32,7 @@ from ...ir.graph import Graph, Node, users as graph_users
 from ...ir.ops import OPS
 from ...passes.fusion import fuse_elementwise, groups_valid, schedule
 from ...passes.memory import plan_of, unplanned
-from ..common import dim, ident, literal, numel_src, shape_src, where
+from ..common import describe, dim, ident, literal, numel_src, shape_src, where
 from . import lowering
 from .launch import interpreting
 
@@ -376,14 +376,7 @@ class _Gen:
                         f"BLOCK_M=bm{i}b, {common})")
 
     def describe(self, ns: list[Node]) -> str:
-        locs = sorted({where(n) for n in ns if n.loc}, key=lambda s: (len(s), s))
-        layers = sorted({n.layer for n in ns if n.layer})
-        text = ", ".join(f"{n.name} {n.op}" for n in ns)
-        if layers:
-            text += " [" + ", ".join(layers) + "]"
-        if locs:
-            text += " at " + ", ".join(locs)
-        return text
+        return describe(ns)
 
     # --- generation -------------------------------------------------------------------------
     def generate(self) -> str:
