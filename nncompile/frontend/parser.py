@@ -1,7 +1,7 @@
 """Text -> checked AST.
 
 `parse_source` runs Lark (LALR) over the text, converts Lark's tree into the
-small raw tree of `checks.py` (every node keeps its `SourceLoc`), and hands it
+small raw tree of `raw.py` (every node keeps its `SourceLoc`), and hands it
 to `checks.check_program`, which validates it and fills in every default.
 
 Every problem with the input is reported as a `CompileError` with a location,
@@ -21,10 +21,10 @@ from lark.exceptions import (LarkError, UnexpectedCharacters, UnexpectedEOF,
                              UnexpectedInput, UnexpectedToken)
 
 from ..errors import CompileError, SourceLoc
-from .ast import Program
 from . import checks
-from .checks import (MAX_DEPTH, RArg, RCall, RDict, RLayer, RList, RName, RNum,
-                     RSection, RSetting, RStr, RType)
+from .ast import Program
+from .raw import (MAX_DEPTH, MAX_INT, RArg, RCall, RDict, RLayer, RList, RName, RNum, RSection, RSetting,
+                  RStr, RType)
 
 __all__ = ["parse_source", "parse_file", "MAX_SOURCE_CHARS"]
 
@@ -367,9 +367,9 @@ class _Converter:
             raise self.err("number literal too long", loc, hint="write large or small numbers with an exponent, e.g. 1e-4")
         if re.fullmatch(r"[+-]?\d+", text):
             digits = text.lstrip("+-").lstrip("0") or "0"
-            if len(digits) > 19 or abs(int(text)) > checks.MAX_INT:
+            if len(digits) > 19 or abs(int(text)) > MAX_INT:
                 raise self.err(f"integer {text if len(text) <= 30 else text[:27] + '...'} is too large", loc,
-                               hint=f"integers must lie within +-{checks.MAX_INT}")
+                               hint=f"integers must lie within +-{MAX_INT}")
             return RNum(value=int(text), is_int=True, text=text, loc=loc)
         try:
             v = float(text)
