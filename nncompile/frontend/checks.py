@@ -10,13 +10,14 @@ hint saying what was expected.
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 from ..errors import SourceLoc, expected_one_of
 from .ast import InputDecl, Layer, ModelDef, Program, TrainDef
-from .layers import LAYERS, TRANSFER, with_params
+from .layers import LAYERS, TRANSFER, LayerKind, with_params
 from .raw import MAX_DIM, RLayer, RSection, RSetting, short
-from .specs import Scope
+from .specs import Scope, Spec
 from .specs.training import TRAIN
 from .values import Reader
 
@@ -77,8 +78,11 @@ class Checker(Reader):
         if len(stmts) == 1:
             raise self.err(f"model '{sec.name}' has no layers", loc,
                            hint="expected layers after the input, e.g.  dense out(1)")
-        names = self.auto_names(stmts[1:], used)
-        layers = [self.layer(st, names[i], (inp.name, *names[:i])) for i, st in enumerate(stmts[1:])]
+        layers = []
+        earlier = [inp.name]      # what the next layer's arguments may refer to
+        for st, name in zip(stmts[1:], self.auto_names(stmts[1:], used)):
+            layers.append(self.layer(st, name, earlier))
+            earlier.append(name)
         return ModelDef(name=sec.name, input=inp, layers=tuple(layers), loc=loc)
 
     def layer_names(self, stmts: Sequence[RLayer], inp: InputDecl, first: RLayer) -> set[str]:
@@ -138,7 +142,7 @@ class Checker(Reader):
         dims = tuple(self.get_int(d, "an input dimension", 1, MAX_DIM) for d in t.dims)
         return InputDecl(name=st.name, dtype=t.name, shape=dims, loc=st.loc)
 
-    def layer(self, st: RLayer, name: str, earlier: tuple[str, ...]) -> Layer:
+    def layer(self, st: RLayer, name: str, earlier: Sequence[str]) -> Layer:
         """A layer's arguments against its kind's spec; the transfer options
         (frozen=, lr_mult=) are read first, for layers with parameters only.
         `earlier`: the names its arguments may refer to."""
@@ -146,7 +150,7 @@ class Checker(Reader):
         if st.type is not None:
             raise self.err(f"only the input has a type; a {st.kind} layer does not", st.type.loc)
         what = f"{st.kind} layer '{name}'"
-        spec = kind.spec.extend(kind.name, *TRANSFER.args) if kind.has_params else kind.spec
+        spec = _accepted(kind)
         if not kind.has_params:
             for arg in st.args or ():
                 if arg.key in TRANSFER.keys:
@@ -190,6 +194,13 @@ class Checker(Reader):
                       raw={k: s.value for k, s in settings.items()})
         TRAIN.validate(scope)
         return TrainDef(**values, loc=loc, setting_locs={k: s.value.loc for k, s in settings.items()})
+
+
+@functools.lru_cache(maxsize=None)
+def _accepted(kind: LayerKind) -> Spec:
+    """The arguments a layer of `kind` accepts: its own, and for a kind with
+    parameters the transfer options after them."""
+    return kind.spec.extend(kind.name, *TRANSFER.args) if kind.has_params else kind.spec
 
 
 def _and(names: Sequence[str]) -> str:

@@ -12,7 +12,8 @@ list come from the same rows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Optional
+from functools import cached_property
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ...errors import SourceLoc, expected_one_of
 from ..raw import RArg, short
@@ -72,7 +73,7 @@ class Scope:
     what names the call in messages."""
     reader: Reader
     model: Any = None                     # the checked ModelDef, once there is one
-    layers: tuple[str, ...] = ()
+    layers: Sequence[str] = ()
     settings: dict = field(default_factory=dict)
     spec: Optional["Spec"] = None
     loc: Optional[SourceLoc] = None
@@ -100,15 +101,15 @@ class Spec:
     rules: tuple[Callable[[Scope], None], ...] = ()
 
     # -- the rows -------------------------------------------------------------
-    @property
+    @cached_property
     def positional(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.args if a.positional)
 
-    @property
+    @cached_property
     def keys(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.args)
 
-    @property
+    @cached_property
     def aliases(self) -> dict[str, str]:
         """alias -> canonical name, in the order of the rows."""
         return {al: a.name for a in self.args for al in a.aliases}
