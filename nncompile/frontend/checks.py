@@ -11,13 +11,15 @@ hint saying what was expected.
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+import os
+from typing import Optional, Sequence
 
 from ..errors import SourceLoc, expected_one_of
-from .ast import InputDecl, Layer, ModelDef, Program, TrainDef
+from .ast import DataSpec, InputDecl, Layer, ModelDef, Program, TrainDef
 from .layers import LAYERS, TRANSFER, LayerKind, with_params
-from .raw import MAX_DIM, RLayer, RSection, RSetting, short
+from .raw import MAX_DIM, RArg, RLayer, RList, RSection, RSetting, RStr, short
 from .specs import Scope, Spec
+from .specs.sources import DATA_SOURCES, FEATURE_FILES
 from .specs.training import TRAIN
 from .values import Reader
 
@@ -212,3 +214,20 @@ def check_program(sections: list[RSection], *, filename: str, source: str, base_
     """Validate the raw sections and build the checked `Program`."""
     return Checker(filename, source, base_dir).program(sections)
 
+
+def data_file_spec(path: str, *, target: Optional[Sequence[str]] = None,
+                   features: Optional[Sequence[str]] = None, labelled: bool = True) -> DataSpec:
+    """The checked DataSpec of a data file named on the command line: `npz(path)`
+    for a .npz file, else `csv(path, target=..., features=...)`, checked and
+    defaulted like the same call in a .nn file (relative paths: against the
+    current directory). labelled=False: a file of features only (no targets)."""
+    kind = "npz" if path.endswith(".npz") else "csv"
+    strings = lambda names: RList([RStr(n, None) for n in names], None)  # noqa: E731
+    args = [RArg(None, None, RStr(path, None))]
+    if kind == "csv" and target is not None:
+        args.append(RArg("target", None, strings(target)))
+    if kind == "csv" and features is not None:
+        args.append(RArg("features", None, strings(features)))
+    spec = DATA_SOURCES[kind] if labelled else FEATURE_FILES[kind]
+    call = spec.call(Scope(Reader("<command line>", None, os.getcwd())), args, kind, None)
+    return DataSpec(kind=kind, args=call.values, loc=None)

@@ -118,6 +118,10 @@ class Spec:
         """This spec under another name, with more arguments after its own."""
         return replace(self, name=name, args=self.args + args, doc=self.doc if doc is None else doc)
 
+    def with_default(self, name: str, value: Any) -> "Spec":
+        """This spec with one argument made optional, defaulting to `value`."""
+        return replace(self, args=tuple(replace(a, default=value) if a.name == name else a for a in self.args))
+
     def defaults(self) -> dict[str, Any]:
         """The fixed defaults (not the required or derived ones)."""
         return {a.name: a.default for a in self.args if not a.required and not isinstance(a.default, Derived)}

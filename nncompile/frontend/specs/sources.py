@@ -87,6 +87,9 @@ SYNTHETIC_REGRESSION = Spec("synthetic.regression", (
 
 DATA_SOURCES = {s.name: s for s in (CSV, NPZ, BUILTIN, SYNTHETIC_CLASSIFICATION, SYNTHETIC_REGRESSION)}
 
+# `nncompile predict --input FILE`: a file of features only (no target columns, no targets array).
+FEATURE_FILES = {"csv": CSV.with_default("target", []), "npz": NPZ.with_default("y", None)}
+
 
 def read_data(scope: Scope, v, what: str) -> DataSpec:
     """A data source call (the `data` setting, or a `validation` source)."""
