@@ -174,64 +174,21 @@ def _run(args, program) -> int:
 
 def _read_features(path: str, program):
     """x from a features-only CSV (with a header) or an .npz holding x."""
-    import csv
-
     import numpy as np
 
     from .errors import DataError
+    from .frontend.checks import data_file_spec
+    from .runtime.data import load_data
     shape = tuple(program.ast.model.input.shape)
     n_feat = int(np.prod(shape))
-    if not os.path.exists(path):
-        raise DataError(f"{path}: no such file")
-    if path.endswith(".npz"):
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                if "x" not in z.files:
-                    raise DataError(f"{path}: no array 'x' (the features)",
-                                    hint=f"the file holds: {', '.join(z.files) or 'no arrays'}")
-                x = np.asarray(z["x"])
-        except DataError:
-            raise
-        except Exception as e:
-            raise DataError(f"{path}: cannot read the .npz file ({type(e).__name__}: {e})") from None
-        if x.dtype.kind not in "fiub":
-            raise DataError(f"{path}: array 'x' has dtype {x.dtype}, expected numbers")
-        cols = None
-    else:
-        try:
-            with open(path, encoding="utf-8-sig", newline="") as f:
-                rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-        except (OSError, UnicodeDecodeError, csv.Error) as e:
-            raise DataError(f"{path}: cannot read the CSV file ({e})") from None
-        if not rows:
-            raise DataError(f"{path}: the file is empty", hint="expected a header line and rows of numbers")
-        cols = [c.strip() for c in rows[0]]
-        try:
-            [float(c) for c in cols]
-            raise DataError(f"{path}: the first row is numbers, not a header",
-                            hint="the first line must name the feature columns")
-        except ValueError:
-            pass
-        x = np.zeros((len(rows) - 1, len(cols)), np.float32)
-        for i, r in enumerate(rows[1:]):
-            if len(r) != len(cols):
-                raise DataError(f"{path}: row {i + 2} has {len(r)} cells, the header has {len(cols)}")
-            for j, c in enumerate(r):
-                try:
-                    x[i, j] = float(c)
-                except ValueError:
-                    raise DataError(f"{path}: row {i + 2}, column '{cols[j]}': {c.strip()!r} is not a number") \
-                        from None
-    have = int(np.prod(x.shape[1:])) if x.ndim > 1 else 1
-    if x.ndim < 1 or have != n_feat:
+    spec = data_file_spec(path, labelled=False)
+    x = load_data(spec, label_kind="float").x
+    have = int(np.prod(x.shape[1:]))
+    if have != n_feat:
         raise DataError(f"{path}: {have} feature value(s) per row, but the model's input "
                         f"'{program.ast.model.input.name}' takes {n_feat} {list(shape)}",
-                        hint="give only the feature columns (no target column)" if cols else None)
-    x = np.ascontiguousarray(x.reshape((len(x),) + shape), np.float32)
-    if not np.all(np.isfinite(x)):
-        i = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0])
-        raise DataError(f"{path}: row {i + 2 if cols else i} holds a NaN or Inf")
-    return x
+                        hint="give only the feature columns (no target column)" if spec.kind == "csv" else None)
+    return np.ascontiguousarray(x.reshape((len(x),) + shape), np.float32)
 
 
 def _predict(args, program) -> int:
@@ -240,20 +197,18 @@ def _predict(args, program) -> int:
 
     import numpy as np
 
+    from .frontend.ast import final_activation
     from .runtime.weights import load_weights
     weights = load_weights(args.weights, program)
     x = _read_features(args.input, program)
     y = np.asarray(program.predict(weights, x))
     y2 = y.reshape(len(y), -1)
-    last = program.ast.model.layers[-1] if program.ast.model.layers else None
-    softmax = last is not None and last.kind == "dense" and last.args.get("activation") == "softmax"
+    softmax = final_activation(program.ast.model) == "softmax"
     names = None
     t = program.ast.train
     if t is not None and t.data is not None and t.data.kind == "csv" and not softmax:
-        tgt = t.data.args.get("target")
-        tgt = [tgt] if isinstance(tgt, str) else list(tgt or [])
-        if len(tgt) == y2.shape[1]:
-            names = tgt
+        if len(t.data.args["target"]) == y2.shape[1]:
+            names = t.data.args["target"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     if softmax:
@@ -292,21 +247,16 @@ def _evaluate(args, program) -> int:
         train, val = load_datasets(program)
         sets = [("train", train)] + ([("validation", val)] if val is not None else [])
     else:
-        from .frontend.ast import DataSpec
-        path = os.path.abspath(args.data)
-        if args.data.endswith(".npz"):
-            spec = DataSpec("npz", {"path": path, "x": "x", "y": "y"}, None)
-        else:
+        from .frontend.checks import data_file_spec
+        target = features = None
+        if not args.data.endswith(".npz"):
             if args.target:
                 target = [c.strip() for c in args.target.split(",") if c.strip()]
             elif t.data is not None and t.data.kind == "csv":
-                target = t.data.args.get("target")
-                target = [target] if isinstance(target, str) else list(target or [])
+                target, features = t.data.args["target"], t.data.args["features"]
             else:
                 raise DataError(f"{args.data}: which column(s) are the targets? give --target COLS")
-            feats = t.data.args.get("features") if (t.data is not None and t.data.kind == "csv"
-                                                     and not args.target) else None
-            spec = DataSpec("csv", {"path": path, "target": target, "features": feats, "header": True}, None)
+        spec = data_file_spec(args.data, target=target, features=features)
         ds = datamod.load_data(spec, feature_shape=shape, label_kind=kind)
         sets = [(args.data, ds)]
     print(f"weights: {resolve(args.weights)}")

@@ -4,7 +4,8 @@
 
 kind="layers": one box per layer (and the input), top to bottom, with the
 layer's name and kind, its output shape, its parameter count (and frozen /
-lr_mult when set) and its source line; arrows between consecutive layers.
+lr_mult when set) and its source line; an arrow into each layer from each
+of its inputs (the layer before it, unless its kind names others).
 
 kind="kernels": the IR of the training step (the predict graph for a
 program without a train block). With fusion groups (`graph.meta["groups"]`,
@@ -22,14 +23,14 @@ import html
 import math
 from typing import Optional
 
+from .frontend.layers import LAYERS
+
 __all__ = ["render"]
 
 FONT = "font-family:ui-monospace,Menlo,Consolas,monospace"
 
-LAYER_COLORS = {
-    "input": "#e5e7eb", "dense": "#dbeafe", "dropout": "#fee2e2", "batchnorm": "#d1fae5",
-    "layernorm": "#d1fae5", "activation": "#fef3c7", "flatten": "#ede9fe",
-}
+INPUT_COLOR = "#e5e7eb"
+FROZEN_COLOR = "#d1d5db"
 OP_COLORS = {
     "input": "#f3f4f6", "elementwise": "#dbeafe", "matmul": "#fde68a", "reduction": "#d1fae5",
     "rowwise": "#fbcfe8", "movement": "#e5e7eb", "index": "#ede9fe", "random": "#fee2e2",
@@ -115,37 +116,31 @@ def _layers(program) -> tuple[list[_Box], list[list[_Box]], list, str, dict]:
     prog = program.ast
     inp = prog.model.input
     boxes = [_Box("input", [(f"{inp.name}  (input)", "b"), (f"output {_shape(('B',) + tuple(inp.shape))}", ""),
-                            (f"line {inp.loc.line}", "dim")], LAYER_COLORS["input"],
+                            (f"line {inp.loc.line}", "dim")], INPUT_COLOR,
                   tip=f"input {inp.name}: {inp.dtype}{list(inp.shape)} (line {inp.loc.line})")]
+    by_name = {inp.name: boxes[0]}
+    edges = []
     for info in program.graphs.infos:
         L = info.layer
-        kind = L.kind
-        if L.kind == "dense" and L.args["activation"] != "linear":
-            kind = f"dense, {L.args['activation']}"
-        elif L.kind == "activation":
-            kind = f"activation, {L.args['fn']}"
-        elif L.kind == "dropout":
-            kind = f"dropout {L.args['rate']:g}"
         n = sum(math.prod(p.shape) for p in info.params)
         extra = []
         if getattr(L, "frozen", False):
             extra.append("frozen")
         if getattr(L, "lr_mult", 1.0) != 1.0:
             extra.append(f"lr x{L.lr_mult:g}")
-        lines = [(f"{L.name}  ({kind})", "b"), (f"output {_shape(('B',) + tuple(info.out_shape))}", ""),
+        lines = [(f"{L.name}  ({info.label})", "b"), (f"output {_shape(('B',) + tuple(info.out_shape))}", ""),
                  (f"params {n:,}" + (f"  [{', '.join(extra)}]" if extra else ""), ""),
                  (f"line {L.loc.line}", "dim")]
         tip = "\n".join([f"{L.kind} {L.name} (line {L.loc.line})"]
                         + [f"{k} = {v}" for k, v in L.args.items()]
                         + [f"{p.name}: {list(p.shape)} ({p.role})" for p in info.params])
-        color = LAYER_COLORS.get(L.kind, "#ffffff")
-        if getattr(L, "frozen", False):
-            color = "#d1d5db"
-        boxes.append(_Box(f"layer-{L.name}", lines, color, tip))
+        kind = LAYERS[L.kind]
+        box = _Box(f"layer-{L.name}", lines, FROZEN_COLOR if L.frozen else kind.color, tip)
+        edges += [(by_name[n], box) for n in kind.inputs(L)] or [(boxes[-1], box)]
+        boxes.append(box)
+        by_name[L.name] = box
     rows = [[b] for b in boxes]
-    edges = list(zip(boxes, boxes[1:]))
-    legend = {k: c for k, c in LAYER_COLORS.items()}
-    legend["frozen"] = "#d1d5db"
+    legend = {"input": INPUT_COLOR, **{name: kind.color for name, kind in LAYERS.items()}, "frozen": FROZEN_COLOR}
     return boxes, rows, edges, f'model "{prog.model.name}"  ({prog.filename})', legend
 
 

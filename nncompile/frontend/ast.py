@@ -2,8 +2,11 @@
 
 The parser turns Lark's tree into these nodes and the semantic checks fill in
 every default, so what leaves the frontend is complete and validated: later
-stages never look up a default or re-check a value. Every node keeps the
-`SourceLoc` it came from so errors, IR dumps and reports point back at the file.
+stages never look up a default or re-check a value. Which arguments each
+kind takes, their ranges and defaults are the spec rows (`frontend/specs`,
+`frontend/layers`); the `args` / `params` dicts below hold one value per row.
+Every node keeps the `SourceLoc` it came from so errors, IR dumps and
+reports point back at the file.
 """
 from __future__ import annotations
 
@@ -11,15 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import SourceLoc
-
-# Layer kinds and the activations a layer may name. The checks use these tables.
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "linear", "gelu", "leaky_relu")
-LOSSES = ("mse", "mae", "binary_crossentropy", "categorical_crossentropy",
-          "sparse_categorical_crossentropy")
-METRICS = ("accuracy", "mse", "mae")
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-SCHEDULES = ("step", "exponential", "cosine", "reduce_on_plateau")
-AUGMENTS = ("noise", "flip", "crop")
+from .layers import LAYERS
 
 
 @dataclass(frozen=True)
@@ -32,17 +27,9 @@ class InputDecl:
 
 @dataclass(frozen=True)
 class Layer:
-    """One layer. `args` is complete (defaults filled) and depends on `kind`:
-
-    dense:      units:int, activation:str, use_bias:bool, l1:float, l2:float,
-                init:str ("glorot_uniform" | "glorot_normal" | "he_uniform" |
-                "he_normal" | "zeros"), bias_init:str ("zeros")
-    dropout:    rate:float in [0, 1)
-    batchnorm:  momentum:float in [0, 1), epsilon:float > 0
-    layernorm:  epsilon:float > 0
-    activation: fn:str (one of ACTIVATIONS)
-    flatten:    (none)
-    """
+    """One layer. `args` holds every argument of the kind's spec
+    (`frontend/layers/<kind>.py`), defaults filled; frozen= and lr_mult= are
+    the fields below, not args."""
 
     kind: str
     name: str
@@ -67,18 +54,11 @@ class ModelDef:
 
 @dataclass(frozen=True)
 class DataSpec:
-    """A data source. kind and args (defaults filled):
-
-    csv:       path:str, target:list[str] (column names; one name for labels),
-               features:list[str] | None (None = every other column), header:bool
-    npz:       path:str, x:str="x", y:str="y"
-    builtin:   name:str ("digits")
-    synthetic.classification: samples:int, features:int, classes:int, seed:int
-    synthetic.regression:     samples:int, features:int, targets:int, noise:float, seed:int
-
-    Relative paths are resolved against the directory of the `.nn` file by the
-    frontend, so `path` is absolute here.
-    """
+    """A data source: kind and args as `specs/sources.py` defines them
+    (defaults filled). csv's target is a list of column names and its
+    features None for "every other column". Relative paths are resolved
+    against the directory of the `.nn` file by the frontend, so `path` is
+    absolute here."""
 
     kind: str
     args: dict[str, Any]
@@ -87,20 +67,15 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class LossSpec:
-    name: str                       # one of LOSSES
+    name: str                       # one of specs.training.LOSSES
     from_logits: bool
     loc: SourceLoc
 
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """name and params (defaults filled, Keras defaults):
-
-    sgd:     lr=0.01, momentum=0.0, nesterov=False
-    adam:    lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7
-    adamw:   lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7, weight_decay=0.004
-    rmsprop: lr=0.001, rho=0.9, momentum=0.0, eps=1e-7
-    """
+    """name and params: every argument of the optimizer's spec
+    (`specs.training.OPTIMIZERS`, Keras defaults), defaults filled."""
 
     name: str
     params: dict[str, Any]
@@ -109,11 +84,8 @@ class OptimizerSpec:
 
 @dataclass(frozen=True)
 class ValidationSpec:
-    """Either a split of the training data or separate data.
-
-    split:  fraction in (0, 1), seed:int, stratify:bool, shuffle:bool
-    data:   a DataSpec (then fraction is None)
-    """
+    """Either a split of the training data (the arguments of
+    `specs.training.SPLIT`) or separate data (a DataSpec; then fraction is None)."""
 
     fraction: Optional[float]
     seed: int
@@ -136,16 +108,9 @@ class EarlyStoppingSpec:
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    """A learning-rate schedule. kind and params (defaults filled):
-
-    step:              every:int >= 1 (10), factor:float in (0, 1] (0.5)
-    exponential:       rate:float in (0, 1] (0.96), every:int >= 1 (1)
-    cosine:            warmup:int >= 0 and < epochs (0), min_lr:float >= 0 and < lr (0.0)
-    reduce_on_plateau: monitor:str (a logged metric), mode:"min"|"max",
-                       factor:float in (0, 1) (0.1), patience:int >= 0 (10),
-                       min_delta:float >= 0 (1e-4), min_lr:float >= 0 (0.0),
-                       cooldown:int >= 0 (0)
-    """
+    """A learning-rate schedule: kind and params as `specs.training.SCHEDULES`
+    defines them (defaults filled; reduce_on_plateau's monitor is a logged
+    metric and its mode "min" or "max", "auto" resolved)."""
 
     kind: str
     params: dict[str, Any]
@@ -166,12 +131,8 @@ class InitFromSpec:
 
 @dataclass(frozen=True)
 class AugmentSpec:
-    """One training-time augmentation. kind and params (defaults filled):
-
-    noise: std:float > 0 (Gaussian, added to every feature)
-    flip:  axis:"horizontal"|"vertical" ("horizontal"), p:float in [0, 1] (0.5)
-    crop:  padding:int >= 1 (2) (zero-pad H and W, crop back at a random offset)
-    """
+    """One training-time augmentation: kind and params as
+    `specs.sources.AUGMENTATIONS` defines them (defaults filled)."""
 
     kind: str
     params: dict[str, Any]
@@ -209,11 +170,7 @@ def final_activation(model: ModelDef) -> Optional[str]:
     """The activation the model's output passes through last (None when the last
     layer with an effect is not an activation-bearing one, e.g. batchnorm)."""
     for layer in reversed(model.layers):
-        if layer.kind == "dense":
-            return layer.args["activation"]
-        if layer.kind == "activation":
-            return layer.args["fn"]
-        if layer.kind in ("dropout", "flatten"):
-            continue
-        return None
+        kind = LAYERS[layer.kind]
+        if not kind.passes_activation:
+            return kind.activation(layer)
     return None

@@ -1,89 +1,54 @@
 """Lowering: the checked AST to IR.
 
-`build_model` writes the layers of a model into a graph, in training mode
-(dropout active, batch norm on batch statistics, running statistics updated)
-or in inference mode (dropout off, batch norm on running statistics).
-`build_loss` and `build_metrics` add the training objective and the metrics.
-Every node gets the source location and name of the layer it came from.
+`layer_infos` asks each layer's kind (`layers/`) for its output shape,
+parameters and FLOPs; `build_model` asks each kind to write its IR into a
+graph, in training mode (dropout active, batch norm on batch statistics,
+running statistics updated) or in inference mode (dropout off, batch norm on
+running statistics). `build_loss` and `build_metrics` add the training
+objective and the metrics. Every node gets the source location and name of
+the layer it came from.
 
 Shape mistakes (a dense layer after a 2-D input, say) become CompileErrors
 that point at the layer.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from typing import Optional
 
 from ..errors import CompileError
 from ..ir.graph import B, Graph, Node, Shape
 from . import ast
+from .layers import LAYERS, LayerInfo, Lowering, ModelOut, ParamDecl
+
+__all__ = ["LayerInfo", "ParamDecl", "ModelOut", "layer_infos", "declare_params", "build_model", "build_loss",
+           "build_metrics", "label_type"]
 
 EPS_PROB = 1e-7  # Keras's clip for probabilities fed to cross-entropy
 
 
-@dataclass(frozen=True)
-class ParamDecl:
-    name: str
-    shape: tuple[int, ...]
-    init: str
-    role: str            # "param" or "state"
-    layer: str
-    trainable: bool = True   # False for the parameters of a frozen layer
-    lr_mult: float = 1.0     # the layer's learning-rate multiplier
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    layer: ast.Layer
-    out_shape: tuple[int, ...]       # without the batch dimension
-    params: tuple[ParamDecl, ...]
-    flops: int                       # forward FLOPs per sample (multiply-add = 2)
-
-
-def _err(prog: ast.Program, layer: ast.Layer, msg: str, hint: Optional[str] = None) -> CompileError:
-    return CompileError(msg, layer.loc, source=prog.source, hint=hint)
+def _inputs(kind, layer, outputs: dict, previous):
+    """What `layer` reads: the outputs its kind names, else the previous one."""
+    names = kind.inputs(layer)
+    return [outputs[n] for n in names] if names else [previous]
 
 
 def layer_infos(prog: ast.Program) -> list[LayerInfo]:
     """Shapes, parameters and cost of every layer; checks that shapes fit."""
-    shape = prog.model.input.shape
+    inp = prog.model.input
+    shape = tuple(inp.shape)
+    shapes = {inp.name: shape}       # every output shape so far, by layer name
     infos = []
     for L in prog.model.layers:
-        a = L.args
-        params: list[ParamDecl] = []
-        n = math.prod(shape)
-        flops = 0
-        if L.kind == "dense":
-            if len(shape) != 1:
-                raise _err(prog, L, f"dense layer '{L.name}' needs a flat input, but its input has shape "
-                           f"{list(shape)}", "add a `flatten` layer before it")
-            params.append(ParamDecl(f"{L.name}.weight", (shape[0], a["units"]), a["init"], "param", L.name))
-            if a["use_bias"]:
-                params.append(ParamDecl(f"{L.name}.bias", (a["units"],), a["bias_init"], "param", L.name))
-            flops = 2 * shape[0] * a["units"]
-            shape = (a["units"],)
-        elif L.kind in ("batchnorm", "layernorm"):
-            c = shape[-1]
-            params.append(ParamDecl(f"{L.name}.gamma", (c,), "ones", "param", L.name))
-            params.append(ParamDecl(f"{L.name}.beta", (c,), "zeros", "param", L.name))
-            if L.kind == "batchnorm":
-                params.append(ParamDecl(f"{L.name}.moving_mean", (c,), "zeros", "state", L.name))
-                params.append(ParamDecl(f"{L.name}.moving_variance", (c,), "ones", "state", L.name))
-            flops = 4 * n
-        elif L.kind == "flatten":
-            shape = (n,)
-        elif L.kind in ("dropout", "activation"):
-            flops = n
-        else:
-            raise _err(prog, L, f"layer kind '{L.kind}' is not supported by the compiler yet")
-        if L.kind == "dense" and a["activation"] != "linear":
-            flops += a["units"]
-        frozen = getattr(L, "frozen", False)
-        mult = float(getattr(L, "lr_mult", 1.0))
-        params = [ParamDecl(p.name, p.shape, p.init, p.role, p.layer, not frozen, mult)
-                  if p.role == "param" else p for p in params]
-        infos.append(LayerInfo(L, tuple(shape), tuple(params), flops))
+        kind = LAYERS.get(L.kind)
+        if kind is None:
+            raise CompileError(f"layer kind '{L.kind}' is not supported by the compiler yet", L.loc,
+                               source=prog.source)
+        fail = lambda msg, hint=None, L=L: CompileError(msg, L.loc, source=prog.source, hint=hint)  # noqa: E731
+        shaped = kind.infer(L, _inputs(kind, L, shapes, shape), fail)
+        params = [ParamDecl(p.name, p.shape, p.init, p.role, p.layer, not L.frozen, float(L.lr_mult))
+                  if p.role == "param" else p for p in shaped.params]
+        shape = shapes[L.name] = tuple(shaped.out_shape)
+        infos.append(LayerInfo(L, shape, tuple(params), shaped.flops, kind.label(L)))
     return infos
 
 
@@ -100,25 +65,6 @@ def declare_params(g: Graph, infos: list[LayerInfo]) -> None:
                     g.meta.setdefault("lr_mult", {})[p.name] = p.lr_mult
 
 
-@dataclass
-class ModelOut:
-    out: Node                               # the model's output (after its last activation)
-    logits: Optional[Node] = None           # pre-activation when the last op is softmax/sigmoid
-    final_activation: str = "linear"
-    state_updates: dict[str, Node] = field(default_factory=dict)
-    penalties: list[Node] = field(default_factory=list)
-
-
-def _activation(g: Graph, h: Node, fn: str) -> Node:
-    if fn == "linear":
-        return h
-    if fn == "softmax":
-        return g.emit("softmax", h)
-    if fn == "leaky_relu":
-        return g.emit("leaky_relu", h, alpha=0.2)
-    return g.emit(fn, h)
-
-
 def build_model(g: Graph, prog: ast.Program, infos: list[LayerInfo], x: Node, *, training: bool,
                 rng: Optional[Node] = None) -> ModelOut:
     """Write the model's forward computation into `g` (parameters must be declared).
@@ -126,81 +72,16 @@ def build_model(g: Graph, prog: ast.Program, infos: list[LayerInfo], x: Node, *,
     Dropout is applied only when `training` and an `rng` input (i64[2]: seed, step)
     is given; batch norm uses batch statistics whenever `training`."""
     h = x
+    outputs = {prog.model.input.name: x}     # every output so far, by layer name
     mo = ModelOut(out=x)
-    pre: Optional[Node] = None
-    last_act = "linear"
     for idx, info in enumerate(infos):
-        L, a = info.layer, info.layer.args
+        L, kind = info.layer, LAYERS[info.layer.kind]
+        low = Lowering(g, training, rng, idx, mo)
         with g.at(L.loc, L.name):
-            pre, last_act = None, "linear"
-            if L.kind == "dense":
-                w = g.inputs[f"{L.name}.weight"]
-                h = g.emit("matmul", h, w, ta=False, tb=False)
-                if a["use_bias"]:
-                    h = g.emit("add", h, g.inputs[f"{L.name}.bias"])
-                if a["activation"] in ("softmax", "sigmoid"):
-                    pre = h
-                h = _activation(g, h, a["activation"])
-                last_act = a["activation"]
-                if a["l2"] > 0:
-                    mo.penalties.append(g.emit("mul", g.emit("sum", g.emit("square", w), axes=(0, 1),
-                                                             keepdims=False), g.const(a["l2"])))
-                if a["l1"] > 0:
-                    mo.penalties.append(g.emit("mul", g.emit("sum", g.emit("abs", w), axes=(0, 1),
-                                                             keepdims=False), g.const(a["l1"])))
-            elif L.kind == "activation":
-                if a["fn"] in ("softmax", "sigmoid"):
-                    pre = h
-                h = _activation(g, h, a["fn"])
-                last_act = a["fn"]
-            elif L.kind == "dropout":
-                if training and a["rate"] > 0 and rng is not None:
-                    mask = g.emit("dropout_mask", h, rng, rate=float(a["rate"]), stream=idx)
-                    h = g.emit("mul", h, mask)
-            elif L.kind == "flatten":
-                h = g.emit("reshape", h, shape=(B,) + info.out_shape)
-            elif L.kind == "batchnorm":
-                h = _batchnorm(g, L, h, training, mo)
-            elif L.kind == "layernorm":
-                h = _layernorm(g, L, h)
+            h = outputs[L.name] = kind.emit(low, info, _inputs(kind, L, outputs, h))
+        mo.logits, mo.final_activation = low.logits, low.activation
     mo.out = h
-    mo.logits = pre
-    mo.final_activation = last_act
     return mo
-
-
-def _batchnorm(g: Graph, L: ast.Layer, h: Node, training: bool, mo: ModelOut) -> Node:
-    gamma, beta = g.inputs[f"{L.name}.gamma"], g.inputs[f"{L.name}.beta"]
-    mm, mv = g.inputs[f"{L.name}.moving_mean"], g.inputs[f"{L.name}.moving_variance"]
-    eps, mom = L.args["epsilon"], L.args["momentum"]
-    E, c = g.emit, g.const
-    # statistics per channel (the last axis), over the batch and every other axis
-    axes = tuple(range(len(h.shape) - 1))
-    if training and not getattr(L, "frozen", False):  # frozen: running statistics, not updated
-        mean = E("mean", h, axes=axes, keepdims=True)
-        centered = E("sub", h, mean)
-        var = E("mean", E("square", centered), axes=axes, keepdims=True)
-        inv = E("div", c(1.0), E("sqrt", E("add", var, c(eps))))
-        xhat = E("mul", centered, inv)
-        c_shape = mm.shape
-        mo.state_updates[mm.attrs["name"]] = E(
-            "add", E("mul", mm, c(mom)), E("mul", E("reshape", mean, shape=c_shape), c(1.0 - mom)))
-        mo.state_updates[mv.attrs["name"]] = E(
-            "add", E("mul", mv, c(mom)), E("mul", E("reshape", var, shape=c_shape), c(1.0 - mom)))
-    else:
-        inv = E("div", c(1.0), E("sqrt", E("add", mv, c(eps))))
-        xhat = E("mul", E("sub", h, mm), inv)
-    return E("add", E("mul", xhat, gamma), beta)
-
-
-def _layernorm(g: Graph, L: ast.Layer, h: Node) -> Node:
-    E, c = g.emit, g.const
-    gamma, beta = g.inputs[f"{L.name}.gamma"], g.inputs[f"{L.name}.beta"]
-    mean = E("mean", h, axes=(-1,), keepdims=True)
-    centered = E("sub", h, mean)
-    var = E("mean", E("square", centered), axes=(-1,), keepdims=True)
-    xhat = E("mul", centered, E("div", c(1.0), E("sqrt", E("add", var, c(L.args["epsilon"])))))
-    return E("add", E("mul", xhat, gamma), beta)
 
 
 # --- labels, loss and metrics ---------------------------------------------------------

@@ -1,7 +1,7 @@
 """Text -> checked AST.
 
-`parse_source` runs Lark (LALR) over the text, converts Lark's tree into the
-small raw tree of `checks.py` (every node keeps its `SourceLoc`), and hands it
+`parse_source` runs Lark (LALR) over the text, transforms Lark's tree into the
+small raw tree of `raw.py` (every node keeps its `SourceLoc`), and hands it
 to `checks.check_program`, which validates it and fills in every default.
 
 Every problem with the input is reported as a `CompileError` with a location,
@@ -13,18 +13,19 @@ from __future__ import annotations
 import os
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from lark import Lark, Token, Tree
+from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import (LarkError, UnexpectedCharacters, UnexpectedEOF,
-                             UnexpectedInput, UnexpectedToken)
+                             UnexpectedInput, UnexpectedToken, VisitError)
 
 from ..errors import CompileError, SourceLoc
-from .ast import Program
 from . import checks
-from .checks import (MAX_DEPTH, RArg, RCall, RDict, RLayer, RList, RName, RNum,
-                     RSection, RSetting, RStr, RType)
+from .ast import Program
+from .raw import (MAX_DEPTH, MAX_INT, RArg, RCall, RDict, RLayer, RList, RName, RNum, RSection, RSetting,
+                  RStr, RType)
 
 __all__ = ["parse_source", "parse_file", "MAX_SOURCE_CHARS"]
 
@@ -257,136 +258,142 @@ def _syntax_error(e: UnexpectedInput, filename: str, source: str, text: str,
 
 # ------------------------------------------------------- tree conversion
 
-class _Converter:
+@dataclass
+class _Group:
+    """An argument list or a type's dims: the items and where the brackets are."""
+    items: list
+    loc: SourceLoc
+
+
+@v_args(meta=True)
+class _ToRaw(Transformer):
+    """Lark's tree -> the raw tree of `raw.py`, bottom up, one method per rule.
+    Number and string literals are checked here (bounds, escapes). Nesting
+    needs no check: the post-lexer bounds it."""
+
     def __init__(self, filename: str, source: str):
+        super().__init__(visit_tokens=False)
         self.filename = filename
         self.source = source
+        # v_args wraps each rule method anew on every attribute access (a
+        # quarter of the transform's time); bind each one once.
+        for rule in _RULES:
+            setattr(self, rule, getattr(self, rule))
 
-    def tok_loc(self, tok: Token) -> SourceLoc:
+    def _tok_loc(self, tok: Token) -> SourceLoc:
         return SourceLoc(self.filename, tok.line, tok.column, tok.end_line, tok.end_column)
 
-    def tree_loc(self, tree: Tree, fallback: Optional[SourceLoc] = None) -> SourceLoc:
-        m = tree.meta
-        if getattr(m, "empty", True):
-            return fallback or SourceLoc(self.filename, 1, 1)
-        return SourceLoc(self.filename, m.line, m.column, m.end_line, m.end_column)
+    def _loc(self, meta) -> SourceLoc:
+        if getattr(meta, "empty", True):
+            return SourceLoc(self.filename, 1, 1)
+        return SourceLoc(self.filename, meta.line, meta.column, meta.end_line, meta.end_column)
 
-    def err(self, msg: str, loc: SourceLoc, hint: Optional[str] = None) -> CompileError:
+    def _err(self, msg: str, loc: SourceLoc, hint: Optional[str] = None) -> CompileError:
         return CompileError(msg, loc, source=self.source, hint=hint)
 
-    def program(self, tree: Tree) -> list[RSection]:
-        return [self.section(s) for s in tree.children]
+    # -- blocks and statements ------------------------------------------------
+    def start(self, meta, sections) -> list[RSection]:
+        return sections
 
-    def section(self, tree: Tree) -> RSection:
-        toks = [c for c in tree.children if isinstance(c, Token)]
-        stmts = [c for c in tree.children if isinstance(c, Tree)]
-        kind = toks[0]
-        name = toks[1] if len(toks) > 1 else None
-        return RSection(kind=str(kind), kind_loc=self.tok_loc(kind),
+    def section(self, meta, children) -> RSection:
+        toks = [c for c in children if isinstance(c, Token)]
+        kind, name = toks[0], (toks[1] if len(toks) > 1 else None)
+        return RSection(kind=str(kind), kind_loc=self._tok_loc(kind),
                         name=str(name) if name is not None else None,
-                        name_loc=self.tok_loc(name) if name is not None else None,
-                        stmts=[self.stmt(s) for s in stmts], loc=self.tree_loc(tree))
+                        name_loc=self._tok_loc(name) if name is not None else None,
+                        stmts=[c for c in children if not isinstance(c, Token)], loc=self._loc(meta))
 
-    def stmt(self, tree: Tree):
-        loc = self.tree_loc(tree)
-        if tree.data == "setting":
-            key, value = tree.children
-            return RSetting(key=str(key), key_loc=self.tok_loc(key), value=self.value(value, 1), loc=loc)
-        # layer: NAME NAME? arglist? (":" type)?
-        kind = tree.children[0]
-        name = None
-        args = None
-        args_loc = None
-        typ = None
-        for c in tree.children[1:]:
+    def setting(self, meta, children) -> RSetting:
+        key, value = children
+        return RSetting(key=str(key), key_loc=self._tok_loc(key), value=value, loc=self._loc(meta))
+
+    def layer(self, meta, children) -> RLayer:
+        # NAME NAME? arglist? (":" type)?
+        kind, name, args, typ = children[0], None, None, None
+        for c in children[1:]:
             if isinstance(c, Token):
                 name = c
-            elif c.data == "arglist":
-                args = self.arglist(c, 1)
-                args_loc = self.tree_loc(c)
-            elif c.data == "type":
-                typ = self.type_(c)
-        return RLayer(kind=str(kind), kind_loc=self.tok_loc(kind),
-                      name=str(name) if name is not None else None,
-                      name_loc=self.tok_loc(name) if name is not None else None,
-                      args=args, args_loc=args_loc, type=typ, loc=loc)
-
-    def type_(self, tree: Tree) -> RType:
-        name = tree.children[0]
-        dims = None
-        dims_loc = None
-        if len(tree.children) > 1:
-            d = tree.children[1]
-            dims = [self.value(v, 2) for v in d.children]
-            dims_loc = self.tree_loc(d)
-        return RType(name=str(name), name_loc=self.tok_loc(name), dims=dims,
-                     dims_loc=dims_loc, loc=self.tree_loc(tree))
-
-    def arglist(self, tree: Tree, depth: int) -> list[RArg]:
-        out = []
-        for a in tree.children:
-            if a.data == "kwarg":
-                key, value = a.children
-                out.append(RArg(key=str(key), key_loc=self.tok_loc(key), value=self.value(value, depth + 1)))
+            elif isinstance(c, _Group):
+                args = c
             else:
-                out.append(RArg(key=None, key_loc=None, value=self.value(a.children[0], depth + 1)))
-        return out
+                typ = c
+        return RLayer(kind=str(kind), kind_loc=self._tok_loc(kind),
+                      name=str(name) if name is not None else None,
+                      name_loc=self._tok_loc(name) if name is not None else None,
+                      args=args.items if args else None, args_loc=args.loc if args else None,
+                      type=typ, loc=self._loc(meta))
 
-    def value(self, node, depth: int):
-        if depth > MAX_DEPTH + 4:  # the post-lexer already bounds nesting; belt and braces
-            raise self.err("value nested too deeply", self.tree_loc(node) if isinstance(node, Tree)
-                           else self.tok_loc(node))
-        if isinstance(node, Token):  # not expected: values are always wrapped in a rule
-            return RName(parts=(str(node),), loc=self.tok_loc(node))
-        d = node.data
-        loc = self.tree_loc(node)
-        if d == "number":
-            return self.number(node.children[0])
-        if d == "string":
-            return self.string(node.children[0])
-        if d == "dotted":
-            return RName(parts=tuple(str(t) for t in node.children), loc=loc)
-        if d == "call":
-            name = self.value(node.children[0], depth)
-            return RCall(name=name, args=self.arglist(node.children[1], depth), loc=loc)
-        if d == "list":
-            return RList(items=[self.value(v, depth + 1) for v in node.children], loc=loc)
-        if d == "dict":
-            entries = []
-            for e in node.children:
-                key, value = e.children
-                k = self.string(key).value if key.type == "STRING" else str(key)
-                entries.append((k, self.tok_loc(key), self.value(value, depth + 1)))
-            return RDict(entries=entries, loc=loc)
-        raise self.err(f"unexpected syntax ({d})", loc)
+    def type(self, meta, children) -> RType:
+        name, dims = children[0], (children[1] if len(children) > 1 else None)
+        return RType(name=str(name), name_loc=self._tok_loc(name), dims=dims.items if dims else None,
+                     dims_loc=dims.loc if dims else None, loc=self._loc(meta))
 
-    def number(self, tok: Token) -> RNum:
+    def dims(self, meta, values) -> _Group:
+        return _Group(values, self._loc(meta))
+
+    # -- values ---------------------------------------------------------------
+    def arglist(self, meta, args) -> _Group:
+        return _Group(args, self._loc(meta))
+
+    def posarg(self, meta, children) -> RArg:
+        return RArg(key=None, key_loc=None, value=children[0])
+
+    def kwarg(self, meta, children) -> RArg:
+        key, value = children
+        return RArg(key=str(key), key_loc=self._tok_loc(key), value=value)
+
+    def number(self, meta, children) -> RNum:
+        return self._number(children[0])
+
+    def string(self, meta, children) -> RStr:
+        return self._string(children[0])
+
+    def dotted(self, meta, names) -> RName:
+        return RName(parts=tuple(str(t) for t in names), loc=self._loc(meta))
+
+    def call(self, meta, children) -> RCall:
+        name, args = children
+        return RCall(name=name, args=args.items, loc=self._loc(meta))
+
+    def list(self, meta, items) -> RList:
+        return RList(items=items, loc=self._loc(meta))
+
+    def dict(self, meta, entries) -> RDict:
+        return RDict(entries=entries, loc=self._loc(meta))
+
+    def entry(self, meta, children) -> tuple:
+        key, value = children
+        k = self._string(key).value if key.type == "STRING" else str(key)
+        return (k, self._tok_loc(key), value)
+
+    # -- literals -------------------------------------------------------------
+    def _number(self, tok: Token) -> RNum:
         text = str(tok)
-        loc = self.tok_loc(tok)
+        loc = self._tok_loc(tok)
         if len(text) > 400:
-            raise self.err("number literal too long", loc, hint="write large or small numbers with an exponent, e.g. 1e-4")
+            raise self._err("number literal too long", loc, hint="write large or small numbers with an exponent, e.g. 1e-4")
         if re.fullmatch(r"[+-]?\d+", text):
             digits = text.lstrip("+-").lstrip("0") or "0"
-            if len(digits) > 19 or abs(int(text)) > checks.MAX_INT:
-                raise self.err(f"integer {text if len(text) <= 30 else text[:27] + '...'} is too large", loc,
-                               hint=f"integers must lie within +-{checks.MAX_INT}")
+            if len(digits) > 19 or abs(int(text)) > MAX_INT:
+                raise self._err(f"integer {text if len(text) <= 30 else text[:27] + '...'} is too large", loc,
+                                hint=f"integers must lie within +-{MAX_INT}")
             return RNum(value=int(text), is_int=True, text=text, loc=loc)
         try:
             v = float(text)
         except (ValueError, OverflowError):
-            raise self.err(f"invalid number {text}", loc) from None
+            raise self._err(f"invalid number {text}", loc) from None
         if v != v or v in (float("inf"), float("-inf")):
-            raise self.err(f"number {text if len(text) <= 30 else text[:27] + '...'} is out of range", loc,
-                           hint="numbers must be finite 64-bit floats (|x| < 1.8e308)")
+            raise self._err(f"number {text if len(text) <= 30 else text[:27] + '...'} is out of range", loc,
+                            hint="numbers must be finite 64-bit floats (|x| < 1.8e308)")
         return RNum(value=v, is_int=False, text=text, loc=loc)
 
     _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0": "\0"}
 
-    def string(self, tok: Token) -> RStr:
+    def _string(self, tok: Token) -> RStr:
         raw = str(tok)
-        loc = self.tok_loc(tok)
+        loc = self._tok_loc(tok)
         if len(raw) > MAX_STRING_CHARS:
-            raise self.err(f"string literal too long ({len(raw)} characters)", loc)
+            raise self._err(f"string literal too long ({len(raw)} characters)", loc)
         body = raw[1:-1]
         out = []
         i = 0
@@ -406,15 +413,18 @@ class _Converter:
                 n = 4 if nxt == "u" else 2
                 hexdigits = body[i + 2:i + 2 + n]
                 if len(hexdigits) != n or not all(c in "0123456789abcdefABCDEF" for c in hexdigits):
-                    raise self.err(f"invalid escape '\\{nxt}{hexdigits}'",
-                                   SourceLoc(self.filename, tok.line, col, tok.line, col + 2 + len(hexdigits)),
-                                   hint=f"expected \\{nxt} followed by {n} hex digits")
+                    raise self._err(f"invalid escape '\\{nxt}{hexdigits}'",
+                                    SourceLoc(self.filename, tok.line, col, tok.line, col + 2 + len(hexdigits)),
+                                    hint=f"expected \\{nxt} followed by {n} hex digits")
                 out.append(chr(int(hexdigits, 16)))
                 i += 2 + n
             else:
-                raise self.err(f"invalid escape '\\{nxt}' in string", eloc,
-                               hint="expected one of: \\n, \\t, \\r, \\\\, \\\", \\', \\0, \\xHH, \\uHHHH")
+                raise self._err(f"invalid escape '\\{nxt}' in string", eloc,
+                                hint="expected one of: \\n, \\t, \\r, \\\\, \\\", \\', \\0, \\xHH, \\uHHHH")
         return RStr(value="".join(out), loc=loc)
+
+
+_RULES = [name for name in vars(_ToRaw) if not name.startswith("_")]
 
 
 # ------------------------------------------------------------ public API
@@ -464,7 +474,10 @@ def parse_source(text: str, filename: str = "<string>", base_dir: Optional[str] 
             raise CompileError("program too deeply nested", SourceLoc(filename, 1, 1), source=source) from None
         finally:
             slot.current = None
-    sections = _Converter(filename, source).program(tree)
+    try:
+        sections = _ToRaw(filename, source).transform(tree)
+    except VisitError as e:   # Lark wraps what a rule method raises
+        raise e.orig_exc from None
     if base_dir is None:
         base_dir = os.getcwd()
     return checks.check_program(sections, filename=filename, source=source, base_dir=base_dir)

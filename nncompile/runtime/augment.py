@@ -20,13 +20,16 @@ Augmentations, applied in the order written:
                         (a random shift of up to `padding` pixels each way)
 
 flip and crop need an image-shaped input, f32[H, W] or f32[H, W, C] (the
-frontend reports them on a flat input as a CompileError).
+frontend reports them on a flat input as a CompileError). The arguments and
+their defaults are the rows of `frontend/specs/sources.py: AUGMENTATIONS`.
 """
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
 import numpy as np
+
+from ..frontend.specs.sources import AUGMENTATIONS
 
 __all__ = ["make_augment", "Augment"]
 
@@ -92,22 +95,21 @@ class Augment:
         return f"Augment({', '.join(k for k, _ in self.steps)})"
 
 
+_STEPS = {"noise": lambda p: _noise(float(p["std"])),
+          "flip": lambda p: _flip(p["axis"], float(p["p"])),
+          "crop": lambda p: _crop(int(p["padding"]))}
+
+
 def make_augment(specs, feature_shape: Sequence[int]) -> Augment:
     """The augmentation of checked `AugmentSpec`s (an empty sequence or None: identity)
     for inputs of `feature_shape` (without the batch dimension)."""
     feature_shape = tuple(int(d) for d in feature_shape)
     steps = []
     for s in specs or ():
-        p = s.params
+        if s.kind not in _STEPS:
+            raise ValueError(f"unknown augmentation {s.kind!r}")
         if s.kind in ("flip", "crop") and len(feature_shape) not in (2, 3):
             raise ValueError(f"{s.kind} needs an image input f32[H, W] or f32[H, W, C], "
                              f"got f32{list(feature_shape)}")
-        if s.kind == "noise":
-            steps.append(("noise", _noise(float(p["std"]))))
-        elif s.kind == "flip":
-            steps.append(("flip", _flip(p.get("axis", "horizontal"), float(p.get("p", 0.5)))))
-        elif s.kind == "crop":
-            steps.append(("crop", _crop(int(p.get("padding", 2)))))
-        else:
-            raise ValueError(f"unknown augmentation {s.kind!r}")
+        steps.append((s.kind, _STEPS[s.kind](AUGMENTATIONS[s.kind].complete(s.params))))
     return Augment(steps, feature_shape)

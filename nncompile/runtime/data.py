@@ -11,7 +11,10 @@ the row (1-based line number in the file) and the column in its message::
 
     model.nn:12:10: error: data/train.csv: row 17, column 'x3': 'abc' is not a number
 
-No pickle is ever loaded and scikit-learn is not needed at run time.
+The DataSpec's args are the checked arguments of its source (defaults and
+ranges: `frontend/specs/sources.py`); a DataSpec made by hand gets the
+missing defaults from the same rows. No pickle is ever loaded and
+scikit-learn is not needed at run time.
 """
 from __future__ import annotations
 
@@ -27,10 +30,10 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 
 from ..errors import DataError, SourceLoc, did_you_mean, expected_one_of, fmt_bytes, physical_memory
+from ..frontend.specs.sources import BUILTIN_DATASETS as BUILTINS
+from ..frontend.specs.sources import DATA_SOURCES
 
 __all__ = ["Dataset", "load_data", "split", "batches", "one_hot", "BUILTINS", "LABEL_KINDS"]
-
-BUILTINS = ("digits",)
 LABEL_KINDS = ("class", "float", "auto")
 _F32_MAX = float(np.finfo(np.float32).max)
 
@@ -176,28 +179,20 @@ def load_data(spec, *, feature_shape: Optional[tuple[int, ...]] = None,
     "auto": class labels when the source says so (integer npz array, builtin
     digits, synthetic.classification, a single CSV column of integers >= 0),
     else float. Callers that know the loss should pass "class" or "float".
+    A file of features only (csv target=[], npz y=None) gives y float32 [N, 0].
 
     feature_shape: the model's input shape; x is checked against it and reshaped.
     """
     if label_kind not in LABEL_KINDS:
         raise ValueError(f"label_kind must be one of {LABEL_KINDS}, not {label_kind!r}")
     kind = spec.kind
-    args = dict(spec.args or {})
     loc = getattr(spec, "loc", None)
+    if kind not in _LOADERS:
+        raise DataError(f"unknown data source '{kind}'", loc, hint=expected_one_of(str(kind), DATA_SOURCES))
+    args = DATA_SOURCES[kind].complete(spec.args or {})
     if feature_shape is not None:
         feature_shape = tuple(int(d) for d in feature_shape)
-    if kind == "csv":
-        return _load_csv(args, loc, feature_shape, label_kind)
-    if kind == "npz":
-        return _load_npz(args, loc, feature_shape, label_kind)
-    if kind == "builtin":
-        return _load_builtin(args, loc, feature_shape, label_kind)
-    if kind == "synthetic.classification":
-        return _synthetic_classification(args, loc, feature_shape, label_kind)
-    if kind == "synthetic.regression":
-        return _synthetic_regression(args, loc, feature_shape, label_kind)
-    kinds = ("csv", "npz", "builtin", "synthetic.classification", "synthetic.regression")
-    raise DataError(f"unknown data source '{kind}'", loc, hint=expected_one_of(str(kind), kinds))
+    return _LOADERS[kind](args, loc, feature_shape, label_kind)
 
 
 # --------------------------------------------------------------------------- labels
@@ -251,19 +246,9 @@ def _is_class_column(values: np.ndarray) -> bool:
 # --------------------------------------------------------------------------- csv
 
 def _load_csv(args: dict[str, Any], loc, feature_shape, label_kind) -> Dataset:
-    path = str(args.get("path", ""))
+    path, header, target, features = args["path"], args["header"], list(args["target"]), args["features"]
     name = _display_path(path, loc)
     ctx = _Ctx(loc, name)
-    header = bool(args.get("header", True))
-    target = args.get("target")
-    if isinstance(target, str):
-        target = [target]
-    target = [str(t) for t in (target or [])]
-    features = args.get("features")
-    if isinstance(features, str):
-        features = [features]
-    if features is not None:
-        features = [str(f) for f in features]
 
     data = _read_bytes(path, ctx)
     if data.startswith(codecs.BOM_UTF8):
@@ -308,28 +293,22 @@ def _load_csv(args: dict[str, Any], loc, feature_shape, label_kind) -> Dataset:
             seen[c] = i
         if not rows:
             ctx.fail(f"the file has a header (row {header_line}) but no data rows")
+        if not target and all(_is_number(c) for c in columns):  # nothing else would notice
+            ctx.fail("the first row is numbers, not a header", hint="the first line must name the feature columns")
     else:
         columns = [f"c{i}" for i in range(len(rows[0]))]
         header_line = None
     ncols = len(columns)
     index = {c: i for i, c in enumerate(columns)}
 
-    # Resolve the target and feature columns.
-    if not target:
-        ctx.fail("no target column given")
+    # Resolve the target and feature columns (no target: a file of features only).
     for group, names in (("target", target), ("feature", features or [])):
         for c in names:
             if c not in index:
                 _fail_missing_column(c, group, columns, header, header_line, rows, ctx)
-    if len(set(target)) != len(target):
-        dup = next(t for t in target if target.count(t) > 1)
-        ctx.fail(f"target column '{dup}' is listed twice")
     if features is None:
         features = [c for c in columns if c not in target]
     else:
-        if len(set(features)) != len(features):
-            dup = next(f for f in features if features.count(f) > 1)
-            ctx.fail(f"feature column '{dup}' is listed twice")
         both = [f for f in features if f in target]
         if both:
             ctx.fail(f"column '{both[0]}' is both a feature and a target")
@@ -402,18 +381,20 @@ def _fail_missing_column(c, group, columns, header, header_line, rows, ctx: _Ctx
            else f"no {group} column '{c}'")
     hint = f"the columns are: {_list_names(columns)}{did_you_mean(c, columns)}"
     if header:
-        def numeric(s):
-            try:
-                float(s)
-                return True
-            except ValueError:
-                return False
-        if columns and all(numeric(h) for h in columns):
+        if columns and all(_is_number(h) for h in columns):
             hint += "\nthe first row looks like data, not names: set header=false"
     else:
         hint = ("the file has no header (header=false), so its columns are named "
                 f"c0..c{len(columns) - 1}")
     ctx.fail(msg, hint=hint)
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
 
 
 def _fail_decode(data: bytes, e: UnicodeDecodeError, header: bool, ctx: _Ctx):
@@ -476,11 +457,10 @@ def _check_finite(a: np.ndarray, key: str, ctx: _Ctx) -> None:
 
 
 def _load_npz(args: dict[str, Any], loc, feature_shape, label_kind) -> Dataset:
-    path = str(args.get("path", ""))
+    path, xkey, ykey = args["path"], args["x"], args["y"]     # ykey None: features only
     name = _display_path(path, loc)
     ctx = _Ctx(loc, name)
-    xkey = str(args.get("x", "x") or "x")
-    ykey = str(args.get("y", "y") or "y")
+    wanted = [(xkey, "features")] + ([(ykey, "targets")] if ykey is not None else [])
     _check_readable(path, ctx)
     if os.path.getsize(path) == 0:
         ctx.fail("the file is empty, not an .npz archive")
@@ -495,10 +475,10 @@ def _load_npz(args: dict[str, Any], loc, feature_shape, label_kind) -> Dataset:
     arrays = {}
     try:
         with zipfile.ZipFile(path) as zf:
-            dtypes = {k: _npz_dtype(zf, k) for k in (xkey, ykey)}
+            dtypes = {k: _npz_dtype(zf, k) for k, _ in wanted}
         with np.load(path, allow_pickle=False) as z:
             keys = list(z.files)
-            for key, role in ((xkey, "features"), (ykey, "targets")):
+            for key, role in wanted:
                 if key not in keys:
                     ctx.fail(f"no array '{key}' (the {role})",
                              hint=(f"the file holds: {_list_names(keys) or 'no arrays'}"
@@ -524,7 +504,8 @@ def _load_npz(args: dict[str, Any], loc, feature_shape, label_kind) -> Dataset:
     except Exception as e:
         ctx.fail(f"is not a readable .npz archive (it may be truncated or corrupted: {type(e).__name__}: {e})")
 
-    x, y = arrays[xkey], arrays[ykey]
+    x = arrays[xkey]
+    y = arrays[ykey] if ykey is not None else np.zeros((x.shape[0] if x.ndim else 0, 0), np.float32)
     for key, a in ((xkey, x), (ykey, y)):
         if a.dtype.hasobject:
             ctx.fail(f"array '{key}' holds Python objects (dtype object); nncompile never unpickles data")
@@ -577,8 +558,8 @@ def _builtin_path():
 
 
 def _load_builtin(args: dict[str, Any], loc, feature_shape, label_kind) -> Dataset:
-    bname = str(args.get("name", ""))
-    if bname not in BUILTINS:
+    bname = args["name"]
+    if bname not in BUILTINS:   # a DataSpec made by hand may name anything
         raise DataError(f"unknown built-in dataset '{bname}'", loc, hint=expected_one_of(bname, BUILTINS))
     name = f"builtin {bname}"
     ctx = _Ctx(loc, name)
@@ -602,13 +583,6 @@ def _load_builtin(args: dict[str, Any], loc, feature_shape, label_kind) -> Datas
 
 # --------------------------------------------------------------------------- synthetic
 
-def _int_arg(args, key, ctx: _Ctx, minimum: int) -> int:
-    v = args.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < minimum:
-        ctx.fail(f"'{key}' must be an integer >= {minimum}, not {v!r}")
-    return int(v)
-
-
 def _inv_norm_cdf(p: float) -> float:
     """Inverse of the standard normal CDF (bisection; no scipy)."""
     lo, hi = -10.0, 10.0
@@ -629,14 +603,9 @@ def _check_fits(nbytes: int, ctx: _Ctx) -> None:
 
 
 def _synthetic_classification(args, loc, feature_shape, label_kind) -> Dataset:
-    n_s, n_f, n_c = args.get("samples"), args.get("features"), args.get("classes")
-    seed = args.get("seed", 0)
+    n_s, n_f, n_c, seed = args["samples"], args["features"], args["classes"], args["seed"]
     name = f"synthetic.classification(samples={n_s}, features={n_f}, classes={n_c}, seed={seed})"
     ctx = _Ctx(loc, name)
-    n_s = _int_arg(args, "samples", ctx, 1)
-    n_f = _int_arg(args, "features", ctx, 1)
-    n_c = _int_arg(args, "classes", ctx, 1)
-    seed = _int_arg({"seed": seed}, "seed", ctx, 0)
     _check_fits(n_s * (n_f + 1) * 8, ctx)
     rng = np.random.default_rng(seed)
     centroids = rng.standard_normal((n_c, n_f))
@@ -661,21 +630,11 @@ def _synthetic_classification(args, loc, feature_shape, label_kind) -> Dataset:
 
 
 def _synthetic_regression(args, loc, feature_shape, label_kind) -> Dataset:
-    n_s, n_f, n_t = args.get("samples"), args.get("features"), args.get("targets", 1)
-    noise, seed = args.get("noise", 0.1), args.get("seed", 0)
+    n_s, n_f, n_t = args["samples"], args["features"], args["targets"]
+    noise, seed = args["noise"], args["seed"]
     name = f"synthetic.regression(samples={n_s}, features={n_f}, targets={n_t}, noise={noise}, seed={seed})"
     ctx = _Ctx(loc, name)
-    n_s = _int_arg(args, "samples", ctx, 1)
-    n_f = _int_arg(args, "features", ctx, 1)
-    n_t = _int_arg({"targets": n_t}, "targets", ctx, 1)
-    seed = _int_arg({"seed": seed}, "seed", ctx, 0)
     _check_fits(n_s * (n_f + n_t) * 8, ctx)
-    try:
-        noise = float(noise)
-    except (TypeError, ValueError):
-        ctx.fail(f"'noise' must be a number >= 0, not {noise!r}")
-    if not (noise >= 0 and math.isfinite(noise)):
-        ctx.fail(f"'noise' must be a number >= 0, not {noise!r}")
     if label_kind == "class":
         ctx.fail("regression targets are not class labels",
                  hint="use a regression loss such as mse or mae")
@@ -688,6 +647,10 @@ def _synthetic_regression(args, loc, feature_shape, label_kind) -> Dataset:
     x = _check_shape(x, feature_shape, ctx, f"it has {n_f} feature{'s' if n_f != 1 else ''}",
                      hint="make `features` match the model's input size")
     return _finish(x, y.astype(np.float32), name)
+
+
+_LOADERS = {"csv": _load_csv, "npz": _load_npz, "builtin": _load_builtin,
+            "synthetic.classification": _synthetic_classification, "synthetic.regression": _synthetic_regression}
 
 
 # --------------------------------------------------------------------------- split / batches

@@ -8,10 +8,13 @@ import numpy as np
 
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
-    if len(shape) == 2:
-        return shape[0], shape[1]
-    n = shape[0] if shape else 1
-    return n, n
+    """(fan_in, fan_out) as Keras's compute_fans: a kernel (..., in, out) has a
+    receptive field of prod(shape[:-2]) (1 for a dense (in, out) kernel)."""
+    if len(shape) < 2:
+        n = shape[0] if shape else 1
+        return n, n
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
 
 
 def _uniform(rng: np.random.Generator, lim: float, shape, dtype) -> np.ndarray:

@@ -172,7 +172,7 @@ def preflight(program, train, val=None, *, epochs: Optional[int] = None) -> list
                      hint="use split(..., stratify=true)" if strat else "validation metrics will not cover them")
 
     # --- nothing to train
-    with_params = [L for L in prog.model.layers if L.kind in ("dense", "batchnorm", "layernorm")]
+    with_params = [info.layer for info in program.graphs.infos if any(p.role == "param" for p in info.params)]
     if with_params and all(getattr(L, "frozen", False) or getattr(L, "lr_mult", 1.0) == 0 for L in with_params):
         warn("every layer is frozen (or has lr_mult=0): training will not change the model",
              with_params[-1].loc, hint="unfreeze at least the last layer")

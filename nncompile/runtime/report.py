@@ -20,12 +20,8 @@ def summary(program) -> str:
         trainable += n_tr
         non_trainable += n_st
         flops += info.flops
-        kind = L.kind
-        if L.kind == "dense" and L.args["activation"] != "linear":
-            kind = f"dense, {L.args['activation']}"
-        if L.frozen:
-            kind += ", frozen"
-        rows.append((f"{L.name} ({kind})", str((None,) + tuple(info.out_shape)), f"{n_tr + n_st:,}",
+        label = info.label + (", frozen" if L.frozen else "")
+        rows.append((f"{L.name} ({label})", str((None,) + tuple(info.out_shape)), f"{n_tr + n_st:,}",
                      f"line {L.loc.line}"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()

@@ -23,13 +23,17 @@ Epochs are 0-based. Semantics (base = the optimizer's lr, E = epochs):
                              counting. NaN/Inf never improve.
 
 Every schedule has `state_dict()` / `load_state_dict()` (plain JSON-able
-values) so a resumed run continues with the same learning rate.
+values) so a resumed run continues with the same learning rate. The
+arguments, their ranges and defaults are the rows of
+`frontend/specs/training.py: SCHEDULES`; a schedule made by hand (tests, the
+Python API) gets the missing defaults from them.
 """
 from __future__ import annotations
 
 import math
 from typing import Any, Mapping, Optional
 
+from ..frontend.specs.training import SCHEDULES, resolve_mode
 from .callbacks import improves
 
 __all__ = ["Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "ReduceOnPlateau",
@@ -62,6 +66,10 @@ class Schedule:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_lr={self.base_lr}, epochs={self.epochs})"
 
+    def _args(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The schedule's arguments: `given`, with its spec's defaults for the rest."""
+        return SCHEDULES[self.kind].complete(given)
+
 
 class Constant(Schedule):
     kind = "constant"
@@ -73,9 +81,10 @@ class Constant(Schedule):
 class StepDecay(Schedule):
     kind = "step"
 
-    def __init__(self, base_lr: float, epochs: int, every: int = 10, factor: float = 0.5):
+    def __init__(self, base_lr: float, epochs: int, **args):
         super().__init__(base_lr, epochs)
-        self.every, self.factor = int(every), float(factor)
+        a = self._args(args)
+        self.every, self.factor = int(a["every"]), float(a["factor"])
 
     def lr_for_epoch(self, epoch: int) -> float:
         return self.base_lr * self.factor ** (max(0, epoch) // self.every)
@@ -84,9 +93,10 @@ class StepDecay(Schedule):
 class ExponentialDecay(Schedule):
     kind = "exponential"
 
-    def __init__(self, base_lr: float, epochs: int, rate: float = 0.96, every: int = 1):
+    def __init__(self, base_lr: float, epochs: int, **args):
         super().__init__(base_lr, epochs)
-        self.rate, self.every = float(rate), int(every)
+        a = self._args(args)
+        self.rate, self.every = float(a["rate"]), int(a["every"])
 
     def lr_for_epoch(self, epoch: int) -> float:
         return self.base_lr * self.rate ** (max(0, epoch) // self.every)
@@ -95,9 +105,10 @@ class ExponentialDecay(Schedule):
 class CosineDecay(Schedule):
     kind = "cosine"
 
-    def __init__(self, base_lr: float, epochs: int, warmup: int = 0, min_lr: float = 0.0):
+    def __init__(self, base_lr: float, epochs: int, **args):
         super().__init__(base_lr, epochs)
-        self.warmup, self.min_lr = int(warmup), float(min_lr)
+        a = self._args(args)
+        self.warmup, self.min_lr = int(a["warmup"]), float(a["min_lr"])
 
     def lr_for_epoch(self, epoch: int) -> float:
         epoch = max(0, epoch)
@@ -111,15 +122,12 @@ class CosineDecay(Schedule):
 class ReduceOnPlateau(Schedule):
     kind = "reduce_on_plateau"
 
-    def __init__(self, base_lr: float, epochs: int, monitor: str = "val_loss", mode: str = "min",
-                 factor: float = 0.1, patience: int = 10, min_delta: float = 1e-4, min_lr: float = 0.0,
-                 cooldown: int = 0):
+    def __init__(self, base_lr: float, epochs: int, *, monitor: str, **args):
         super().__init__(base_lr, epochs)
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        self.monitor, self.mode = monitor, mode
-        self.factor, self.patience = float(factor), int(patience)
-        self.min_delta, self.min_lr, self.cooldown = float(min_delta), float(min_lr), int(cooldown)
+        a = self._args(args)
+        self.monitor, self.mode = monitor, resolve_mode(a["mode"], monitor)
+        self.factor, self.patience = float(a["factor"]), int(a["patience"])
+        self.min_delta, self.min_lr, self.cooldown = float(a["min_delta"]), float(a["min_lr"]), int(a["cooldown"])
         self.lr = self.base_lr
         self.best: Optional[float] = None
         self.wait = 0

@@ -1,0 +1,385 @@
+"""Spec rows of the train block: its settings, and the losses, optimizers,
+schedules, `split`, early stopping and `weights` they take."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+from ...errors import did_you_mean, expected_one_of
+from ..ast import (EarlyStoppingSpec, InitFromSpec, LossSpec, OptimizerSpec, ScheduleSpec, ValidationSpec,
+                   final_activation)
+from ..layers import LAYERS
+from ..layers.activations import ACTIVATIONS
+from ..raw import MAX_DIM, RCall, RDict, RList, RName, RNum, RStr, describe, short
+from ..values import fmt
+from .core import Arg, Derived, Scope, Spec
+from .sources import DATA_SOURCES, read_augment, read_data
+from .types import ArgType, Bool, Choice, Float, Int, Path
+
+METRICS = ("accuracy", "mse", "mae")
+
+
+class Setting(ArgType):
+    """A train setting whose value is itself a call or a list: `read(scope, raw, label)`
+    builds its AST node; `text` says in the docs what it takes."""
+
+    def __init__(self, read: Callable, text: str):
+        self._read, self.text = read, text
+
+    def read(self, scope, v, label):
+        return self._read(scope, v, label)
+
+    def describe(self):
+        return self.text
+
+
+# ------------------------------------------------------------------ monitored metrics
+
+def logged_metrics(scope: Scope) -> list[str]:
+    """What a run logs: loss, each metric, and with validation their val_ forms."""
+    metrics, has_val = scope.settings["metrics"], scope.settings["validation"] is not None
+    logged = ["loss", *metrics]
+    if has_val:
+        logged += ["val_loss", *[f"val_{m}" for m in metrics]]
+    return logged
+
+
+class Monitor(ArgType):
+    """The name of a logged metric."""
+
+    def read(self, scope, mv, label):
+        logged = logged_metrics(scope)
+        has_val = scope.settings["validation"] is not None
+        if isinstance(mv, RName):
+            mon = mv.dotted
+        elif isinstance(mv, RStr):
+            mon = mv.value
+        else:
+            raise scope.err(f"monitor must name a logged metric, got {describe(mv)}", mv.loc,
+                            hint="the logged metrics are: " + ", ".join(logged))
+        if mon not in logged:
+            why = ""
+            if mon.startswith("val_") and not has_val:
+                why = " (there is no validation setting, so nothing val_* is logged)"
+            elif mon.startswith("val_") and mon[4:] in METRICS or mon in METRICS:
+                why = f" ('{mon.removeprefix('val_')}' is not in metrics)"
+            raise scope.err(f"monitor '{short(mon)}' is not a logged metric{why}", mv.loc,
+                            hint="the logged metrics are: " + ", ".join(logged) + did_you_mean(mon, logged))
+        return mon
+
+    def describe(self):
+        return "a logged metric (§5.4)"
+
+
+def resolve_mode(mode: str, monitor: str) -> str:
+    """'auto' is 'max' for accuracy (and val_accuracy), 'min' for everything else."""
+    if mode != "auto":
+        return mode
+    return "max" if monitor.removeprefix("val_") == "accuracy" else "min"
+
+
+def _resolve_mode(scope: Scope) -> None:
+    scope.values["mode"] = resolve_mode(scope.values["mode"], scope.values["monitor"])
+
+
+MONITOR = Arg("monitor", Monitor(), Derived(
+    lambda s: "val_loss" if s.settings["validation"] is not None else "loss",
+    "`val_loss` with validation, else `loss`"), "the logged metric to watch")
+MODE = Arg("mode", Choice(("auto", "min", "max")), "auto",
+           "whether the monitor should go down or up; `auto`: `max` for `accuracy` / `val_accuracy`, `min` otherwise")
+
+EARLY_STOPPING = Spec("early_stopping", (
+    MONITOR,
+    MODE,
+    Arg("patience", Int(0), 0, "epochs without improvement before stopping"),
+    Arg("min_delta", Float(0.0), 0.0, "the least change that counts as an improvement"),
+    Arg("restore_best", Bool(), True, "end with the best epoch's weights", aliases=("restore_best_weights",)),
+    Arg("start_from_epoch", Int(0), 0, "epochs before any stopping"),
+), rules=(_resolve_mode,))
+
+
+def read_early_stopping(scope: Scope, v, what: str) -> EarlyStoppingSpec:
+    if not isinstance(v, RDict):
+        raise scope.err(f"early_stopping must be a dict, got {describe(v)}", v.loc,
+                        hint="expected e.g. { monitor: val_loss, patience: 10 }")
+    es = scope.enter(EARLY_STOPPING, v.loc, what)
+    es.raw = EARLY_STOPPING.bind_entries(scope.reader, v.entries, what)
+    return EarlyStoppingSpec(**EARLY_STOPPING.validate(es).values, loc=v.loc)
+
+
+# ------------------------------------------------------------------ losses
+
+CROSSENTROPY = ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy")
+
+
+def _only_crossentropy_logits(scope: Scope) -> None:
+    if scope.values["from_logits"]:
+        raise scope.err(f"from_logits only applies to cross-entropy losses, not {scope.spec.name}",
+                        scope.raw["from_logits"].loc)
+
+
+def _logits_need_linear_output(scope: Scope) -> None:
+    if not scope.values["from_logits"]:
+        return
+    last = final_activation(scope.model)
+    if last is not None and ACTIVATIONS[last].keeps_logits:
+        raise scope.err(f"from_logits=true but the model's last layer already applies {last}",
+                        scope.raw["from_logits"].loc,
+                        hint="either drop from_logits=true, or make the last layer linear")
+
+
+FROM_LOGITS = Arg("from_logits", Bool(), False,
+                  "the model's output is logits (its last activation is linear); cross-entropy losses only")
+LOSSES = {name: Spec(name, (FROM_LOGITS,), doc, rules=(
+    _logits_need_linear_output if name in CROSSENTROPY else _only_crossentropy_logits,)) for name, doc in (
+    ("mse", "mean squared error"),
+    ("mae", "mean absolute error"),
+    ("binary_crossentropy", "targets in [0, 1], one per output unit"),
+    ("categorical_crossentropy", "one-hot (or probability) target rows"),
+    ("sparse_categorical_crossentropy", "integer class labels"),
+)}
+
+
+def read_loss(scope: Scope, v, what: str) -> LossSpec:
+    name_v, args = (v.name, v.args) if isinstance(v, RCall) else (v, [])
+    name = scope.reader.get_choice(name_v, "loss", tuple(LOSSES))
+    call = LOSSES[name].call(scope, args, f"loss {name}", v.loc)
+    return LossSpec(name=name, from_logits=call.values["from_logits"], loc=v.loc)
+
+
+# ------------------------------------------------------------------ optimizers
+
+def _nesterov_needs_momentum(scope: Scope) -> None:
+    if scope.values["nesterov"] and scope.values["momentum"] <= 0:
+        raise scope.err("nesterov=true needs momentum > 0", scope.raw["nesterov"].loc, hint="add e.g. momentum=0.9")
+
+
+def _lr(default: float) -> Arg:
+    return Arg("lr", Float(0.0, lo_open=True), default, "the learning rate", positional=True,
+               aliases=("learning_rate",), label="lr (learning rate)")
+
+
+MOMENTUM = Arg("momentum", Float(0.0, 1.0, hi_open=True), 0.0, "momentum (0: none)")
+EPS = Arg("eps", Float(0.0, lo_open=True), 1e-7, "added to the denominator, outside the square root",
+          aliases=("epsilon",))
+ADAM = Spec("adam", (
+    _lr(0.001),
+    Arg("beta1", Float(0.0, 1.0, hi_open=True), 0.9, "decay of the first-moment estimate", aliases=("beta_1",)),
+    Arg("beta2", Float(0.0, 1.0, hi_open=True), 0.999, "decay of the second-moment estimate", aliases=("beta_2",)),
+    EPS,
+), doc="Adam, with the bias-corrected learning rate")
+OPTIMIZERS = {s.name: s for s in (
+    Spec("sgd", (
+        _lr(0.01),
+        MOMENTUM,
+        Arg("nesterov", Bool(), False, "Nesterov momentum (needs momentum > 0)"),
+    ), doc="stochastic gradient descent", rules=(_nesterov_needs_momentum,)),
+    ADAM,
+    ADAM.extend("adamw", Arg("weight_decay", Float(0.0), 0.004, "decoupled weight decay, scaled by lr"),
+                doc="Adam with decoupled weight decay"),
+    Spec("rmsprop", (
+        _lr(0.001),
+        Arg("rho", Float(0.0, 1.0, hi_open=True), 0.9, "decay of the mean square"),
+        MOMENTUM,
+        EPS,
+    ), doc="RMSprop"),
+)}
+
+
+def read_optimizer(scope: Scope, v, what: str) -> OptimizerSpec:
+    name_v, args = (v.name, v.args) if isinstance(v, RCall) else (v, [])
+    name = scope.reader.get_choice(name_v, "optimizer", tuple(OPTIMIZERS))
+    call = OPTIMIZERS[name].call(scope, args, f"optimizer {name}", v.loc)
+    return OptimizerSpec(name=name, params=call.values, loc=v.loc)
+
+
+# ------------------------------------------------------------------ schedules
+
+def _below_epochs(scope: Scope, warmup: int, raw) -> None:
+    epochs = scope.settings["epochs"]
+    if warmup >= epochs:
+        raise scope.err(f"warmup ({warmup} epochs) must be less than epochs ({epochs})", raw.loc,
+                        hint=f"expected an integer in [0, {epochs - 1}]")
+
+
+def _below_lr(scope: Scope, min_lr: float, raw) -> None:
+    lr = scope.settings["optimizer"].params["lr"]
+    if min_lr >= lr:
+        raise scope.err(f"min_lr ({fmt(min_lr)}) must be less than the optimizer's lr ({fmt(lr)})", raw.loc)
+
+
+EVERY = Arg("every", Int(1), 10, "epochs per step", positional=True, label="every (epochs)")
+MIN_LR = Arg("min_lr", Float(0.0), 0.0, "the lowest learning rate; less than the optimizer's lr", check=_below_lr)
+SCHEDULES = {s.name: s for s in (
+    Spec("step", (
+        EVERY,
+        Arg("factor", Float(0.0, 1.0, lo_open=True), 0.5, "the factor per step", positional=True),
+    ), doc="`lr * factor ^ floor(e / every)`"),
+    Spec("exponential", (
+        Arg("rate", Float(0.0, 1.0, lo_open=True), 0.96, "the factor per step", positional=True),
+        replace(EVERY, default=1),
+    ), doc="`lr * rate ^ floor(e / every)`"),
+    Spec("cosine", (
+        Arg("warmup", Int(0), 0, "epochs of linear warm-up; less than epochs", positional=True,
+            label="warmup (epochs)", check=_below_epochs),
+        replace(MIN_LR, positional=True, doc="the learning rate reached at the end; less than the optimizer's lr"),
+    ), doc="`e < warmup`: `lr * (e + 1) / warmup` (linear up to lr); then "
+           "`min_lr + (lr - min_lr)(1 + cos(pi t / T)) / 2`, `t = e - warmup`, `T = E - warmup` "
+           "(min_lr is reached at the end of training)"),
+    Spec("reduce_on_plateau", (
+        replace(MONITOR, positional=True),
+        MODE,
+        Arg("factor", Float(0.0, 1.0, lo_open=True, hi_open=True), 0.1, "the factor of each reduction",
+            positional=True),
+        Arg("patience", Int(0), 10, "epochs without improvement before a reduction", positional=True),
+        Arg("min_delta", Float(0.0), 1e-4, "the least change that counts as an improvement"),
+        MIN_LR,
+        Arg("cooldown", Int(0), 0, "epochs after a reduction that are not counted"),
+    ), doc="starts at lr; after `patience` epochs in which the monitor did not beat its best by more than "
+           "`min_delta`, `lr = max(lr * factor, min_lr)`; then `cooldown` epochs are not counted (Keras "
+           "`ReduceLROnPlateau`). NaN/Inf never improve.", rules=(_resolve_mode,)),
+)}
+
+
+def read_schedule(scope: Scope, v, what: str) -> ScheduleSpec:
+    if isinstance(v, RCall):
+        name_v, args = v.name, v.args
+    elif isinstance(v, (RName, RStr)):
+        name_v, args = v, []
+    else:
+        raise scope.err(f"schedule must be a schedule call, got {describe(v)}", v.loc,
+                        hint="expected e.g. step(every=10, factor=0.5), exponential(rate=0.96), "
+                             "cosine(warmup=5) or reduce_on_plateau(monitor=val_loss)")
+    kind = scope.reader.get_choice(name_v, "schedule", tuple(SCHEDULES))
+    call = SCHEDULES[kind].call(scope, args, f"schedule {kind}", v.loc)
+    return ScheduleSpec(kind=kind, params=call.values, loc=v.loc,
+                        param_locs={k: rv.loc for k, rv in call.raw.items()})
+
+
+# ------------------------------------------------------------------ validation
+
+SPLIT = Spec("split", (
+    Arg("fraction", Float(0.0, 1.0, lo_open=True, hi_open=True), doc="the part held out for validation",
+        positional=True, label="validation fraction", example="expected e.g.  split(0.2)"),
+    Arg("seed", Int(0), 0, "the seed of the random choice", positional=True),
+    Arg("stratify", Bool(), False, "keep each class's proportion on both sides", positional=True),
+    Arg("shuffle", Bool(), True, "a random choice (else the last part of the data)", positional=True),
+), doc="holds out a fraction of the training data")
+
+
+def read_validation(scope: Scope, v, what: str) -> ValidationSpec:
+    if isinstance(v, RNum):      # shorthand for split(number)
+        split = scope.enter(SPLIT, v.loc, "split")
+        split.raw = {"fraction": v}
+        return ValidationSpec(**SPLIT.validate(split).values, data=None, loc=v.loc)
+    if isinstance(v, RCall) and v.name.dotted == "split":
+        return ValidationSpec(**SPLIT.call(scope, v.args, "split", v.loc).values, data=None, loc=v.loc)
+    if isinstance(v, RCall) and v.name.dotted in DATA_SOURCES:
+        d = read_data(scope, v, "validation")
+        return ValidationSpec(fraction=None, seed=0, stratify=False, shuffle=False, data=d, loc=v.loc)
+    if isinstance(v, RCall):
+        raise scope.err(f"unknown validation source '{short(v.name.dotted)}'", v.name.loc,
+                        hint=expected_one_of(v.name.dotted, ("split",) + tuple(DATA_SOURCES)))
+    raise scope.err(f"validation must be split(fraction) or a data source, got {describe(v)}", v.loc,
+                    hint='expected e.g. split(0.2) or csv("val.csv", target="y")')
+
+
+# ------------------------------------------------------------------ initial weights
+
+class LayerNames(ArgType):
+    """Distinct names of layers with parameters of the model."""
+
+    def read(self, scope, lv, label):
+        items = lv.items if isinstance(lv, RList) else [lv] if isinstance(lv, (RName, RStr)) else None
+        if items is None:
+            raise scope.err(f"layers must be a list of layer names, got {describe(lv)}", lv.loc,
+                            hint="expected e.g. layers=[h1, h2]")
+        if not items:
+            raise scope.err("layers must not be an empty list", lv.loc,
+                            hint="leave out layers= to load every layer found in the file")
+        model = scope.model
+        by_name = {L.name: L for L in model.layers}
+        with_params = [L.name for L in model.layers if LAYERS[L.kind].has_params]
+        names: list[str] = []
+        for it in items:
+            if isinstance(it, RName) and len(it.parts) == 1:
+                n = it.parts[0]
+            elif isinstance(it, RStr):
+                n = it.value
+            else:
+                raise scope.err(f"each entry of layers must be a layer name, got {describe(it)}", it.loc)
+            if n not in by_name:
+                raise scope.err(f"model '{model.name}' has no layer '{short(n)}'", it.loc,
+                                hint="layers with parameters: " + ", ".join(with_params) + did_you_mean(n, by_name))
+            if n not in with_params:
+                raise scope.err(f"{by_name[n].kind} layer '{n}' has no weights to load", it.loc,
+                                hint="layers with parameters: " + ", ".join(with_params))
+            if n in names:
+                raise scope.err(f"layers= names '{n}' twice", it.loc)
+            names.append(n)
+        return tuple(names)
+
+    def describe(self):
+        return "list of layer names"
+
+
+WEIGHTS = Spec("weights", (
+    Arg("path", Path(), doc="an `.npz` archive, relative to the .nn file's folder", positional=True,
+        example='expected e.g.  weights("pretrained.npz")'),
+    Arg("layers", LayerNames(), None, "the layers to load, each with parameters (default: every one)",
+        positional=True),
+), doc="initial weights from an `.npz` archive")
+
+
+def read_init_from(scope: Scope, v, what: str) -> InitFromSpec:
+    if not (isinstance(v, RCall) and v.name.dotted == "weights"):
+        raise scope.err(f"init_from must be weights(\"file.npz\", ...), got {describe(v)}", v.loc,
+                        hint='expected e.g.  init_from = weights("pretrained.npz", layers=[h1, h2])')
+    call = WEIGHTS.call(scope, v.args, "weights", v.loc)
+    return InitFromSpec(path=call.values["path"], layers=call.values["layers"], loc=v.loc)
+
+
+# ------------------------------------------------------------------ the train block
+
+def read_metrics(scope: Scope, v, what: str) -> tuple[str, ...]:
+    if isinstance(v, (RName, RStr)):
+        items = [v]
+    elif isinstance(v, RList):
+        items = v.items
+    else:
+        raise scope.err(f"metrics must be a list of metric names, got {describe(v)}", v.loc,
+                        hint="expected e.g. [accuracy]; " + "metrics: " + ", ".join(METRICS))
+    out: list[str] = []
+    for it in items:
+        m = scope.reader.get_choice(it, "metric", METRICS)
+        if m in out:
+            raise scope.err(f"metric '{m}' listed twice", it.loc)
+        out.append(m)
+    return tuple(out)
+
+
+# Checked in this order, so each setting may use those above it.
+TRAIN = Spec("train", (
+    Arg("data", Setting(read_data, "a data source (§5.1)"), None,
+        "the training data; without it the runner must be given data"),
+    Arg("loss", Setting(read_loss, "a loss name, or `NAME(from_logits=true)`"), doc="the training objective",
+        example="add e.g.  loss = mse"),
+    Arg("optimizer", Setting(read_optimizer, "an optimizer name or call (§5.2)"), doc="the update rule",
+        example="add e.g.  optimizer = adam(lr=0.001)"),
+    Arg("metrics", Setting(read_metrics, "a list of metric names (a single name is also accepted)"), (),
+        "each one of " + ", ".join(f"`{m}`" for m in METRICS) + ", no duplicates"),
+    Arg("epochs", Int(1), 1, "passes over the training data"),
+    Arg("batch_size", Int(1, MAX_DIM), 32, "samples per step"),
+    Arg("validation", Setting(read_validation, "`split(...)`, a number (shorthand for `split(number)`), "
+                                               "or a data source (§5.3)"), None, "data for the val_* metrics"),
+    Arg("early_stopping", Setting(read_early_stopping, "a dict (§5.4)"), None, "none: no early stopping"),
+    Arg("log_every", Int(1), 1, "log every N epochs"),
+    Arg("seed", Int(0), 0, "the seed of initialisation, shuffling, dropout and augmentation"),
+    Arg("schedule", Setting(read_schedule, "a learning-rate schedule (§5.5)"), None, "none: a constant lr"),
+    Arg("init_from", Setting(read_init_from, "`weights(path, layers=[...])` (§5.6)"), None,
+        "initial weights (transfer learning)"),
+    Arg("augment", Setting(read_augment, "a list of augmentations (§5.7)"), (), "applied to training batches only"),
+))
+
+__all__ = ["TRAIN", "LOSSES", "CROSSENTROPY", "OPTIMIZERS", "SCHEDULES", "SPLIT", "EARLY_STOPPING", "WEIGHTS",
+           "METRICS", "logged_metrics", "resolve_mode"]

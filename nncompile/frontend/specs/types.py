@@ -1,0 +1,124 @@
+"""Argument types: how a raw value is read and checked, and how the language
+reference describes it.
+
+A type has `read(scope, raw, label) -> value` (raising a CompileError at the
+raw value, naming it by `label`) and `describe() -> str` for the tables of
+docs/language.md. Bounds that depend on the program (crop padding at most
+min(H, W)) are `Bound`s, evaluated against the scope of the check.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+from ..raw import MAX_DIM
+from ..values import float_range, fmt, int_range
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A bound computed from the scope of the check; `text` names it in the docs."""
+    value: Callable
+    text: str
+
+
+def _bound(b, scope):
+    return b.value(scope) if isinstance(b, Bound) else b
+
+
+def _bound_text(b) -> str:
+    if isinstance(b, Bound):
+        return b.text
+    return "2^31-1" if b == MAX_DIM else fmt(b)
+
+
+class ArgType:
+    """Base of the argument types."""
+
+    def read(self, scope, v, label: str):
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class Int(ArgType):
+    def __init__(self, lo: Optional[int] = None, hi=None):
+        self.lo, self.hi = lo, hi
+
+    def read(self, scope, v, label):
+        return scope.reader.get_int(v, label, self.lo, _bound(self.hi, scope))
+
+    def describe(self):
+        return int_range(self.lo, None if self.hi is None else _bound_text(self.hi), "integer")
+
+
+class Float(ArgType):
+    """A number (an integer is accepted); lo/hi closed unless marked open."""
+
+    def __init__(self, lo: Optional[float] = None, hi: Optional[float] = None,
+                 lo_open: bool = False, hi_open: bool = False):
+        self.lo, self.hi, self.lo_open, self.hi_open = lo, hi, lo_open, hi_open
+
+    def read(self, scope, v, label):
+        return scope.reader.get_float(v, label, self.lo, self.hi, self.lo_open, self.hi_open)
+
+    def describe(self):
+        rng = float_range(self.lo, self.hi, self.lo_open, self.hi_open)
+        return f"number {rng}" if rng else "number"
+
+
+class Bool(ArgType):
+    def read(self, scope, v, label):
+        return scope.reader.get_bool(v, label)
+
+    def describe(self):
+        return "bool"
+
+
+class Str(ArgType):
+    def read(self, scope, v, label):
+        return scope.reader.get_str(v, label)
+
+    def describe(self):
+        return "non-empty string"
+
+
+class Path(ArgType):
+    """A file path; relative paths are resolved against the .nn file's folder."""
+
+    def read(self, scope, v, label):
+        return scope.reader.get_path(v)
+
+    def describe(self):
+        return "path (string)"
+
+
+class Choice(ArgType):
+    """A name from a fixed set, bare or quoted. `noun` names it in "unknown NOUN 'x'"
+    (default: the label); `text` replaces the list in the docs."""
+
+    def __init__(self, choices: Sequence[str], aliases: Optional[dict] = None,
+                 noun: Optional[str] = None, text: Optional[str] = None):
+        self.choices = tuple(choices)
+        self.aliases = dict(aliases or {})
+        self.noun, self.text = noun, text
+
+    def read(self, scope, v, label):
+        return scope.reader.get_choice(v, label, self.choices, self.aliases, self.noun)
+
+    def describe(self):
+        if self.text:
+            return self.text
+        alias = "".join(f" (`{a}` = `{c}`)" for a, c in self.aliases.items())
+        return "one of " + ", ".join(f"`{c}`" for c in self.choices) + alias
+
+
+class StrList(ArgType):
+    """A non-empty list of distinct strings, or one string."""
+
+    def read(self, scope, v, label):
+        return scope.reader.get_str_list(v, label)
+
+    def describe(self):
+        return "string or list of strings"
