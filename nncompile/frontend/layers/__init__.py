@@ -10,14 +10,17 @@ from __future__ import annotations
 from .activation import ActivationLayer
 from .base import TRANSFER, LayerInfo, LayerKind, Lowering, ModelOut, ParamDecl, Shaped, param
 from .batchnorm import BatchNorm
+from .conv2d import Conv2D
 from .dense import Dense
 from .dropout import Dropout
 from .flatten import Flatten
 from .layernorm import LayerNorm
+from .pooling import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 
 # In the order the language reference and "expected one of" lists show them.
 LAYERS: dict[str, LayerKind] = {k.name: k for k in (
-    Dense(), Dropout(), BatchNorm(), LayerNorm(), ActivationLayer(), Flatten())}
+    Dense(), Conv2D(), MaxPool2D(), AvgPool2D(), GlobalAvgPool2D(), GlobalMaxPool2D(), Dropout(), BatchNorm(),
+    LayerNorm(), ActivationLayer(), Flatten())}
 
 
 def with_params() -> list[str]:

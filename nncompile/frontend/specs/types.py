@@ -53,6 +53,28 @@ class Int(ArgType):
         return int_range(self.lo, None if self.hi is None else _bound_text(self.hi), "integer")
 
 
+class IntPair(ArgType):
+    """An integer for both image axes, or a pair `[height, width]` of them (Keras's
+    `kernel_size=3` or `(3, 3)`); read as a tuple of two."""
+
+    def __init__(self, lo: Optional[int] = None, hi=None):
+        self.lo, self.hi = lo, hi
+
+    def read(self, scope, v, label):
+        from ..raw import RList
+        if isinstance(v, RList):
+            if len(v.items) != 2:
+                raise scope.reader.err(f"{label} must be one integer or a pair [height, width], got a list of "
+                                       f"{len(v.items)}", v.loc, hint="expected e.g. 3 or [3, 3]")
+            return tuple(scope.reader.get_int(x, label, self.lo, _bound(self.hi, scope)) for x in v.items)
+        x = scope.reader.get_int(v, label, self.lo, _bound(self.hi, scope))
+        return (x, x)
+
+    def describe(self):
+        return int_range(self.lo, None if self.hi is None else _bound_text(self.hi), "integer") + \
+            " or a pair `[h, w]` of them"
+
+
 class Float(ArgType):
     """A number (an integer is accepted); lo/hi closed unless marked open."""
 
