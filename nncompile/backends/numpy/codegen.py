@@ -62,6 +62,7 @@ class _Gen:
         self.probs: dict = {}   # (logits id, labels id) -> softmax scratch (lowering._softmax_xent)
         self.pointer_slots: dict[str, tuple[int, str]] = {}   # graph-input variable -> (slot, dtype)
         self.addressed: list[str] = []   # buffers the native kernels reach only by address
+        self.windows = None              # native.WindowKernels when the native path is on
 
     # --- for emitters ---------------------------------------------------------------
     def scratch(self, n: Node, k, shape, dtype: Optional[str] = None) -> str:
@@ -230,6 +231,7 @@ def generate(g: Graph, cpu_kernels: Optional[str] = None) -> NumpyProgram:
         gen.var[n.id] = ident(n.attrs["name"])
     gen.hoisted = _hoistable(g, order, plan)
     kernels = native.NativeKernels() if use_native(cpu_kernels) else None
+    gen.windows = native.WindowKernels(kernels) if kernels is not None else None
     loops = _native_groups(gen, kernels) if kernels is not None else {}
     in_loops = {i for loop in loops.values() for i in loop.gr["nodes"]}
     tiled = [gr for gr in _tiled_groups(g, gen.hoisted) if gr["nodes"][-1] not in loops]

@@ -426,3 +426,122 @@ def _big(shape) -> bool:
     return B in shape or math.prod(d for d in shape if d != B) >= MIN_ELEMENTS
 
 
+
+
+# --- window ops: the data movement around the GEMMs ----------------------------------------------
+# Geometry is baked into each function (shapes are static but for B). Loops
+# run in the order the NumPy path adds, so results are the same to the bit
+# (col2im: window offset (r, s) outermost; pooling gradients: window by window).
+
+def _geometry(n: Node, image) -> dict:
+    """The window geometry of node n over `image` [B, H, W, C] (a Node or a shape)."""
+    from ...ir.windows import out_hw
+    shape = tuple(image.shape if isinstance(image, Node) else image)
+    (kh, kw), (sh, sw) = n.attrs["window"], n.attrs["strides"]
+    (dh, dw), ((pt, _), (pl, _)) = n.attrs.get("dilation", (1, 1)), n.attrs["padding"]
+    ho, wo = out_hw(shape[1], shape[2], n.attrs)
+    return dict(H=shape[1], W=shape[2], C=shape[3], HO=ho, WO=wo, KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw,
+                PT=pt, PL=pl)
+
+
+def _defines(geo: dict) -> str:
+    return "".join(f"    const long {k} = {v};\n" for k, v in geo.items())
+
+
+class WindowKernels:
+    """The C functions of the window ops (im2col, col2im, pooling) for one graph."""
+
+    def __init__(self, kernels: NativeKernels):
+        self.k = kernels
+
+    def im2col(self, n: Node, image, dtype: str) -> str:
+        """cols[b, oh, ow, r, s, c] = x[b, ih, iw, c] (0 outside the image): the name."""
+        T, geo = C_TYPE[dtype], _geometry(n, image)
+        name = f"im2col{n.id}"
+        self.k._add(name, [f"{T} *cols", f"const {T} *x", "long nb"], (
+            f"/* {n.name} {n.op}: the columns [B, Ho, Wo, kh, kw, C] of its input, padding as zeros */\n"
+            f"void {name}({T} *cols, const {T} *x, long nb) {{\n{_defines(geo)}"
+            f"    for (long b = 0; b < nb; b++) for (long oh = 0; oh < HO; oh++) for (long ow = 0; ow < WO; ow++)\n"
+            f"    for (long r = 0; r < KH; r++) for (long s = 0; s < KW; s++) {{\n"
+            f"        const long ih = oh * SH - PT + r * DH, iw = ow * SW - PL + s * DW;\n"
+            f"        {T} *dst = cols + ((((b * HO + oh) * WO + ow) * KH + r) * KW + s) * C;\n"
+            f"        if (ih < 0 || ih >= H || iw < 0 || iw >= W) {{ for (long c = 0; c < C; c++) dst[c] = 0; }}\n"
+            f"        else {{ const {T} *src = x + ((b * H + ih) * W + iw) * C; for (long c = 0; c < C; c++) dst[c] = src[c]; }}\n"
+            f"    }}\n}}"))
+        return name
+
+    def col2im(self, n: Node, image, dtype: str) -> str:
+        """x = the sum of the window values cols [B, Ho, Wo, kh, kw, C] back in their places."""
+        T, geo = C_TYPE[dtype], _geometry(n, image)
+        name = f"col2im{n.id}"
+        self.k._add(name, [f"{T} *x", f"const {T} *cols", "long nb"], (
+            f"/* {n.name} {n.op}: window values [B, Ho, Wo, kh, kw, C] added back into the image */\n"
+            f"void {name}({T} *x, const {T} *cols, long nb) {{\n{_defines(geo)}"
+            f"    for (long i = 0; i < nb * H * W * C; i++) x[i] = 0;\n"
+            f"    for (long r = 0; r < KH; r++) for (long s = 0; s < KW; s++)\n"
+            f"    for (long b = 0; b < nb; b++) for (long oh = 0; oh < HO; oh++) for (long ow = 0; ow < WO; ow++) {{\n"
+            f"        const long ih = oh * SH - PT + r * DH, iw = ow * SW - PL + s * DW;\n"
+            f"        if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;\n"
+            f"        {T} *dst = x + ((b * H + ih) * W + iw) * C;\n"
+            f"        const {T} *src = cols + ((((b * HO + oh) * WO + ow) * KH + r) * KW + s) * C;\n"
+            f"        for (long c = 0; c < C; c++) dst[c] += src[c];\n"
+            f"    }}\n}}"))
+        return name
+
+    def pool(self, n: Node, image, dtype: str, is_max: bool) -> str:
+        T, geo = C_TYPE[dtype], _geometry(n, image)
+        name = f"pool{n.id}"
+        if is_max:
+            init, step, final = (f"-INFINITY", "acc = (v > acc || v != v) ? v : acc;", "acc")
+        else:
+            init, step, final = ("0", "acc += v; cnt++;", f"acc * (({T})1 / ({T})cnt)")
+        self.k._add(name, [f"{T} *out", f"const {T} *x", "long nb"], (
+            f"/* {n.name} {n.op} */\n"
+            f"void {name}({T} *out, const {T} *x, long nb) {{\n{_defines(geo)}"
+            f"    for (long b = 0; b < nb; b++) for (long oh = 0; oh < HO; oh++) for (long ow = 0; ow < WO; ow++)\n"
+            f"    for (long c = 0; c < C; c++) {{\n"
+            f"        {T} acc = {init}; long cnt = 0;\n"
+            f"        for (long r = 0; r < KH; r++) for (long s = 0; s < KW; s++) {{\n"
+            f"            const long ih = oh * SH - PT + r, iw = ow * SW - PL + s;\n"
+            f"            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;\n"
+            f"            const {T} v = x[((b * H + ih) * W + iw) * C + c];\n"
+            f"            {step}\n"
+            f"        }}\n"
+            f"        (void)cnt; out[((b * HO + oh) * WO + ow) * C + c] = {final};\n"
+            f"    }}\n}}"))
+        return name
+
+    def pool_grad(self, n: Node, image, dtype: str, is_max: bool) -> str:
+        """dx from dy: each window's gradient to its first maximum (max) or shared
+        among its elements inside the image (average)."""
+        T, geo = C_TYPE[dtype], _geometry(n, image)
+        name = f"poolgrad{n.id}"
+        if is_max:
+            route = (f"        long at = -1; {T} best = -INFINITY;\n"
+                     f"        for (long r = 0; r < KH; r++) for (long s = 0; s < KW; s++) {{\n"
+                     f"            const long ih = oh * SH - PT + r, iw = ow * SW - PL + s;\n"
+                     f"            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;\n"
+                     f"            const long i = ((b * H + ih) * W + iw) * C + c;\n"
+                     f"            if (at < 0 || x[i] > best) {{ best = x[i]; at = i; }}\n"
+                     f"        }}\n"
+                     f"        if (at >= 0) dx[at] += g;\n")
+        else:
+            route = (f"        long cnt = 0;\n"
+                     f"        for (long r = 0; r < KH; r++) for (long s = 0; s < KW; s++) {{\n"
+                     f"            const long ih = oh * SH - PT + r, iw = ow * SW - PL + s;\n"
+                     f"            cnt += (ih >= 0 && ih < H && iw >= 0 && iw < W);\n"
+                     f"        }}\n"
+                     f"        const {T} share = g * (({T})1 / ({T})cnt);\n"
+                     f"        for (long r = 0; r < KH; r++) for (long s = 0; s < KW; s++) {{\n"
+                     f"            const long ih = oh * SH - PT + r, iw = ow * SW - PL + s;\n"
+                     f"            if (ih >= 0 && ih < H && iw >= 0 && iw < W) dx[((b * H + ih) * W + iw) * C + c] += share;\n"
+                     f"        }}\n")
+        self.k._add(name, [f"{T} *dx", f"const {T} *dy", f"const {T} *x", "long nb"], (
+            f"/* {n.name} {n.op} */\n"
+            f"void {name}({T} *dx, const {T} *dy, const {T} *x, long nb) {{\n{_defines(geo)}"
+            f"    for (long i = 0; i < nb * H * W * C; i++) dx[i] = 0;\n"
+            f"    for (long b = 0; b < nb; b++) for (long oh = 0; oh < HO; oh++) for (long ow = 0; ow < WO; ow++)\n"
+            f"    for (long c = 0; c < C; c++) {{\n"
+            f"        const {T} g = dy[((b * HO + oh) * WO + ow) * C + c];\n{route}"
+            f"    }}\n}}"))
+        return name

@@ -2,6 +2,9 @@
 (channels-last im2col through a strided view, one copy, then one BLAS GEMM
 per group), its transposed forms, and pooling on strided window views.
 
+With the native path (a C compiler), the columns, col2im and pooling are C
+loops (backends/numpy/native.py: WindowKernels); the GEMMs stay with BLAS.
+
 Buffers: the columns and padded copies are the op's workspaces
 (`OpDef.workspace`), which the memory plan allocates from a shared pool and,
 for a filter gradient whose forward columns it kept, hands over already
@@ -54,6 +57,9 @@ def _columns(ctx, n, x_node, x: str) -> tuple[str, list[str]]:
     cols = ctx.workspace(n, 0, (x_node.shape[0], ho, wo, kh, kw, c))
     if ctx.kept(n):
         return cols, []
+    if ctx.windows is not None:    # one C loop: padding and columns together
+        fn = ctx.windows.im2col(n, x_node, x_node.dtype)
+        return cols, [f"_k.{fn}({ctx.address(cols)}, {ctx.pointer(x_node)}, B)"]
     src, lines = _padded_src(ctx, n, x_node, x, 1)
     win = _windows(ctx, n, src, bool(lines) or ctx.fixed(x_node), ho, wo)
     return cols, lines + [f"np.copyto({cols}, {win})"]
@@ -95,6 +101,9 @@ def conv2d_grad_input(ctx, n, a, out):
         d6 = f"{dcols}.reshape(-1, {kh * kw}, {c})"
         lines = [f"np.copyto({d6}[:, :, {i * cg}:{(i + 1) * cg}], np.matmul({dy2}[:, {i * fg}:{(i + 1) * fg}], "
                  f"{w2}[:, {i * fg}:{(i + 1) * fg}].T).reshape(-1, {kh * kw}, {cg}))" for i in range(groups)]
+    if ctx.windows is not None:
+        fn = ctx.windows.col2im(n, n, n.dtype)
+        return "; ".join(lines + [f"_k.{fn}({ctx.pointer(n)}, {ctx.address(dcols)}, B)"])
     return "; ".join(lines + _scatter(ctx, n, lambda r, s: ([], f"{dcols}[:, :, :, {r}, {s}]"), out, n.shape, 1))
 
 
@@ -144,12 +153,28 @@ def _pool_windows(ctx, n, x_node, x: str, fill: str) -> tuple[str, list[str]]:
     return _windows(ctx, n, src, bool(lines) or ctx.fixed(x_node), ho, wo), lines
 
 
+def _native_pool(ctx, n, is_max: bool):
+    x = n.inputs[0]
+    fn = ctx.windows.pool(n, x, n.dtype, is_max)
+    return f"_k.{fn}({ctx.pointer(n)}, {ctx.pointer(x)}, B)"
+
+
+def _native_pool_grad(ctx, n, is_max: bool):
+    dy, x = n.inputs
+    fn = ctx.windows.pool_grad(n, x, n.dtype, is_max)
+    return f"_k.{fn}({ctx.pointer(n)}, {ctx.pointer(dy)}, {ctx.pointer(x)}, B)"
+
+
 def maxpool2d(ctx, n, a, out):
+    if ctx.windows is not None:
+        return _native_pool(ctx, n, True)
     win, lines = _pool_windows(ctx, n, n.inputs[0], a[0], "-np.inf")
     return "; ".join(lines + [f"np.maximum.reduce({win}, axis=(3, 4), out={out})"])
 
 
 def avgpool2d(ctx, n, a, out):
+    if ctx.windows is not None:
+        return _native_pool(ctx, n, False)
     win, lines = _pool_windows(ctx, n, n.inputs[0], a[0], "0.0")
     inv = _inverse_counts(ctx, n, n.inputs[0])
     return "; ".join(lines + [f"np.add.reduce({win}, axis=(3, 4), out={out})", f"np.multiply({out}, {inv}, out={out})"])
@@ -165,6 +190,8 @@ def _inverse_counts(ctx, n, x_node) -> str:
 
 def maxpool2d_grad(ctx, n, a, out):
     """Each window's gradient to its first maximum (row-major), as PyTorch routes it."""
+    if ctx.windows is not None:
+        return _native_pool_grad(ctx, n, True)
     dy, x_node = n.inputs
     win, lines = _pool_windows(ctx, n, x_node, a[1], "-np.inf")
     ysh = dy.shape
@@ -179,6 +206,8 @@ def maxpool2d_grad(ctx, n, a, out):
 
 
 def avgpool2d_grad(ctx, n, a, out):
+    if ctx.windows is not None:
+        return _native_pool_grad(ctx, n, False)
     dy, x_node = n.inputs
     inv = _inverse_counts(ctx, n, x_node)
     share = ctx.scratch(n, "s", dy.shape)
