@@ -3,7 +3,8 @@
 `nncompile run FILE --check-backend` (or `cross_check(path)`) trains a few steps
 on the NumPy backend and on the Triton backend from the same initial weights,
 on the same batches from the program's own data, and compares the losses, the
-gradients of the first batch and the parameters after the steps. Without a GPU
+gradients of the first batch and, for each step started from the same state on
+both, the parameters and optimizer state after it. Without a GPU
 the Triton side runs under the Triton interpreter (set before Triton loads).
 """
 from __future__ import annotations
@@ -67,32 +68,47 @@ def cross_check(path: str, steps: int = 3, seed: int = 0) -> CrossCheck:
     for k in gn:
         res.rows.append((f"loss_and_grads: d {k}", *_compare(gn[k], gt[k])))
     tn, tt = pn.trainer(seed=seed, params=params), pt.trainer(seed=seed, params=params)
-    # An adaptive optimizer (Adam normalises the gradient) turns a gradient that is
-    # zero up to rounding into a full-size step whose sign is noise, different on
-    # each backend: such elements are not a disagreement, so they are not compared.
+    # Each step starts both backends from the same state (the NumPy side's): a
+    # trajectory compared over several steps mostly measures how chaotic training
+    # is (batch norm and Adam amplify last-bit differences), not the backends.
+    # An adaptive optimizer (Adam normalises the gradient) turns a gradient element
+    # that is mostly rounding into a full-size step whose sign is noise, different
+    # on each backend: such elements are not a disagreement, so they are not
+    # compared. An element is rounding-dominated when the two backends' gradients
+    # at the same point differ by more than a tenth of it.
     adaptive = pn.ast.train.optimizer.name in ("adam", "adamw", "rmsprop")
-    significant = {k: np.ones(np.shape(v), bool) for k, v in params.items()}
     rng = np.random.default_rng(seed)
     ln_, lt_ = [], []
+    worst: dict[str, tuple[float, bool]] = {}
+    skipped = 0
     for _ in range(steps):
         idx = rng.choice(len(train), size=min(bs, len(train)), replace=False)
+        xb, yb = train.x[idx], train.y[idx]
+        start = tn.snapshot()
+        tt.restore({"arrays": tt.to_device(tn.to_host(start["arrays"])), "step": start["step"]})
+        significant = {}
         if adaptive:
-            _, g = pn.loss_and_grads(tn.host(), train.x[idx], train.y[idx])
+            here = tn.host()
+            _, g = pn.loss_and_grads(here, xb, yb)
+            _, g2 = pt.loss_and_grads(here, xb, yb)
             top = max(float(np.max(np.abs(v))) for v in g.values())
-            for k, v in g.items():
-                significant[k] &= np.abs(v) > 1e-5 * top
-        ln_.append(tn.step(train.x[idx], train.y[idx]))
-        lt_.append(tt.step(train.x[idx], train.y[idx]))
+            significant = {k: (np.abs(v) > 1e-5 * top) & (np.abs(v - g2[k]) <= 0.1 * np.abs(v))
+                           for k, v in g.items()}
+        ln_.append(tn.step(xb, yb))
+        lt_.append(tt.step(xb, yb))
+        hn, ht = tn.host("arrays"), tt.host("arrays")
+        for k in hn:
+            p = next((q for q in significant if k == q or k.endswith("." + q)), None)
+            mask = significant[p] if p is not None else np.ones(np.shape(hn[k]), bool)
+            skipped += int(mask.size - mask.sum()) if p == k else 0
+            d, ok = _compare(hn[k][mask], ht[k][mask])
+            prev = worst.get(k, (0.0, True))
+            worst[k] = (max(prev[0], d), prev[1] and ok)
     res.rows.append(("train steps: losses", *_compare(np.array(ln_), np.array(lt_))))
-    hn, ht = tn.host("arrays"), tt.host("arrays")
-    skipped = 0
-    for k in hn:
-        p = next((q for q in significant if k == q or k.endswith("." + q)), None)
-        mask = significant[p] if p is not None else np.ones(np.shape(hn[k]), bool)
-        skipped += int(mask.size - mask.sum()) if p == k else 0
-        res.rows.append((f"after {steps} steps: {k}", *_compare(hn[k][mask], ht[k][mask])))
+    for k, (d, ok) in worst.items():
+        res.rows.append((f"each step: {k}", d, ok))
     if skipped:
-        res.notes.append(f"{skipped} parameter elements not compared after the steps: their gradient was "
-                         f"zero up to rounding in some step, and {pn.ast.train.optimizer.name} turns that "
-                         "noise into steps")
+        res.notes.append(f"{skipped} parameter elements not compared after a step: their gradient was "
+                         f"mostly rounding (the backends' gradients differed by over a tenth of it), "
+                         f"and {pn.ast.train.optimizer.name} turns that noise into steps")
     return res

@@ -42,6 +42,14 @@ def test_digits_reaches_95_percent_validation_accuracy():
     assert acc >= 0.95, r.stdout
 
 
+def test_digits_cnn_reaches_98_5_percent_validation_accuracy():
+    r = nnc("run", EX / "digits_cnn.nn", "--no-record")
+    assert r.returncode == 0, r.stderr
+    final = r.stdout.strip().splitlines()[-1]
+    acc = float(re.search(r"val_accuracy: ([\d.]+)", final).group(1))
+    assert acc >= 0.985, r.stdout
+
+
 def test_seed_override_is_reproducible_and_matters():
     a = nnc("run", EX / "textbook_classifier.nn", "--epochs", "2", "--seed", "1").stdout
     b = nnc("run", EX / "textbook_classifier.nn", "--epochs", "2", "--seed", "1").stdout
