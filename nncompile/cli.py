@@ -22,7 +22,13 @@ def _parser() -> argparse.ArgumentParser:
     def add(name, help):
         sp = sub.add_parser(name, help=help, description=help)
         sp.add_argument("file", help="the .nn program")
-        sp.add_argument("--backend", choices=("numpy", "triton"), default="numpy")
+        sp.add_argument("--backend", choices=("numpy", "triton"), default="numpy",
+                        help="numpy: the CPU (default); triton: Triton kernels on a CUDA GPU "
+                             "(pip install 'nncompile[triton]')")
+        sp.add_argument("--cpu-kernels", choices=("auto", "native", "numpy"), default=None,
+                        help="the NumPy backend's fused loops: native (C, compiled once and cached), numpy "
+                             "(NumPy alone), auto (native when a C compiler is found; the default, or "
+                             "$NNCOMPILE_CPU_KERNELS)")
         return sp
 
     r = add("run", "compile and train the model as the file says")
@@ -103,7 +109,8 @@ def _load(args):
     from .compiler import Program
     from .frontend.parser import parse_file
     prog = parse_file(args.file)
-    return prog, Program(prog, args.backend, optimize=not getattr(args, "no_opt", False))
+    return prog, Program(prog, args.backend, optimize=not getattr(args, "no_opt", False),
+                         cpu_kernels=args.cpu_kernels)
 
 
 def _dispatch(args) -> int:
@@ -309,7 +316,10 @@ def _dump(args, program) -> int:
     if args.stage in ("code", "kernels"):  # the generated module: Python, or Triton kernels
         if program.backend == "numpy":
             from .backends.numpy.codegen import generate
-            print(generate(g).source)
+            prog = generate(g, program.cpu_kernels)
+            print(prog.source)
+            if prog.c_source:
+                print(f"// the native kernels (C) the module calls as _k.*\n{prog.c_source}")
         else:
             print(program.compiled(name).source)
         return 0

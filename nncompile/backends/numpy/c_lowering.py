@@ -24,6 +24,14 @@ def _dropout(ctx, n, a):
     return f"(nnc_uniform({key}, {ctx.flat()}) >= (float){literal(rate)} ? ({ctx.T}){literal(scale)} : ({ctx.T})0)"
 
 
+def _gelu_grad(ctx, n, a):
+    T, f = ctx.T, ctx.f
+    dy, x = a
+    t = f"tanh{f}(({T})0.7978845608028654 * ({x} + ({T})0.044715 * ({x} * {x} * {x})))"
+    return (f"({dy} * ((({T})0.5 * (({T})1 + {t})) + ({T})0.5 * {x} * (({T})1 - {t} * {t}) * "
+            f"({T})0.7978845608028654 * (({T})1 + ({T})(3 * 0.044715) * {x} * {x})))")
+
+
 def _unreduce(ctx, n, a):
     if not n.attrs["mean"]:
         return a[0]
@@ -52,6 +60,9 @@ C_EXPR = {
                              f"({a[0]} > ({c.T}){literal(n.attrs['hi'])} ? ({c.T}){literal(n.attrs['hi'])} : {a[0]}))"),
     "clip_grad": lambda c, n, a: (f"(({a[1]} >= ({c.T}){literal(n.attrs['lo'])} && {a[1]} <= "
                                   f"({c.T}){literal(n.attrs['hi'])}) ? {a[0]} : ({c.T})0)"),
+    "gelu": lambda c, n, a: (f"(({c.T})0.5 * {a[0]} * (({c.T})1 + tanh{c.f}(({c.T})0.7978845608028654 * "
+                             f"({a[0]} + ({c.T})0.044715 * ({a[0]} * {a[0]} * {a[0]})))))"),
+    "gelu_grad": _gelu_grad,
     "unreduce": _unreduce,
     "dropout_mask": _dropout,
 }

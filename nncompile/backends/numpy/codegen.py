@@ -214,8 +214,9 @@ def use_native(choice: Optional[str] = None) -> bool:
         return False
     if native.find_compiler() is None:
         if choice == "native":
-            raise RuntimeError("--cpu-kernels native needs a C compiler (gcc, clang, or "
-                               "`pip install 'nncompile[native]'`)")
+            from ...errors import NNError
+            raise NNError("--cpu-kernels native needs a C compiler: install one (gcc, clang) or "
+                          "`pip install 'nncompile[native]'` (a compiler in a wheel)")
         note = native.unavailable_note()
         if note:
             print(note, file=sys.stderr)
