@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 from ..errors import SourceLoc, expected_one_of
 from .ast import DataSpec, InputDecl, Layer, ModelDef, Program, TrainDef
-from .layers import LAYERS, TRANSFER, LayerKind, with_params
+from .layers import FROM, LAYERS, TRANSFER, LayerKind, with_params
 from .raw import MAX_DIM, RArg, RLayer, RList, RSection, RSetting, RStr, short
 from .specs import Scope, Spec
 from .specs.sources import DATA_SOURCES, FEATURE_FILES
@@ -161,10 +161,15 @@ class Checker(Reader):
                                    hint=f"{keys} apply to {_and(with_params())} layers")
         raw = spec.bind(self, st.args, what, st.loc)
         transfer = {k: v for k, v in raw.items() if k in TRANSFER.keys}
-        own = {k: v for k, v in raw.items() if k not in TRANSFER.keys}
+        source = {k: v for k, v in raw.items() if k in FROM.keys and not kind.merges}
+        own = {k: v for k, v in raw.items() if k not in TRANSFER.keys and k not in source}
         options = TRANSFER.validate(Scope(self, layers=earlier, spec=TRANSFER, loc=st.loc, what=what, raw=transfer))
         args = kind.spec.validate(Scope(self, layers=earlier, spec=kind.spec, loc=st.loc, what=what, raw=own))
-        return Layer(kind=st.kind, name=name, args=args.values, loc=st.loc,
+        values = dict(args.values)
+        if source:   # from= given (a stack's layers carry no "from": their settings stay as they were)
+            values.update(FROM.validate(Scope(self, layers=earlier, spec=FROM, loc=st.loc, what=what,
+                                              raw=source)).values)
+        return Layer(kind=st.kind, name=name, args=values, loc=st.loc,
                      arg_locs={k: v.loc for k, v in raw.items()},
                      frozen=options.values["frozen"], lr_mult=options.values["lr_mult"])
 
@@ -202,7 +207,8 @@ class Checker(Reader):
 def _accepted(kind: LayerKind) -> Spec:
     """The arguments a layer of `kind` accepts: its own, and for a kind with
     parameters the transfer options after them."""
-    return kind.spec.extend(kind.name, *TRANSFER.args) if kind.has_params else kind.spec
+    spec = kind.spec if kind.merges else kind.spec.extend(kind.name, *FROM.args)
+    return spec.extend(kind.name, *TRANSFER.args) if kind.has_params else spec
 
 
 def _and(names: Sequence[str]) -> str:

@@ -37,6 +37,7 @@ def layer_infos(prog: ast.Program) -> list[LayerInfo]:
     inp = prog.model.input
     shape = tuple(inp.shape)
     shapes = {inp.name: shape}       # every output shape so far, by layer name
+    previous = inp.name
     infos = []
     for L in prog.model.layers:
         kind = LAYERS.get(L.kind)
@@ -44,11 +45,13 @@ def layer_infos(prog: ast.Program) -> list[LayerInfo]:
             raise CompileError(f"layer kind '{L.kind}' is not supported by the compiler yet", L.loc,
                                source=prog.source)
         fail = lambda msg, hint=None, L=L: CompileError(msg, L.loc, source=prog.source, hint=hint)  # noqa: E731
-        shaped = kind.infer(L, _inputs(kind, L, shapes, shape), fail)
+        sources = kind.inputs(L) or (previous,)
+        shaped = kind.infer(L, [shapes[n] for n in sources], fail)
         params = [ParamDecl(p.name, p.shape, p.init, p.role, p.layer, not L.frozen, float(L.lr_mult))
                   if p.role == "param" else p for p in shaped.params]
         shape = shapes[L.name] = tuple(shaped.out_shape)
-        infos.append(LayerInfo(L, shape, tuple(params), shaped.flops, kind.label(L)))
+        previous = L.name
+        infos.append(LayerInfo(L, shape, tuple(params), shaped.flops, kind.label(L), tuple(sources)))
     return infos
 
 

@@ -371,6 +371,47 @@ op("concat_flat", kind=MOVEMENT, infer=S.concat_flat_rule,
    ref=lambda *xs: np.concatenate([x.reshape(-1) for x in xs]))
 
 
+# joining and cutting along one (non-batch) axis: concat's adjoint is slicing,
+# slice's is zero padding, pad's is slicing again
+def _axis(x, a) -> int:
+    return a % len(x.shape)
+
+
+def _cut(x, axis, start, stop):
+    return x[(slice(None),) * axis + (slice(start, stop),)]
+
+
+def _grad_concat(g, n, dy):
+    axis, off, out = _axis(n, n.attrs["axis"]), 0, []
+    for x in n.inputs:
+        out.append(g.emit("slice", dy, axis=axis, start=off, stop=off + x.shape[axis]))
+        off += x.shape[axis]
+    return tuple(out)
+
+
+def _grad_slice(g, n, dy):
+    x, axis = n.inputs[0], _axis(n, n.attrs["axis"])
+    return (g.emit("pad", dy, axis=axis, before=n.attrs["start"], after=x.shape[axis] - n.attrs["stop"]),)
+
+
+def _grad_pad(g, n, dy):
+    axis = _axis(n, n.attrs["axis"])
+    return (g.emit("slice", dy, axis=axis, start=n.attrs["before"], stop=n.attrs["before"] + n.inputs[0].shape[axis]),)
+
+
+def _pad(x, axis, before, after):
+    widths = [(0, 0)] * x.ndim
+    widths[axis % x.ndim] = (before, after)
+    return np.pad(x, widths)
+
+
+op("concat", kind=MOVEMENT, infer=S.concat_rule, grad=_grad_concat, attrs=("axis",),
+   ref=lambda *xs, axis: np.concatenate(xs, axis=axis))
+op("slice", kind=MOVEMENT, infer=S.slice_rule, grad=_grad_slice, attrs=("axis", "start", "stop"),
+   ref=lambda x, axis, start, stop: _cut(x, axis % x.ndim, start, stop).copy())
+op("pad", kind=MOVEMENT, infer=S.pad_rule, grad=_grad_pad, attrs=("axis", "before", "after"), ref=_pad)
+
+
 def reference(node: Node, args: list[np.ndarray]) -> np.ndarray:
     """Evaluate one node with its reference semantics."""
     opdef = OPS[node.op]

@@ -138,3 +138,45 @@ def concat_flat_rule(inputs, attrs, g):
     if any(B in i.shape for i in inputs) or len({i.dtype for i in inputs}) != 1:
         raise IRError("concat_flat needs static shapes of one dtype")
     return inputs[0].dtype, (sum(math.prod(i.shape) for i in inputs),)
+
+
+def _static_axis(x, axis: int, what: str) -> int:
+    axis = axis % len(x.shape) if x.shape else 0
+    if not x.shape or x.shape[axis] == B:
+        raise IRError(f"{what} along axis {axis} of {x.type_str}: not the batch axis")
+    return axis
+
+
+def concat_rule(inputs, attrs, g):
+    """Join inputs along `axis`: every other dimension (and the dtype) must agree."""
+    first = inputs[0]
+    axis = _static_axis(first, attrs["axis"], "concat")
+    for x in inputs[1:]:
+        if x.dtype != first.dtype or len(x.shape) != len(first.shape) or \
+                any(a != b for k, (a, b) in enumerate(zip(x.shape, first.shape)) if k != axis):
+            raise IRError(f"concat along axis {axis}: {first.type_str} and {x.type_str} differ in another "
+                          "dimension or the dtype")
+    shape = list(first.shape)
+    shape[axis] = sum(x.shape[axis] for x in inputs)
+    return first.dtype, tuple(shape)
+
+
+def slice_rule(inputs, attrs, g):
+    x = inputs[0]
+    axis = _static_axis(x, attrs["axis"], "slice")
+    start, stop = attrs["start"], attrs["stop"]
+    if not 0 <= start < stop <= x.shape[axis]:
+        raise IRError(f"slice {start}:{stop} of axis {axis} does not fit {x.type_str}")
+    shape = list(x.shape)
+    shape[axis] = stop - start
+    return x.dtype, tuple(shape)
+
+
+def pad_rule(inputs, attrs, g):
+    x = inputs[0]
+    axis = _static_axis(x, attrs["axis"], "pad")
+    if attrs["before"] < 0 or attrs["after"] < 0:
+        raise IRError("pad: negative padding")
+    shape = list(x.shape)
+    shape[axis] = x.shape[axis] + attrs["before"] + attrs["after"]
+    return x.dtype, tuple(shape)

@@ -152,6 +152,7 @@ class LayerRefs(ArgType):
 class Sum(LayerKind):
     """The sum of named earlier layers: a made-up merge kind, also one definition."""
     name = "sum"
+    merges = True
     spec = Spec("sum", (Arg("from", LayerRefs(), doc="the layers to add", positional=True),))
 
     def inputs(self, layer):

@@ -209,7 +209,31 @@ def test_reshape_gradient():
 def test_every_op_with_a_gradient_rule_is_tested():
     tested = set(UNARY) | set(BINARY) | {"matmul", "sum", "mean", "take_label", "reshape", "softmax_xent"}
     tested |= {"conv2d", "maxpool2d", "avgpool2d"}    # tests/ir/test_window_gradients.py
+    tested |= {"concat", "slice", "pad"}
     no_grad_needed = {"input", "const", "sign", "onehot", "argmax", "equal", "greater", "dropout_mask",
                       "cast"}
     with_rules = {k for k, d in OPS.items() if d.grad is not None}
     assert with_rules - tested - no_grad_needed == set()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(0, 2**31 - 1))
+def test_concat_slice_pad_gradients(axis, a, b, seed):
+    """concat's adjoint is slicing, slice's is padding: against torch and finite differences."""
+    rng = np.random.default_rng(seed)
+    shape = [2, 3, 4, 5]
+    sa, sb = list(shape), list(shape)
+    sa[axis], sb[axis] = a, b
+    g = Graph("t", "f64")
+    x, y = g.input("a", ("B",) + tuple(sa[1:])), g.input("b", ("B",) + tuple(sb[1:]))
+    cat = g.emit("concat", x, y, axis=axis)
+    cut = g.emit("slice", cat, axis=axis, start=1, stop=a + b)
+    out = g.emit("pad", cut, axis=axis, before=2, after=1)
+    feed = {"a": _any(rng, sa), "b": _any(rng, sb)}
+    tcut = lambda t: torch.narrow(t, axis, 1, a + b - 1)  # noqa: E731
+
+    def tfn(ta, tb):
+        c = tcut(torch.cat([ta, tb], dim=axis))
+        pads = [0, 0] * (3 - axis) + [2, 1]
+        return torch.nn.functional.pad(c, pads)
+    _check(g, out, feed, tfn, rng)

@@ -201,7 +201,32 @@ EMITTERS: dict[str, Emitter] = {
 }
 
 
+def _axis_index(n, axis, start, stop) -> str:
+    return "[" + ", ".join([":"] * axis + [f"{start}:{stop}"]) + "]"
+
+
+def _concat(ctx, n, a, out):
+    axis, off, lines = n.attrs["axis"] % len(n.shape), 0, []
+    for x, ax in zip(n.inputs, a):
+        lines.append(f"np.copyto({out}{_axis_index(n, axis, off, off + x.shape[axis])}, {ax})")
+        off += x.shape[axis]
+    return "; ".join(lines)
+
+
+def _slice(ctx, n, a, out):
+    axis = n.attrs["axis"] % len(n.shape)
+    return f"np.copyto({out}, {a[0]}{_axis_index(n, axis, n.attrs['start'], n.attrs['stop'])})"
+
+
+def _pad(ctx, n, a, out):
+    axis = n.attrs["axis"] % len(n.shape)
+    before = n.attrs["before"]
+    inner = _axis_index(n, axis, before, before + n.inputs[0].shape[axis])
+    return f"{out}.fill(0); np.copyto({out}{inner}, {a[0]})"
+
+
 EMITTERS.update(WINDOW_EMITTERS)
+EMITTERS.update({"concat": _concat, "slice": _slice, "pad": _pad})
 
 
 def _slice_flat(n, a):

@@ -194,7 +194,34 @@ def _concat_flat(gen, n):
     return True
 
 
+def _narrow(src: str, axis: int, start, length) -> str:
+    return f"{src}.narrow({axis}, {start}, {length})"
+
+
+def _concat(gen, n):
+    axis, off, out = n.attrs["axis"] % len(n.shape), 0, gen.buffer(n)
+    for x in n.inputs:      # movement only: torch's copy kernels
+        gen.run.append(f"{_narrow(out, axis, off, x.shape[axis])}.copy_({gen.tensor(x)})")
+        off += x.shape[axis]
+    return True
+
+
+def _slice(gen, n):
+    axis = n.attrs["axis"] % len(n.shape)
+    src = _narrow(gen.tensor(n.inputs[0]), axis, n.attrs["start"], n.attrs["stop"] - n.attrs["start"])
+    gen.run.append(f"{gen.buffer(n)}.copy_({src})")
+    return True
+
+
+def _pad(gen, n):
+    axis, out = n.attrs["axis"] % len(n.shape), gen.buffer(n)
+    gen.run.append(f"{out}.zero_(); {_narrow(out, axis, n.attrs['before'], n.inputs[0].shape[axis])}"
+                   f".copy_({gen.tensor(n.inputs[0])})")
+    return True
+
+
 KERNELS: dict[str, Callable] = {
+    "concat": _concat, "slice": _slice, "pad": _pad,
     "softmax": _softmax, "log_softmax": _softmax,
     "softmax_xent": _softmax_xent, "softmax_xent_grad": _softmax_xent,
     "argmax": _argmax, "take_label": _take_label, "onehot": _onehot,

@@ -8,19 +8,20 @@ the runtime or the pictures names a kind.
 from __future__ import annotations
 
 from .activation import ActivationLayer
-from .base import TRANSFER, LayerInfo, LayerKind, Lowering, ModelOut, ParamDecl, Shaped, param
+from .base import FROM, TRANSFER, LayerInfo, LayerKind, Lowering, ModelOut, ParamDecl, Shaped, param
 from .batchnorm import BatchNorm
 from .conv2d import Conv2D
 from .dense import Dense
 from .dropout import Dropout
 from .flatten import Flatten
 from .layernorm import LayerNorm
+from .merge import Add, Concat, Multiply
 from .pooling import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 
 # In the order the language reference and "expected one of" lists show them.
 LAYERS: dict[str, LayerKind] = {k.name: k for k in (
     Dense(), Conv2D(), MaxPool2D(), AvgPool2D(), GlobalAvgPool2D(), GlobalMaxPool2D(), Dropout(), BatchNorm(),
-    LayerNorm(), ActivationLayer(), Flatten())}
+    LayerNorm(), ActivationLayer(), Flatten(), Add(), Concat(), Multiply())}
 
 
 def with_params() -> list[str]:
@@ -28,5 +29,5 @@ def with_params() -> list[str]:
     return [name for name, kind in LAYERS.items() if kind.has_params]
 
 
-__all__ = ["LAYERS", "TRANSFER", "LayerInfo", "LayerKind", "Lowering", "ModelOut", "ParamDecl", "Shaped",
+__all__ = ["FROM", "LAYERS", "TRANSFER", "LayerInfo", "LayerKind", "Lowering", "ModelOut", "ParamDecl", "Shaped",
            "param", "with_params"]

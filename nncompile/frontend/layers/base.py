@@ -17,7 +17,7 @@ from typing import Callable, Optional, Sequence
 
 from ...errors import CompileError
 from ...ir.graph import Graph, Node
-from ..specs import Arg, Bool, Float, Scope, Spec
+from ..specs import Arg, Bool, Float, LayerRef, Scope, Spec
 from .activations import ACTIVATIONS
 
 
@@ -39,6 +39,7 @@ class LayerInfo:
     params: tuple[ParamDecl, ...]
     flops: int                       # forward FLOPs per sample (multiply-add = 2)
     label: str = ""                  # "dense, relu": how summary and graph name the layer
+    sources: tuple[str, ...] = ()    # the names of the layers (or the input) it reads
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,13 @@ class LayerKind:
         """The activation this layer applies last (None: not an activation)."""
         return None
 
+    merges: bool = False             # reads several named layers (from=[a, b]); else one (from=a)
+
     def inputs(self, layer) -> tuple[str, ...]:
         """The names of the layers (or the model input) this layer reads;
         () for the layer before it."""
-        return ()
+        src = layer.args.get("from")
+        return tuple(src) if isinstance(src, tuple) else (() if src is None else (src,))
 
     def shape(self, layer, shape: tuple[int, ...], fail: Callable[..., CompileError]) -> Shaped:
         """`fail(message, hint=None)` makes the CompileError that points at the layer."""
@@ -132,6 +136,11 @@ def _frozen_and_lr_mult(scope: Scope) -> None:
         raise scope.err(f"{scope.what} is frozen, so lr_mult has no effect", scope.raw["lr_mult"].loc,
                         hint="drop lr_mult, or drop frozen=true to fine-tune the layer at a scaled learning rate")
 
+
+# Every layer that reads one input may name it (default: the layer before it).
+FROM = Spec("from", (
+    Arg("from", LayerRef(), None, "the layer (or the model's input) it reads; default: the line before"),
+))
 
 # The transfer-learning options of every layer with parameters (keys only).
 TRANSFER = Spec("transfer", (

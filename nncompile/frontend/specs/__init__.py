@@ -11,7 +11,7 @@ This package imports only `core` and `types` here, so the layer kinds can
 use them without importing the rows that refer back to the layers.
 """
 from .core import REQUIRED, Arg, Derived, Scope, Spec
-from .types import ArgType, Bool, Bound, Choice, Float, Int, IntPair, Path, Str, StrList
+from .types import ArgType, Bool, Bound, Choice, Float, Int, IntPair, LayerRef, LayerRefs, Path, Str, StrList
 
 __all__ = ["REQUIRED", "Arg", "Derived", "Scope", "Spec", "ArgType", "Bool", "Bound", "Choice", "Float",
-           "Int", "IntPair", "Path", "Str", "StrList"]
+           "Int", "IntPair", "LayerRef", "LayerRefs", "Path", "Str", "StrList"]

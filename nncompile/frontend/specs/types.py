@@ -144,3 +144,49 @@ class StrList(ArgType):
 
     def describe(self):
         return "string or list of strings"
+
+
+class LayerRef(ArgType):
+    """The name of the model's input or of a layer defined before this one."""
+
+    def read(self, scope, v, label):
+        from ...errors import expected_one_of
+        from ..raw import RName, RStr, describe, short
+        if isinstance(v, RName) and len(v.parts) == 1:
+            name = v.parts[0]
+        elif isinstance(v, RStr):
+            name = v.value
+        else:
+            raise scope.err(f"{label} must name a layer, got {describe(v)}", v.loc,
+                            hint="expected e.g.  from=h1")
+        if name not in scope.layers:
+            raise scope.err(f"no layer '{short(name)}' before this one", v.loc,
+                            hint=expected_one_of(name, scope.layers) + " (a layer reads only the input and "
+                                 "the layers above it)")
+        return name
+
+    def describe(self):
+        return "the name of the input or of an earlier layer"
+
+
+class LayerRefs(ArgType):
+    """At least `least` distinct names of the input or earlier layers: `[a, b]`."""
+
+    def __init__(self, least: int = 2):
+        self.least = least
+
+    def read(self, scope, v, label):
+        from ..raw import RList
+        if not isinstance(v, RList) or len(v.items) < self.least:
+            raise scope.err(f"{label} must list at least {self.least} layers", v.loc,
+                            hint="expected e.g.  from=[h1, h2]")
+        names = []
+        for it in v.items:
+            name = LayerRef().read(scope, it, label)
+            if name in names:
+                raise scope.err(f"{label} names '{name}' twice", it.loc)
+            names.append(name)
+        return tuple(names)
+
+    def describe(self):
+        return f"a list of at least {self.least} names of the input or earlier layers"
