@@ -185,7 +185,7 @@ def _read_features(path: str, program):
 
     from .errors import DataError
     from .frontend.checks import data_file_spec
-    from .runtime.data import load_data
+    from .runtime.data import fit_to_input, load_data
     shape = tuple(program.ast.model.input.shape)
     n_feat = int(np.prod(shape))
     spec = data_file_spec(path, labelled=False)
@@ -195,7 +195,7 @@ def _read_features(path: str, program):
         raise DataError(f"{path}: {have} feature value(s) per row, but the model's input "
                         f"'{program.ast.model.input.name}' takes {n_feat} {list(shape)}",
                         hint="give only the feature columns (no target column)" if spec.kind == "csv" else None)
-    return np.ascontiguousarray(x.reshape((len(x),) + shape), np.float32)
+    return np.ascontiguousarray(fit_to_input(x, shape, path), np.float32)
 
 
 def _predict(args, program) -> int:

@@ -1,7 +1,7 @@
 """Training-time data augmentation (the `augment = [...]` train setting).
 
     aug = make_augment(train.augment, feature_shape)     # once, before training
-    aug_rng = np.random.default_rng([seed, 0xA09])        # the loop's own stream
+    aug_rng = np.random.default_rng([seed, 0xA06, epoch]) # the loop's own stream, one per epoch
     ...
     xb = aug(x[idx], aug_rng)                             # each training batch only
 
@@ -18,9 +18,16 @@ Augmentations, applied in the order written:
   crop(padding=2)       each sample zero-padded by `padding` on all four sides of
                         H and W, then cropped back to H x W at a uniform random offset
                         (a random shift of up to `padding` pixels each way)
+  translate(max=2, fill=zeros)
+                        each sample shifted by a uniform random whole number of
+                        pixels in [-max, max], rows and columns independently
+                        (max may be a pair [rows, columns]); the uncovered pixels
+                        are zeros, or the nearest edge pixel, the mirror image, or
+                        the pixels shifted out on the other side (fill=nearest,
+                        reflect, wrap)
 
-flip and crop need an image-shaped input, f32[H, W] or f32[H, W, C] (the
-frontend reports them on a flat input as a CompileError). The arguments and
+flip, crop and translate need an image-shaped input, f32[H, W] or f32[H, W, C]
+(the frontend reports them on a flat input as a CompileError). The arguments and
 their defaults are the rows of `frontend/specs/sources.py: AUGMENTATIONS`.
 """
 from __future__ import annotations
@@ -29,7 +36,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..frontend.specs.sources import AUGMENTATIONS
+from ..frontend.specs.sources import AUGMENTATIONS, IMAGE_AUGMENTATIONS
 
 __all__ = ["make_augment", "Augment"]
 
@@ -53,6 +60,14 @@ def _flip(axis: str, p: float):
     return f
 
 
+def _shifted(padded: np.ndarray, oy: np.ndarray, ox: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Each sample i's H x W window of `padded` starting at row oy[i], column ox[i]."""
+    n = len(padded)
+    rows = oy[:, None] + np.arange(h)[None, :]           # (N, H)
+    cols = ox[:, None] + np.arange(w)[None, :]           # (N, W)
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
 def _crop(padding: int):
     def f(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         n, h, w = x.shape[:3]
@@ -60,9 +75,25 @@ def _crop(padding: int):
         padded = np.pad(x, pad)
         dy = rng.integers(0, 2 * padding + 1, size=n)
         dx = rng.integers(0, 2 * padding + 1, size=n)
-        rows = dy[:, None] + np.arange(h)[None, :]           # (N, H)
-        cols = dx[:, None] + np.arange(w)[None, :]           # (N, W)
-        return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+        return _shifted(padded, dy, dx, h, w)
+    return f
+
+
+_PAD_MODES = {"zeros": "constant", "nearest": "edge", "reflect": "symmetric", "wrap": "wrap"}
+
+
+def _translate(max_shift, fill: str):
+    my, mx = (max_shift, max_shift) if isinstance(max_shift, int) else (int(max_shift[0]), int(max_shift[1]))
+    mode = _PAD_MODES[fill]
+
+    def f(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n, h, w = x.shape[:3]
+        dy = rng.integers(-my, my + 1, size=n)           # the content moves down by dy, right by dx
+        dx = rng.integers(-mx, mx + 1, size=n)
+        pad = [(0, 0), (my, my), (mx, mx)] + [(0, 0)] * (x.ndim - 3)
+        padded = np.pad(x, pad, mode=mode)
+        # out[r, c] = x[r - dy, c - dx] = padded[r - dy + my, c - dx + mx]
+        return _shifted(padded, my - dy, mx - dx, h, w)
     return f
 
 
@@ -97,7 +128,8 @@ class Augment:
 
 _STEPS = {"noise": lambda p: _noise(float(p["std"])),
           "flip": lambda p: _flip(p["axis"], float(p["p"])),
-          "crop": lambda p: _crop(int(p["padding"]))}
+          "crop": lambda p: _crop(int(p["padding"])),
+          "translate": lambda p: _translate(p["max"], p["fill"])}
 
 
 def make_augment(specs, feature_shape: Sequence[int]) -> Augment:
@@ -108,7 +140,7 @@ def make_augment(specs, feature_shape: Sequence[int]) -> Augment:
     for s in specs or ():
         if s.kind not in _STEPS:
             raise ValueError(f"unknown augmentation {s.kind!r}")
-        if s.kind in ("flip", "crop") and len(feature_shape) not in (2, 3):
+        if s.kind in IMAGE_AUGMENTATIONS and len(feature_shape) not in (2, 3):
             raise ValueError(f"{s.kind} needs an image input f32[H, W] or f32[H, W, C], "
                              f"got f32{list(feature_shape)}")
         steps.append((s.kind, _STEPS[s.kind](AUGMENTATIONS[s.kind].complete(s.params))))

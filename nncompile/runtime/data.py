@@ -1,4 +1,5 @@
-"""Data loading: CSV, .npz, the built-in digits set and synthetic problems.
+"""Data loading: CSV, .npz, the built-in digits set and synthetic problems
+(Gaussian classes, a noisy linear regression, shapes in images).
 
 ``load_data`` turns a checked :class:`~nncompile.frontend.ast.DataSpec` into a
 :class:`Dataset` (float32 features, int64 class labels or float32 targets);
@@ -10,6 +11,10 @@ carries the ``.nn`` location of the data setting as ``loc`` and names the file,
 the row (1-based line number in the file) and the column in its message::
 
     model.nn:12:10: error: data/train.csv: row 17, column 'x3': 'abc' is not a number
+
+Images are channels-last, [N, H, W, C]; ``fits_input`` is the one rule by
+which a source's samples are reshaped to the model's input (flat rows read
+row-major, axes of size 1 free, any other layout an error naming both shapes).
 
 The DataSpec's args are the checked arguments of its source (defaults and
 ranges: `frontend/specs/sources.py`); a DataSpec made by hand gets the
@@ -31,9 +36,10 @@ import numpy as np
 
 from ..errors import DataError, SourceLoc, did_you_mean, expected_one_of, fmt_bytes, physical_memory
 from ..frontend.specs.sources import BUILTIN_DATASETS as BUILTINS
-from ..frontend.specs.sources import DATA_SOURCES
+from ..frontend.specs.sources import DATA_SOURCES, IMAGE_SHAPES
 
-__all__ = ["Dataset", "load_data", "split", "batches", "one_hot", "BUILTINS", "LABEL_KINDS"]
+__all__ = ["Dataset", "load_data", "split", "batches", "one_hot", "fits_input", "fit_to_input", "BUILTINS",
+           "LABEL_KINDS"]
 LABEL_KINDS = ("class", "float", "auto")
 _F32_MAX = float(np.finfo(np.float32).max)
 
@@ -131,22 +137,70 @@ def _check_readable(path: str, ctx: _Ctx) -> None:
         ctx.fail(f"cannot be read ({e.strerror or e})")
 
 
+def _squeezed(shape) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
+
+
+def fits_input(have: Sequence[int], want: Sequence[int]) -> bool:
+    """Whether samples of shape `have` can feed an input of shape `want` by a
+    row-major reshape that keeps what each axis means: as many values, and one
+    side flat (features read row-major into an image, or an image flattened for
+    a dense net), or both the same once axes of size 1 are dropped ([H, W] for
+    [H, W, 1]). Images in another layout (channels-first [C, H, W] for
+    [H, W, C], [W, H] for [H, W]) do not fit."""
+    have, want = tuple(int(d) for d in have), tuple(int(d) for d in want)
+    if math.prod(have) != math.prod(want):
+        return False
+    h, w = _squeezed(have), _squeezed(want)
+    return len(h) <= 1 or len(w) <= 1 or h == w
+
+
+def _transpose_hint(have: tuple[int, ...], want: tuple[int, ...]) -> Optional[str]:
+    """A transpose that turns samples of shape `have` into `want`, when the dims are a permutation."""
+    if len(have) != len(want) or sorted(have) != sorted(want):
+        return None
+    perm, used = [], set()
+    for d in want:
+        i = next(i for i, h in enumerate(have) if h == d and i not in used)
+        used.add(i)
+        perm.append(i)
+    axes = ", ".join(str(i + 1) for i in perm)
+    return (f"the array holds the same values in another axis order; images are channels-last "
+            f"[H, W, C]: save x.transpose(0, {axes}) (shape [N, {', '.join(map(str, want))}])")
+
+
 def _check_shape(x: np.ndarray, feature_shape: Optional[tuple[int, ...]], ctx: _Ctx,
                  what: str, hint: Optional[str] = None) -> np.ndarray:
-    """Reshape x [N, ...] to [N, *feature_shape] or fail with a clear message."""
+    """Reshape x [N, ...] to [N, *feature_shape] (the rule of `fits_input`) or fail
+    with a message that names both shapes."""
     if feature_shape is None:
         return x
     feature_shape = tuple(int(d) for d in feature_shape)
-    if tuple(x.shape[1:]) == feature_shape:
+    have_shape = tuple(int(d) for d in x.shape[1:])
+    if have_shape == feature_shape:
         return x
-    have = int(np.prod(x.shape[1:], dtype=np.int64))
-    want = int(np.prod(feature_shape, dtype=np.int64))
-    if have == want:
+    if fits_input(have_shape, feature_shape):
         return x.reshape((x.shape[0],) + feature_shape)
+    have = math.prod(have_shape)
+    want = math.prod(feature_shape)
     shape_txt = "[" + ", ".join(str(d) for d in feature_shape) + "]"
+    if have == want:
+        ctx.fail(f"{what}, but the model's input has shape {shape_txt}: as many values per sample, "
+                 "in another layout", hint=_transpose_hint(have_shape, feature_shape) or
+                 f"declare the input as f32[{', '.join(map(str, have_shape))}], or reshape the data "
+                 f"to [N, {', '.join(map(str, feature_shape))}]")
     ctx.fail(f"{what}, but the model's input has shape {shape_txt} ({want} value{'s' if want != 1 else ''} "
              "per sample)", hint=hint)
     raise AssertionError("unreachable")
+
+
+def fit_to_input(x: np.ndarray, feature_shape: Sequence[int], name: str,
+                 loc: Optional[SourceLoc] = None) -> np.ndarray:
+    """x [N, ...] reshaped to [N, *feature_shape] by the rule of `fits_input`, else a
+    DataError (naming `name` and both shapes)."""
+    x = np.asarray(x)
+    return _check_shape(x, tuple(feature_shape), _Ctx(loc, name),
+                        f"the samples have shape {list(x.shape[1:])}")
 
 
 def _finish(x: np.ndarray, y: np.ndarray, name: str) -> Dataset:
@@ -571,13 +625,15 @@ def _load_builtin(args: dict[str, Any], loc, feature_shape, label_kind) -> Datas
     except Exception as e:  # a broken installation
         ctx.fail(f"the shipped data file cannot be read ({type(e).__name__}: {e})",
                  hint="reinstall nncompile")
-    x = xr.astype(np.float32) / np.float32(16.0)
+    x = xr.astype(np.float32) / np.float32(16.0)              # [N, 64]: 8x8 images, row-major
+    if feature_shape is not None:                              # checked as the images they are
+        x = x.reshape(-1, 8, 8)
     if label_kind == "float":
         y = yr.astype(np.float32).reshape(-1, 1)
     else:
         y = yr.astype(np.int64)
     x = _check_shape(x, feature_shape, ctx, "the digits are 8x8 images (64 values per sample)",
-                     hint="declare the input as [64] (or [8, 8])")
+                     hint="declare the input as f32[64] or f32[8, 8, 1]")
     return _finish(x, y, name)
 
 
@@ -649,8 +705,73 @@ def _synthetic_regression(args, loc, feature_shape, label_kind) -> Dataset:
     return _finish(x, y.astype(np.float32), name)
 
 
+def _shape_masks(kind: int, u: np.ndarray, v: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """The pixels of shape `kind` (IMAGE_SHAPES order) in its box: u, v are the rows
+    and columns relative to the box's top-left corner ([n, H, 1], [n, 1, W]) and
+    size its side ([n, 1, 1]); the caller keeps only the pixels inside the box."""
+    c = (size - 1) / 2.0                            # the centre, in pixels
+    t = np.maximum(1, np.rint(size / 5.0))          # the stroke of the plus
+    band = size // 8                                # the half-width of the diagonals
+    if kind == 0:                                   # square outline
+        return (u == 0) | (u == size - 1) | (v == 0) | (v == size - 1)
+    if kind == 1:                                   # filled disk
+        return (u - c) ** 2 + (v - c) ** 2 <= (size / 2.0) ** 2
+    if kind == 2:                                   # plus
+        lo = size // 2 - t // 2
+        return ((u >= lo) & (u < lo + t)) | ((v >= lo) & (v < lo + t))
+    if kind in (3, 4):                              # horizontal / vertical bar, a third of the box thick
+        a = u if kind == 3 else v
+        th = np.maximum(2, size // 3)
+        lo = (size - th) // 2
+        return (a >= lo) & (a < lo + th)
+    if kind == 5:                                   # diagonal, top-left to bottom-right
+        return np.abs(u - v) <= band
+    if kind == 6:                                   # filled triangle, apex up
+        return np.abs(v - c) <= u / 2.0 + 0.5
+    return (np.abs(u - v) <= band) | (np.abs(u + v - (size - 1)) <= band)   # x
+
+
+def _synthetic_images(args, loc, feature_shape, label_kind) -> Dataset:
+    n_s, h, w, ch = args["samples"], args["height"], args["width"], args["channels"]
+    n_c, noise, seed = args["classes"], args["noise"], args["seed"]
+    name = (f"synthetic.images(samples={n_s}, height={h}, width={w}, channels={ch}, classes={n_c}, "
+            f"noise={noise}, seed={seed})")
+    ctx = _Ctx(loc, name)
+    if not (2 <= n_c <= len(IMAGE_SHAPES)):     # a DataSpec made by hand: there are no more shapes
+        ctx.fail(f"classes must be in [2, {len(IMAGE_SHAPES)}], not {n_c}")
+    _check_fits(n_s * h * w * ch * 4 * 3, ctx)
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n_s, dtype=np.int64) % n_c)[rng.permutation(n_s)]
+    side = min(h, w)
+    s_lo = min(max(4, side // 4), side)
+    s_hi = max(s_lo, side // 2)
+    size = rng.integers(s_lo, s_hi + 1, size=n_s)
+    top = rng.integers(0, h - size + 1)
+    left = rng.integers(0, w - size + 1)
+    colour = rng.uniform(0.5, 1.0, size=(n_s, ch)).astype(np.float32)
+    x = rng.standard_normal((n_s, h, w, ch), dtype=np.float32)
+    x *= np.float32(noise)
+    rows, cols = np.arange(h), np.arange(w)
+    chunk = max(1, (1 << 22) // (h * w))
+    for k in range(n_c):
+        idx = np.flatnonzero(y == k)
+        for start in range(0, len(idx), chunk):
+            i = idx[start:start + chunk]
+            sz = size[i][:, None, None]
+            u = rows[None, :, None] - top[i][:, None, None]
+            v = cols[None, None, :] - left[i][:, None, None]
+            inside = (u >= 0) & (u < sz) & (v >= 0) & (v < sz)
+            mask = inside & _shape_masks(k, u, v, sz)
+            x[i] += mask[..., None].astype(np.float32) * colour[i][:, None, None, :]
+    yv = y.astype(np.float32).reshape(-1, 1) if label_kind == "float" else y
+    x = _check_shape(x, feature_shape, ctx, f"it makes {h}x{w}x{ch} images",
+                     hint="make height, width and channels match the model's input")
+    return _finish(x, yv, name)
+
+
 _LOADERS = {"csv": _load_csv, "npz": _load_npz, "builtin": _load_builtin,
-            "synthetic.classification": _synthetic_classification, "synthetic.regression": _synthetic_regression}
+            "synthetic.classification": _synthetic_classification, "synthetic.regression": _synthetic_regression,
+            "synthetic.images": _synthetic_images}
 
 
 # --------------------------------------------------------------------------- split / batches

@@ -25,6 +25,13 @@ def train(*lines: str) -> str:
 
 BASE = ("loss = sparse_categorical_crossentropy", "optimizer = adam(lr=0.001)")
 
+
+def image_train(shape: str, *lines: str) -> str:
+    """A model on an image input f32[shape] plus a train block (which starts at line 6)."""
+    body = "\n".join("  " + l for l in (*BASE, *lines))
+    return (f"model m {{\n  input x: f32[{shape}]\n  flatten\n  dense out(4, softmax)\n}}\n"
+            f"train {{\n{body}\n}}\n")
+
 CASES = [
     # ---- syntax
     ("unclosed-paren", "model m {\n  input x: f32[10]\n  dense h(10, relu\n  dense o(2)\n}\n",
@@ -97,6 +104,27 @@ CASES = [
     ("synthetic-features", train(*BASE, "data = synthetic.classification(samples=10, features=5, classes=2)"),
      9, 56, "makes 5 features but input 'x' has 10", None),
     ("synthetic-missing", train(*BASE, "data = synthetic.regression(samples=10)"), 9, 10, "needs 'features'", None),
+    # ---- image data
+    ("digits-layout", image_train("4, 16", 'data = builtin("digits")'), 9, 18,
+     "builtin digits does not fit input 'x' (f32[4, 16])", "f32[64], f32[8, 8] or f32[8, 8, 1]"),
+    ("digits-channels", image_train("8, 8, 3", "data = builtin(digits)"), 9, 18,
+     "builtin digits does not fit input 'x' (f32[8, 8, 3])", "f32[8, 8, 1]"),
+    ("digits-validation", image_train("8, 8, 2", "validation = builtin(digits)"), 9, 24,
+     "builtin digits does not fit", None),
+    ("images-width", image_train("16, 12, 1", "data = synthetic.images(100, height=16, width=16)"), 9, 49,
+     "synthetic.images makes 16x16x1 images but input 'x' is f32[16, 12, 1]", "expected width=12"),
+    ("images-channels-default", image_train("16, 16, 3", "data = synthetic.images(100, 16, 16)"), 9, 10,
+     "makes 16x16x1 images but input 'x' is f32[16, 16, 3]", "expected channels=3"),
+    ("images-two-wrong", image_train("8, 12", "data = synthetic.images(100, 16, 16, 2)"), 9, 32,
+     "makes 16x16x2 images but input 'x' is f32[8, 12]", "expected height=8, width=12, channels=1"),
+    ("images-flat-input", train(*BASE, "data = synthetic.images(100, 16, 16)"), 9, 10,
+     "makes 16x16x1 images but input 'x' is f32[10]", "follow it with flatten"),
+    ("images-too-small", image_train("4, 4, 1", "data = synthetic.images(100, 4, 4)"), 9, 32,
+     "height must be an integer in [8,", None),
+    ("images-classes", image_train("8, 8, 1", "data = synthetic.images(100, 8, 8, classes=9)"), 9, 46,
+     "classes must be an integer in [2, 8]", None),
+    ("images-missing-width", image_train("8, 8, 1", "data = synthetic.images(100, 8)"), 9, 10,
+     "needs 'width'", None),
     ("split-range", train(*BASE, "validation = split(1.5)"), 9, 22, "validation fraction must be in (0, 1)", None),
     ("split-unknown-key", train(*BASE, "validation = split(0.2, stratfy=true)"), 9, 27, "unknown argument 'stratfy'",
      "did you mean 'stratify'"),

@@ -275,6 +275,16 @@ def test_predict_input_reads_through_the_data_loader(tmp_path):
     (tmp_path / "bad.csv").write_text("1,2,3,4\n5,6,7,8\n")
     with pytest.raises(DataError, match="the first row is numbers, not a header"):
         _read_features(str(tmp_path / "bad.csv"), p)
+    np.savez(tmp_path / "hw.npz", x=np.arange(12, dtype=np.float32).reshape(3, 2, 2))
+    np.testing.assert_array_equal(_read_features(str(tmp_path / "hw.npz"), p),
+                                  np.arange(12).reshape(3, 2, 2))
+    img = Program(parse_source("model m {\n  input x: f32[3, 2, 1]\n  flatten\n  dense o(1)\n}\n"))
+    np.savez(tmp_path / "hwc.npz", x=np.zeros((4, 3, 2), np.float32))          # (N, H, W) for C = 1
+    assert _read_features(str(tmp_path / "hwc.npz"), img).shape == (4, 3, 2, 1)
+    np.savez(tmp_path / "wh.npz", x=np.zeros((4, 2, 3), np.float32))           # height and width swapped
+    with pytest.raises(DataError, match=r"the samples have shape \[2, 3\], but the model's input has shape "
+                                        r"\[3, 2, 1\]: as many values per sample, in another layout"):
+        _read_features(str(tmp_path / "wh.npz"), img)
     (tmp_path / "three.csv").write_text("a,b,c\n1,2,3\n")
     with pytest.raises(DataError, match=r"3 feature value\(s\) per row, but the model's input 'x' takes 4"):
         _read_features(str(tmp_path / "three.csv"), p)

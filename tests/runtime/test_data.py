@@ -11,7 +11,7 @@ import pytest
 
 from nncompile.errors import DataError, SourceLoc
 from nncompile.frontend.ast import DataSpec
-from nncompile.runtime.data import Dataset, batches, load_data, one_hot, split
+from nncompile.runtime.data import Dataset, batches, fits_input, load_data, one_hot, split
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
 
@@ -297,6 +297,71 @@ def test_npz_missing_file(nn):
     assert "gone.npz" in e.message and "not found" in e.message
 
 
+# ------------------------------------------------------------------------- npz images
+
+@pytest.mark.parametrize("have,want", [
+    ((5, 4, 3), (5, 4, 3)),          # [H, W, C] as declared
+    ((5, 4), (5, 4, 1)),             # [H, W] for one channel
+    ((5, 4, 1), (5, 4)),
+    ((1, 5, 4), (5, 4, 1)),          # channels-first with one channel: the same values
+    ((5, 4, 3), (60,)),              # flattened for a dense net
+    ((60,), (5, 4, 3)),              # flat rows read row-major into images
+    ((60,), (60, 1)),
+])
+def test_fits_input(have, want):
+    assert fits_input(have, want)
+
+
+@pytest.mark.parametrize("have,want", [
+    ((3, 5, 4), (5, 4, 3)),          # channels-first
+    ((4, 5), (5, 4)),                # height and width swapped
+    ((5, 4, 3), (4, 5, 3)),
+    ((6, 10), (4, 15)),
+    ((5, 4, 3), (5, 4)),             # as many values differ
+])
+def test_fits_input_refuses(have, want):
+    assert not fits_input(have, want)
+
+
+def test_npz_images_nhwc_and_nhw(nn):
+    x = np.random.default_rng(0).random((6, 5, 4, 3)).astype(np.float32)
+    y = np.arange(6) % 2
+    np.savez(nn / "data" / "t.npz", x=x, y=y)
+    ds = load_data(npz_spec(nn), feature_shape=(5, 4, 3))
+    assert ds.x.shape == (6, 5, 4, 3) and np.array_equal(ds.x, x) and ds.y.tolist() == y.tolist()
+    flat = load_data(npz_spec(nn), feature_shape=(60,)).x             # a dense net on the pixels
+    np.testing.assert_array_equal(flat, x.reshape(6, -1))
+    grey = x[..., 0]
+    np.savez(nn / "data" / "g.npz", x=grey, y=y)                      # (N, H, W) for a C=1 model
+    ds = load_data(npz_spec(nn, name="data/g.npz"), feature_shape=(5, 4, 1))
+    assert ds.x.shape == (6, 5, 4, 1) and np.array_equal(ds.x[..., 0], grey)
+    assert ds.x[2, 3, 1, 0] == grey[2, 3, 1]
+    np.savez(nn / "data" / "f.npz", x=x.reshape(6, 60), y=y)          # flat rows, row-major
+    np.testing.assert_array_equal(load_data(npz_spec(nn, name="data/f.npz"), feature_shape=(5, 4, 3)).x, x)
+    # channels-first with one channel holds the same values as channels-last
+    np.savez(nn / "data" / "c1.npz", x=grey[:, None], y=y)
+    np.testing.assert_array_equal(load_data(npz_spec(nn, name="data/c1.npz"), feature_shape=(5, 4, 1)).x,
+                                  grey[..., None])
+
+
+def test_npz_images_in_another_layout_name_both_shapes(nn):
+    x = np.zeros((6, 3, 5, 4), np.float32)                            # channels-first
+    np.savez(nn / "data" / "t.npz", x=x, y=np.zeros(6, np.int64))
+    e = err(npz_spec(nn), feature_shape=(5, 4, 3))
+    assert e.message.startswith(os.path.join("data", "t.npz") + ": ")
+    assert "array 'x' has shape [6, 3, 5, 4]" in e.message and "the model's input has shape [5, 4, 3]" in e.message
+    assert "in another layout" in e.message
+    assert "x.transpose(0, 2, 3, 1)" in e.hint
+    np.testing.assert_array_equal(x.transpose(0, 2, 3, 1).shape, (6, 5, 4, 3))
+    e = err(npz_spec(nn), feature_shape=(4, 5, 3))
+    assert "[4, 5, 3]" in e.message and "x.transpose(0, 3, 2, 1)" in e.hint
+    e = err(npz_spec(nn), feature_shape=(6, 10))                      # not a permutation
+    assert "in another layout" in e.message and "declare the input as f32[3, 5, 4]" in e.hint
+    e = err(npz_spec(nn), feature_shape=(8, 8, 1))                    # a different size
+    assert "array 'x' has shape [6, 3, 5, 4] (60 values per sample)" in e.message
+    assert "the model's input has shape [8, 8, 1] (64 values per sample)" in e.message
+
+
 # ------------------------------------------------------------------------- builtin / synthetic
 
 def test_builtin_digits():
@@ -308,6 +373,39 @@ def test_builtin_digits():
     assert load_data(DataSpec("builtin", {"name": "digits"}, None), feature_shape=(8, 8)).x.shape == (1797, 8, 8)
     with pytest.raises(DataError, match="64 values"):
         load_data(DataSpec("builtin", {"name": "digits"}, None), feature_shape=(10,))
+
+
+def test_builtin_digits_as_images_are_row_major_channels_last():
+    spec = DataSpec("builtin", {"name": "digits"}, None)
+    flat = load_data(spec).x
+    img = load_data(spec, feature_shape=(8, 8, 1)).x
+    assert flat.shape == (1797, 64) and img.shape == (1797, 8, 8, 1) and img.flags.c_contiguous
+    np.testing.assert_array_equal(img[:, :, :, 0], flat.reshape(-1, 8, 8))
+    np.testing.assert_array_equal(load_data(spec, feature_shape=(8, 8)).x, img[..., 0])
+    # the first sample is a 0 (the UCI set's first image): its first and fourth rows, known pixels
+    assert (img[0, 0, :, 0] * 16).tolist() == [0, 0, 5, 13, 9, 1, 0, 0]
+    assert (img[0, 3, :, 0] * 16).tolist() == [0, 4, 12, 0, 0, 8, 8, 0]
+    assert img[0, 0, 3, 0] == np.float32(13 / 16)        # row 0, column 3
+    y = load_data(spec, feature_shape=(8, 8, 1)).y
+    # a 1 is a vertical stroke: its mean image's ink sits in a few columns, spread over every row
+    one = img[y == 1, :, :, 0].mean(0)
+    col, row = one.sum(axis=0), one.sum(axis=1)
+    assert col.max() > 2 * row.max() and int(np.argmax(col)) in (3, 4)
+    assert row.min() > 0.5 * row.max()
+    # a 0 is a ring: dark in the middle, bright left and right of it
+    zero = img[y == 0, :, :, 0].mean(0)
+    assert zero[3:5, 3:5].max() < 0.15 and zero[3:5, 2].min() > 0.6 and zero[3:5, 5].min() > 0.5
+
+
+def test_builtin_digits_refuses_another_layout():
+    loc = SourceLoc("m.nn", 4, 10)
+    for shape, phrase in [((4, 16), "in another layout"), ((2, 4, 8), "in another layout"),
+                          ((8, 8, 2), "(128 values per sample)")]:
+        with pytest.raises(DataError) as ei:
+            load_data(DataSpec("builtin", {"name": "digits"}, loc), feature_shape=shape)
+        e = ei.value
+        assert e.loc == loc and e.message.startswith("builtin digits: the digits are 8x8 images"), shape
+        assert f"the model's input has shape [{', '.join(map(str, shape))}]" in e.message and phrase in e.message
 
 
 def test_builtin_unknown():
@@ -360,6 +458,100 @@ def test_synthetic_regression():
     assert np.std(a.y) > 0.3
     with pytest.raises(DataError, match="not class labels"):
         load_data(spec, label_kind="class")
+
+
+def syn_img(**kw):
+    args = dict(samples=400, height=16, width=16, channels=1, classes=8, noise=0.0, seed=3)
+    args.update(kw)
+    return DataSpec("synthetic.images", args, SourceLoc("m.nn", 9, 10))
+
+
+def _box(mask):
+    """The foreground's bounding box, cut out of the mask."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def test_synthetic_images_basic_and_seeded():
+    ds = load_data(syn_img(noise=0.1), feature_shape=(16, 16, 1))
+    assert ds.x.shape == (400, 16, 16, 1) and ds.x.dtype == np.float32 and ds.x.flags.c_contiguous
+    assert ds.y.dtype == np.int64 and np.bincount(ds.y).tolist() == [50] * 8       # balanced
+    assert ds.name.startswith("synthetic.images(samples=400, height=16, width=16, channels=1")
+    again = load_data(syn_img(noise=0.1), feature_shape=(16, 16, 1))
+    assert np.array_equal(ds.x, again.x) and np.array_equal(ds.y, again.y)
+    other = load_data(syn_img(noise=0.1, seed=4), feature_shape=(16, 16, 1))
+    assert not np.array_equal(ds.x, other.x)
+    assert load_data(syn_img(classes=3, samples=10)).y.tolist().count(0) in (3, 4)
+    assert sorted(set(load_data(syn_img(classes=3)).y.tolist())) == [0, 1, 2]
+    # the noise is N(0, noise^2) on the background
+    bg = load_data(syn_img(noise=0.0)).x == 0
+    assert np.std(ds.x[bg]) == pytest.approx(0.1, rel=0.05)
+    f = load_data(syn_img(samples=12, classes=4), label_kind="float")
+    assert f.y.dtype == np.float32 and f.y.shape == (12, 1)
+
+
+def test_synthetic_images_shapes_per_class():
+    ds = load_data(syn_img())
+    masks = ds.x[..., 0] > 0
+    fg = ds.x[..., 0][masks]
+    assert fg.min() >= 0.5 and fg.max() <= 1.0          # the shape's brightness
+    assert (ds.x[~masks[..., None]] == 0).all()          # noise=0: a black background
+    for i, k in enumerate(ds.y):
+        b = _box(masks[i])
+        h, w = b.shape
+        assert max(h, w) <= 8 and max(h, w) >= 4, (k, b.shape)   # size in [16/4, 16/2]
+        if k == 0:      # square outline: full border, hollow
+            assert h == w and b[0].all() and b[-1].all() and b[:, 0].all() and b[:, -1].all()
+            assert not b[1:-1, 1:-1].any()
+        elif k == 1:    # filled disk: no corners, a full middle
+            assert h == w and not b[0, 0] and not b[-1, -1] and b[h // 2].all() and b[:, w // 2].all()
+        elif k == 2:    # plus: a full row and a full column, no corners, symmetric about the diagonal
+            assert b.all(1).any() and b.all(0).any() and not b[0, 0] and np.array_equal(b, b.T)
+        elif k == 3:    # horizontal bar
+            assert w > h and b.all()
+        elif k == 4:    # vertical bar
+            assert h > w and b.all()
+        elif k == 5:    # diagonal line, top left to bottom right
+            assert h == w and b[0, 0] and b[-1, -1] and not b[0, -1] and np.array_equal(b, b.T)
+        elif k == 6:    # filled triangle, apex up: rows widen downwards to a full base
+            counts = b.sum(1)
+            assert (np.diff(counts) >= 0).all() and b[-1].all() and counts[0] < counts[-1]
+        else:           # x: both diagonals
+            assert h == w and b[0, 0] and b[0, -1] and np.array_equal(b, b[:, ::-1]) and np.array_equal(b, b.T)
+
+
+def test_synthetic_images_positions_vary():
+    ds = load_data(syn_img(samples=800, height=24, width=20))
+    masks = ds.x[..., 0] > 0
+    for k in range(8):
+        m = masks[ds.y == k]
+        rr, cc = np.indices(m.shape[1:])
+        cy = (m * rr).sum((1, 2)) / m.sum((1, 2))
+        cx = (m * cc).sum((1, 2)) / m.sum((1, 2))
+        assert np.ptp(cy) > 10 and np.ptp(cx) > 8, k      # centres spread over the image
+        # no pixel is ink in more than a third of a class's images: no fixed position to memorise
+        assert m.mean(0).max() < 1 / 3, k
+
+
+def test_synthetic_images_channels_are_one_shape_in_a_random_colour():
+    ds = load_data(syn_img(channels=3, samples=64), feature_shape=(16, 16, 3))
+    assert ds.x.shape == (64, 16, 16, 3)
+    masks = ds.x > 0
+    assert (masks == masks[..., :1]).all()                # the same shape in every channel
+    colour = np.array([ds.x[i][masks[i, :, :, 0]][0] for i in range(64)])
+    for i in range(64):   # one colour per image
+        ink = ds.x[i][masks[i, :, :, 0]]                 # [pixels, 3]
+        np.testing.assert_array_equal(ink, np.broadcast_to(colour[i], ink.shape))
+    assert np.ptp(colour, axis=1).max() > 0.2 and np.ptp(colour[:, 0]) > 0.3
+
+
+def test_synthetic_images_must_fit_the_input():
+    assert load_data(syn_img(samples=4), feature_shape=(16, 16)).x.shape == (4, 16, 16)   # one channel
+    for shape in [(16, 16, 3), (16, 8, 2)]:
+        e = err(syn_img(samples=4), feature_shape=shape)
+        assert "it makes 16x16x1 images" in e.message and f"[{', '.join(map(str, shape))}]" in e.message
+    e = err(syn_img(height=8, width=12, samples=4), feature_shape=(12, 8, 1))
+    assert "in another layout" in e.message
 
 
 def test_unknown_source():
