@@ -16,7 +16,9 @@ STAGES = ("ast", "ir", "train", "grads", "evaluate", "predict", "code", "kernels
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
     p = argparse.ArgumentParser(prog="nncompile", description="Compile and train .nn models.")
+    p.add_argument("--version", action="version", version=f"nncompile {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     def add(name, help):
@@ -34,7 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     r = add("run", "compile and train the model as the file says")
     r.add_argument("--epochs", type=int, help="override the number of epochs")
     r.add_argument("--seed", type=int, help="override the seed")
-    r.add_argument("--quiet", action="store_true", help="print only the final summary line")
+    loud = r.add_mutually_exclusive_group()
+    loud.add_argument("--quiet", action="store_true", help="print only the final summary line")
+    loud.add_argument("--verbose", action="store_true",
+                      help="print the chapter's 'Epoch: N Loss: X' line for every epoch (default: every "
+                           "log_every epochs, with a live bar on a terminal)")
     r.add_argument("--out", metavar="DIR", help="the run folder to write (default runs/<model>-<YYYYmmdd-HHMMSS>)")
     r.add_argument("--no-record", action="store_true", help="write no run folder (no weights, no checkpoint)")
     r.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
@@ -107,8 +113,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _load(args):
     from .compiler import Program
-    from .frontend.parser import parse_file
+    from .frontend.parser import parse_file, with_overrides
     prog = parse_file(args.file)
+    if args.cmd == "run":    # --epochs, --seed: checked as if the file said them
+        with_overrides(prog, epochs=args.epochs, seed=args.seed)
     return prog, Program(prog, args.backend, optimize=not getattr(args, "no_opt", False),
                          cpu_kernels=args.cpu_kernels)
 
@@ -128,8 +136,15 @@ def _dispatch(args) -> int:
             if g is not None:
                 verify(g)
                 n += len(g)
-        print(f"{prog.filename}: ok ({len(prog.model.layers)} layers, "
-              f"{sum(1 for _ in program.param_specs())} parameter tensors, {n} IR nodes)")
+        summary = (f"{len(prog.model.layers)} layers, {sum(1 for _ in program.param_specs())} parameter tensors, "
+                   f"{n} IR nodes")
+        if program.backend == "triton":
+            from .backends.triton import cannot_run
+            why = cannot_run()
+            if why is not None:    # the graphs are fine, but "ok" would promise a run that cannot happen
+                print(f"{prog.filename}: the program checks ({summary}), but {why}", file=sys.stderr)
+                return 2
+        print(f"{prog.filename}: ok ({summary})")
         return 0
     if args.cmd == "summary":
         print(program.summary())
@@ -163,7 +178,7 @@ def _dispatch(args) -> int:
 def _run(args, program) -> int:
     from .runtime.loop import fit
     command = ["nncompile"] + sys.argv[1:] if sys.argv and sys.argv[0] else None
-    hist = fit(program, epochs=args.epochs, seed=args.seed, quiet=args.quiet,
+    hist = fit(program, epochs=args.epochs, seed=args.seed, quiet=args.quiet, verbose=2 if args.verbose else None,
                record=None if args.no_record else (args.out or True), resume=args.resume,
                checkpoint_every=args.checkpoint_every, on_nan=args.on_nan, command=command)
     record = hist.record
@@ -185,17 +200,35 @@ def _read_features(path: str, program):
 
     from .errors import DataError
     from .frontend.checks import data_file_spec
-    from .runtime.data import fit_to_input, load_data
+    from .runtime.data import fit_to_input, load_data, select_columns, training_features
     shape = tuple(program.ast.model.input.shape)
     n_feat = int(np.prod(shape))
     spec = data_file_spec(path, labelled=False)
-    x = load_data(spec, label_kind="float").x
+    ds = load_data(spec, label_kind="float")
+    t = program.ast.train
+    names = training_features(t.data) if t is not None else None
+    if names is not None:   # by name, in the training order (a header-less file: by position)
+        ds = select_columns(ds, names, ignore=t.data.args["target"])
+    x = ds.x
     have = int(np.prod(x.shape[1:]))
     if have != n_feat:
         raise DataError(f"{path}: {have} feature value(s) per row, but the model's input "
                         f"'{program.ast.model.input.name}' takes {n_feat} {list(shape)}",
                         hint="give only the feature columns (no target column)" if spec.kind == "csv" else None)
     return np.ascontiguousarray(fit_to_input(x, shape, path), np.float32)
+
+
+def _writable(path: str, flag: str, sources=()) -> None:
+    """Refuse an output path that names a folder, lies in a missing folder, or is
+    one of the command's own input files."""
+    from .errors import NNError
+    if os.path.isdir(path):
+        raise NNError(f"{flag} {path}: is a folder; give a file name, e.g. {os.path.join(path, 'predictions.csv')}")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise NNError(f"{flag} {path}: the folder {parent} does not exist")
+    if any(os.path.exists(s) and os.path.samefile(s, path) for s in sources if s and os.path.exists(path)):
+        raise NNError(f"{flag} {path}: is one of this command's input files; choose another name")
 
 
 def _predict(args, program) -> int:
@@ -228,6 +261,7 @@ def _predict(args, program) -> int:
             w.writerow([f"{v:.7g}" for v in row])
     if args.output:
         from .runtime.weights import write_text_atomic
+        _writable(args.output, "--output", sources=(args.file, args.input))
         write_text_atomic(args.output, buf.getvalue())
         print(f"wrote {len(y2)} predictions to {args.output}", file=sys.stderr)
     else:
@@ -260,9 +294,13 @@ def _evaluate(args, program) -> int:
             if args.target:
                 target = [c.strip() for c in args.target.split(",") if c.strip()]
             elif t.data is not None and t.data.kind == "csv":
-                target, features = t.data.args["target"], t.data.args["features"]
+                target = t.data.args["target"]
             else:
                 raise DataError(f"{args.data}: which column(s) are the targets? give --target COLS")
+            if t.data is not None and t.data.kind == "csv":    # the training columns, by name
+                features = datamod.training_features(t.data)
+                if features is not None and not datamod.csv_columns(args.data):
+                    features = None
         spec = data_file_spec(args.data, target=target, features=features)
         ds = datamod.load_data(spec, feature_shape=shape, label_kind=kind)
         sets = [(args.data, ds)]

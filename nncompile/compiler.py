@@ -199,6 +199,8 @@ class Program:
     def loss_and_grads(self, params: Mapping[str, np.ndarray], x, y) -> tuple[float, dict[str, np.ndarray]]:
         """Training loss (with L1/L2 penalties; dropout off; batch norm on batch
         statistics) and its gradient for every parameter, keyed like `params`."""
+        from .runtime.evaluation import check_batch
+        x, y = check_batch(self, x, y, "loss_and_grads")
         run = self.compiled("loss_and_grads")
         inputs = self._inputs("loss_and_grads", {**params, self.ast.model.input.name: x, "y": y})
         out = run({k: run.to_device(v) for k, v in inputs.items()})
@@ -206,7 +208,8 @@ class Program:
         return float(out["loss"]), grads
 
     def predict(self, params: Mapping[str, np.ndarray], x, batch_size: int = 1024) -> np.ndarray:
-        x = np.asarray(x)
+        from .runtime.evaluation import check_batch
+        x, _ = check_batch(self, x, None, "predict")
         run = self.compiled("predict")
         outs = []
         for i in range(0, max(1, len(x)), batch_size):
@@ -231,7 +234,10 @@ class Program:
         trainer)` is called after each epoch. `options` are those of `runtime.loop.fit`:
         record (True, a folder or a RunRecord: write a run folder), resume (a run
         folder, a checkpoint or a LoopState), checkpoint_every, on_nan, progress."""
+        from .frontend.parser import with_overrides
         from .runtime.loop import fit
+        if self.ast.train is not None:     # the values are checked as if the file said them
+            with_overrides(self.ast, epochs=epochs, seed=seed)
         return fit(self, epochs=epochs, seed=seed, out=out, quiet=quiet, data=data,
                    validation_data=validation_data, on_epoch=on_epoch, callbacks=callbacks, **options)
 

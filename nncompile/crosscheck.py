@@ -47,12 +47,13 @@ def _compare(a: np.ndarray, b: np.ndarray) -> tuple[float, bool]:
 
 
 def cross_check(path: str, steps: int = 3, seed: int = 0) -> CrossCheck:
-    try:
-        import torch
-    except ImportError:
-        from .errors import NNError
-        raise NNError("--check-backend needs the triton extra: pip install 'nncompile[triton]'") from None
-    if not torch.cuda.is_available():
+    from .backends.triton import missing
+    from .errors import NNError
+    if missing() is not None:
+        raise NNError(f"--check-backend: {missing()}")
+    import torch
+    interpreted = not torch.cuda.is_available()
+    if interpreted:
         os.environ.setdefault("TRITON_INTERPRET", "1")
     from .compiler import compile
     from .runtime.loop import load_datasets
@@ -61,6 +62,9 @@ def cross_check(path: str, steps: int = 3, seed: int = 0) -> CrossCheck:
     bs = pn.ast.train.batch_size
     params = pn.init_params(seed)
     res = CrossCheck(steps)
+    if interpreted:
+        res.notes.append("no CUDA GPU here: the Triton side ran under Triton's CPU interpreter (slow; the "
+                         "numbers check the generated kernels, not a GPU)")
     xb, yb = train.x[:bs], train.y[:bs]
     ln, gn = pn.loss_and_grads(params, xb, yb)
     lt, gt = pt.loss_and_grads(params, xb, yb)

@@ -84,7 +84,7 @@ class NNError(Exception):
         return f" {num} | {text}\n {pad} | {' ' * (col - 1)}{'^' * width}"
 
 
-class CompileError(NNError):
+class CompileError(NNError, ValueError):
     """A mistake in a `.nn` program (syntax, names, values, shapes)."""
 
 

@@ -59,7 +59,7 @@ def test_predict_errors_are_clear(trained, capsys):
     (d / "bad.csv").write_text("a,b\n1,2\n")
     assert cli.main(["predict", str(d / "m.nn"), "--weights", str(d / "run"), "--input", str(d / "bad.csv")]) == 2
     err = capsys.readouterr().err
-    assert "bad.csv" in err and "2 feature value(s) per row" in err and "takes 3" in err
+    assert "bad.csv" in err and "the header lacks the model's feature column c" in err
     (d / "bad.csv").write_text("a,b,c\n1,2,x\n")
     assert cli.main(["predict", str(d / "m.nn"), "--weights", str(d / "run"), "--input", str(d / "bad.csv")]) == 2
     assert "row 2, column 'c': 'x' is not a number" in capsys.readouterr().err
@@ -88,3 +88,48 @@ def test_evaluate_on_the_train_data_and_on_a_file(trained, capsys):
     assert cli.main(["evaluate", str(d / "m.nn"), "--weights", str(d / "run"), "--data", str(d / "test.npz")]) == 0
     out2 = capsys.readouterr().out
     assert out2.split("samples): ")[1] == out.split("samples): ")[1]
+
+
+def _csv(path, names, rows):
+    path.write_text(",".join(names) + "\n" + "".join(",".join(str(v) for v in r) + "\n" for r in rows))
+
+
+def test_predict_matches_columns_by_name_and_refuses_foreign_headers(trained, capsys):
+    d, x, y = trained
+    args = ["predict", str(d / "m.nn"), "--weights", str(d / "run"), "--input"]
+    _csv(d / "same.csv", ["a", "b", "c"], x[:6])
+    _csv(d / "shuffled.csv", ["c", "a", "b"], x[:6, [2, 0, 1]])
+    outs = []
+    for name in ("same.csv", "shuffled.csv"):
+        assert cli.main(args + [str(d / name)]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1]                      # reordered columns: the same predictions
+    _csv(d / "foreign.csv", ["p", "q", "r"], x[:6])
+    assert cli.main(args + [str(d / "foreign.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "lacks the model's feature columns a, b, c" in err and "not trained on: p, q, r" in err
+    _csv(d / "with_label.csv", ["label", "b", "a", "c"], np.c_[y[:6], x[:6, [1, 0, 2]]])
+    assert cli.main(args + [str(d / "with_label.csv")]) == 0    # the target column is ignored
+    assert capsys.readouterr().out == outs[0]
+
+
+def test_evaluate_reads_columns_by_name(trained, capsys):
+    d, x, y = trained
+    args = ["evaluate", str(d / "m.nn"), "--weights", str(d / "run"), "--data"]
+    _csv(d / "eval.csv", ["a", "b", "c", "label"], np.c_[x[:30], y[:30]])
+    _csv(d / "eval2.csv", ["label", "c", "b", "a"], np.c_[y[:30], x[:30, ::-1]])
+    res = []
+    for name in ("eval.csv", "eval2.csv"):
+        assert cli.main(args + [str(d / name)]) == 0
+        res.append(capsys.readouterr().out.splitlines()[-1].split(":", 1)[1])
+    assert res[0] == res[1]
+
+
+def test_evaluate_checks_labels_as_run_does(trained, capsys):
+    d, x, y = trained
+    _csv(d / "bad.csv", ["a", "b", "c", "label"], np.c_[x[:5], [0, 1, 2, 0, 1]])   # label 2: 2 output units
+    assert cli.main(["evaluate", str(d / "m.nn"), "--weights", str(d / "run"), "--data", str(d / "bad.csv")]) == 2
+    assert "has label 2, but the model has 2 output units" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(d / "m.nn"), "--weights", str(d / "run"), "--data", str(d / "bad.csv"),
+                     "--target", "a"]) == 2
+    assert "column 'a' is both a feature and a target" in capsys.readouterr().err

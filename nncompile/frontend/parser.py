@@ -432,11 +432,14 @@ _RULES = [name for name in vars(_ToRaw) if not name.startswith("_")]
 _LINE_BREAKS = str.maketrans({c: " " for c in "\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
 
 
-def parse_source(text: str, filename: str = "<string>", base_dir: Optional[str] = None) -> Program:
+def parse_source(text: str, filename: str = "<string>", base_dir: Optional[str] = None,
+                 overrides: Optional[dict] = None) -> Program:
     """Parse and check the text of a `.nn` program.
 
     Relative data paths are resolved against `base_dir` (default: the current
-    directory). Raises `CompileError` for every mistake in the text.
+    directory). `overrides` (train setting -> value, from the command line or
+    the API) replace the file's settings before the checks, so they are checked
+    exactly as if the file said them. Raises `CompileError` for every mistake.
     """
     if not isinstance(text, str):
         raise CompileError(f"expected the program text as a str, got {type(text).__name__}")
@@ -480,7 +483,45 @@ def parse_source(text: str, filename: str = "<string>", base_dir: Optional[str] 
         raise e.orig_exc from None
     if base_dir is None:
         base_dir = os.getcwd()
+    if overrides:
+        _override(sections, overrides, filename)
     return checks.check_program(sections, filename=filename, source=source, base_dir=base_dir)
+
+
+def _raw_value(v):
+    """A Python value as the raw tree would hold it (no location: it came from outside the file)."""
+    from .raw import RName
+    if isinstance(v, bool):
+        return RName(("true" if v else "false",), None)
+    if isinstance(v, int):
+        return RNum(v, True, str(v), None)
+    if isinstance(v, float):
+        return RNum(v, False, repr(v), None)
+    if isinstance(v, str):
+        return RStr(v, None)
+    return RName((repr(v),), None)
+
+
+def _override(sections, overrides: dict, filename: str) -> None:
+    train = next((s for s in sections if s.kind == "train"), None)
+    if train is None:
+        raise CompileError(f"{', '.join(overrides)} given, but {filename} has no train block")
+    for key, value in overrides.items():
+        setting = RSetting(key, None, _raw_value(value), None)
+        i = next((k for k, st in enumerate(train.stmts) if isinstance(st, RSetting) and st.key == key), None)
+        if i is None:
+            train.stmts.append(setting)
+        else:
+            train.stmts[i] = setting
+
+
+def with_overrides(prog: Program, **overrides) -> Program:
+    """The program re-checked with some train settings replaced (None: kept)."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if not overrides:
+        return prog
+    base = os.path.dirname(os.path.abspath(prog.filename)) if os.path.isfile(prog.filename) else None
+    return parse_source(prog.source, prog.filename, base, overrides=overrides)
 
 
 def parse_file(path) -> Program:

@@ -53,6 +53,8 @@ class Dataset:
     x: np.ndarray
     y: np.ndarray
     name: str
+    # the names of x's columns, in order, when the file had a header (CSV); else None
+    columns: Optional[tuple[str, ...]] = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -210,6 +212,55 @@ def _finish(x: np.ndarray, y: np.ndarray, name: str) -> Dataset:
     else:
         y = np.ascontiguousarray(y, dtype=np.float32)
     return Dataset(x=x, y=y, name=name)
+
+
+def csv_columns(path: str) -> Optional[list[str]]:
+    """The header of a CSV file (its first non-blank row), or None when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            for row in csv.reader(f):
+                if row and any(c.strip() for c in row):
+                    return [c.strip() for c in row]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return None
+
+
+def training_features(spec) -> Optional[list[str]]:
+    """The feature column names a CSV data source trains on, in order: its
+    `features`, else every column of its header but the targets; None for
+    other sources, header-less files, or a file that cannot be read."""
+    if spec is None or spec.kind != "csv" or not spec.args["header"]:
+        return None
+    if spec.args["features"] is not None:
+        return list(spec.args["features"])
+    columns = csv_columns(spec.args["path"])
+    return None if columns is None else [c for c in columns if c not in spec.args["target"]]
+
+
+def select_columns(ds: "Dataset", wanted: Sequence[str], ignore: Sequence[str] = ()) -> "Dataset":
+    """x's columns reordered to `wanted` by name (the training order). A file
+    without some wanted column, or with columns the model does not know (other
+    than `ignore`, the targets), is refused with the names listed."""
+    if ds.columns is None:
+        return ds
+    have = list(ds.columns)
+    missing = [c for c in wanted if c not in have]
+    unknown = [c for c in have if c not in wanted and c not in ignore]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"lacks the model's feature column{'s' if len(missing) > 1 else ''} {_list_names(missing, 8)}")
+        if unknown:
+            parts.append(f"has column{'s' if len(unknown) > 1 else ''} the model was not trained on: "
+                         f"{_list_names(unknown, 8)}")
+        raise DataError(f"{ds.name}: the header {' and '.join(parts)}",
+                        hint=f"the model's features, in order: {_list_names(list(wanted), 20)}")
+    order = [have.index(c) for c in wanted]
+    if order == list(range(len(have))):
+        return ds
+    x = np.ascontiguousarray(ds.x.reshape(len(ds.x), -1)[:, order])
+    return Dataset(x, ds.y, ds.name, tuple(wanted))
 
 
 def one_hot(y: np.ndarray, classes: int) -> np.ndarray:
@@ -392,7 +443,9 @@ def _load_csv(args: dict[str, Any], loc, feature_shape, label_kind) -> Dataset:
                 f"({_list_names(features, 8)})")
     x = _check_shape(x, feature_shape, ctx, f"the file has {feat_txt}",
                      hint="pick the feature columns with `features`, or change the model's input shape")
-    return _finish(x, y, name)
+    ds = _finish(x, y, name)
+    ds.columns = tuple(features) if header else None
+    return ds
 
 
 def _parse_cells(rows, lines, cols, columns, ctx: _Ctx) -> np.ndarray:

@@ -21,13 +21,13 @@ def load_datasets(program, data=None, validation_data=None):
     kind = "class" if sparse else "float"
     if data is None:
         data = datamod.load_data(t.data, feature_shape=feature_shape, label_kind=kind)
-    elif isinstance(data, tuple):
-        data = datamod.Dataset(np.asarray(data[0], np.float32), np.asarray(data[1]), "fit(data=...)")
+    elif not isinstance(data, datamod.Dataset):
+        data = datamod.Dataset(*_pair(program, data, "fit(data=...)"), "fit(data=...)")
     val = None
     v = t.validation
     if validation_data is not None:
         val = validation_data if isinstance(validation_data, datamod.Dataset) else datamod.Dataset(
-            np.asarray(validation_data[0], np.float32), np.asarray(validation_data[1]), "validation_data")
+            *_pair(program, validation_data, "validation_data"), "validation_data")
     elif v is not None:
         if v.data is not None:
             val = datamod.load_data(v.data, feature_shape=feature_shape, label_kind=kind)
@@ -39,27 +39,128 @@ def load_datasets(program, data=None, validation_data=None):
     return data, val
 
 
-def check_labels(program, ds) -> None:
-    """Refuse targets that do not fit the loss and the output layer; make
-    float targets [N, units] float32 (in place)."""
+def _pair(program, data, what: str) -> tuple:
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise ValueError(f"{what} must be a pair (x, y) of arrays, got {type(data).__name__}"
+                         + (f" of length {len(data)}" if isinstance(data, (tuple, list)) else ""))
+    return check_batch(program, data[0], data[1], what)
+
+
+def check_labels(program, ds, loc=None) -> None:
+    """The one check of targets against the program, for `run`, `evaluate` and
+    validation: their shape against the loss and the output layer, finite
+    values, sparse labels integers in [0, units), binary/categorical targets in
+    [0, 1] (categorical rows summing to 1). Errors point at `loc` (default: the
+    data setting). Float targets become [N, units] float32 (in place)."""
     t = program.ast.train
-    out_units = program.graphs.infos[-1].out_shape[-1] if program.graphs.infos else None
-    loc, src = (t.data.loc if t.data else t.loc), program.ast.source
-    if t.loss.name == "sparse_categorical_crossentropy":
-        if ds.y.ndim != 1:
+    src = program.ast.source
+    if loc is None:
+        loc = t.setting_locs.get("data", t.data.loc if t.data else t.loc)
+    units = program.graphs.infos[-1].out_shape[-1] if program.graphs.infos else None
+    loss = t.loss.name
+    y = np.asarray(ds.y)
+    if loss == "sparse_categorical_crossentropy":
+        if y.ndim != 1:
             raise DataError(f"{ds.name}: sparse_categorical_crossentropy needs one integer label per "
-                            f"sample, but the targets have shape {list(ds.y.shape)}", loc, source=src,
+                            f"sample, but the targets have shape {list(y.shape)}", loc, source=src,
                             hint="use categorical_crossentropy for one-hot targets")
-        if len(ds.y) and (ds.y.min() < 0 or ds.y.max() >= out_units):
-            bad = int(np.flatnonzero((ds.y < 0) | (ds.y >= out_units))[0])
-            raise DataError(f"{ds.name}: sample {bad} has label {int(ds.y[bad])}, but the model has "
-                            f"{out_units} output units (labels must be 0..{out_units - 1})", loc, source=src)
     else:
-        y = ds.y.reshape(len(ds.y), -1) if ds.y.ndim == 1 else ds.y
-        if y.shape[1:] != (out_units,):
-            raise DataError(f"{ds.name}: the targets have {y.shape[1] if y.ndim > 1 else 1} column(s) but "
-                            f"the model's output has {out_units} unit(s)", loc, source=src)
-        ds.y = np.ascontiguousarray(y, np.float32)
+        cols = y.reshape(len(y), -1) if y.ndim == 1 else y
+        if cols.shape[1:] != (units,):
+            raise DataError(f"{ds.name}: the targets have {cols.shape[1] if cols.ndim > 1 else 1} column(s) but "
+                            f"the model's output has {units} unit(s)", loc, source=src)
+    if len(y) and units is not None:
+        _check_values(ds, y, loss, units, loc, src)
+    if loss != "sparse_categorical_crossentropy":
+        ds.y = np.ascontiguousarray(y.reshape(len(y), -1), np.float32)
+
+
+def _check_values(ds, y, loss, units, loc, src) -> None:
+    if np.issubdtype(y.dtype, np.floating):
+        flat = y.reshape(len(y), -1)
+        bad = ~np.isfinite(flat).all(axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{ds.name}: sample {i} has a non-finite target ({flat[i].tolist()[:8]})", loc,
+                            source=src)
+    if loss == "sparse_categorical_crossentropy":
+        flat = y.reshape(-1)
+        bad = (flat < 0) | (flat >= units)
+        if np.issubdtype(y.dtype, np.floating):
+            bad |= flat != np.round(flat)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            v = flat[i]
+            shown = int(v) if float(v).is_integer() else float(v)
+            raise DataError(f"{ds.name}: sample {i} has label {shown}, but the model has {units} output "
+                            f"units (labels must be integers 0..{units - 1})", loc, source=src,
+                            hint=f"make the last layer {max(units, int(np.nanmax(flat)) + 1)} units wide, "
+                                 "or fix the labels")
+    elif loss in ("binary_crossentropy", "categorical_crossentropy"):
+        flat = y.reshape(len(y), -1)
+        bad = ((flat < 0) | (flat > 1)).any(axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            row = flat[i]
+            v = row[(row < 0) | (row > 1)][0]
+            raise DataError(f"{ds.name}: sample {i} has target {float(v):g}, but {loss} needs targets in "
+                            f"[0, 1]", loc, source=src,
+                            hint="for integer class labels use sparse_categorical_crossentropy")
+        if loss == "categorical_crossentropy" and flat.shape[1] == units and flat.shape[1] > 1:
+            sums = flat.sum(axis=1)
+            off = np.abs(sums - 1.0) > 1e-3
+            if off.any():
+                i = int(np.flatnonzero(off)[0])
+                raise DataError(f"{ds.name}: sample {i}'s targets sum to {float(sums[i]):g}, but "
+                                "categorical_crossentropy needs one-hot (or probability) rows summing to 1",
+                                loc, source=src)
+
+
+def _numeric(a, what: str) -> np.ndarray:
+    try:
+        arr = np.asarray(a)
+    except Exception as e:  # ragged lists and the like
+        raise ValueError(f"{what} must be an array of numbers ({type(e).__name__}: {e})") from None
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must hold numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def check_batch(program, x, y=None, what: str = "") -> tuple:
+    """x (and y) of an API call (loss_and_grads, Trainer.step, predict, fit(data=...))
+    as the compiled step needs them: x [N, *input shape] float, y the loss's labels
+    ([N] integers for sparse labels, [N, units] floats otherwise, [N] accepted for
+    one unit). A wrong shape, dtype or length is a ValueError naming what was expected."""
+    inp = program.ast.model.input
+    shape = tuple(inp.shape)
+    label = f"{what}: " if what else ""
+    x = _numeric(x, f"{label}x")
+    if x.ndim == 0 or tuple(x.shape[1:]) != shape:
+        n = int(np.prod(shape))
+        if not (x.ndim == 2 and x.shape[1] == n):
+            raise ValueError(f"{label}x has shape {list(x.shape)}, expected [N, {', '.join(map(str, shape))}] "
+                             f"(input '{inp.name}': f32[{', '.join(map(str, shape))}])")
+        x = x.reshape((len(x),) + shape)
+    x = np.ascontiguousarray(x, np.float32)
+    if y is None:
+        return x, None
+    t = program.ast.train
+    y = _numeric(y, f"{label}y")
+    if len(y) != len(x) if y.ndim else True:
+        raise ValueError(f"{label}x has {len(x)} samples but y has {len(y) if y.ndim else 'no axis'}; "
+                         "expected one target per sample")
+    units = program.graphs.infos[-1].out_shape[-1] if program.graphs.infos else shape[-1]
+    if t is not None and t.loss.name == "sparse_categorical_crossentropy":
+        if y.ndim != 1 or (y.dtype.kind == "f" and not np.all(y == np.round(y))):
+            raise ValueError(f"{label}y has shape {list(y.shape)} (dtype {y.dtype}), expected [{len(x)}] integer "
+                             "class labels (sparse_categorical_crossentropy)")
+        return x, np.ascontiguousarray(y, np.int64)
+    if y.ndim == 1 and units == 1:
+        y = y.reshape(-1, 1)
+    if y.shape[1:] != (units,):
+        raise ValueError(f"{label}y has shape {list(y.shape)}, expected [{len(x)}, {units}] "
+                         f"(one target per output unit)")
+    return x, np.ascontiguousarray(y, np.float32)
 
 
 def evaluate(program, weights: dict, ds, batch_size: int = 1024) -> dict[str, float]:

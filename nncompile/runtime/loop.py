@@ -258,7 +258,7 @@ def _source_of(program):
 
 
 def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, out: Optional[TextIO] = None,
-        quiet: bool = False, data=None, validation_data=None,
+        quiet: bool = False, verbose: Optional[int] = None, data=None, validation_data=None,
         on_epoch: Optional[Callable[[int, dict, object], None]] = None, callbacks: Sequence[Callback] = (),
         record=None, resume=None, checkpoint_every: int = 0, on_nan: str = "stop", progress=None,
         command: Optional[list[str]] = None) -> History:
@@ -266,7 +266,8 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
     runs/, or the resumed run's own; a path; a RunRecord); `resume`: a run
     folder, its checkpoint.npz or a LoopState to continue exactly;
     `checkpoint_every`: write checkpoint.npz every N epochs (and on each best
-    epoch); `on_nan`: "stop" or "rollback"; `callbacks`: Callback objects, run
+    epoch); `on_nan`: "stop" or "rollback"; `verbose`: 0 quiet, 1 (default) a bar on a
+    terminal or the chapter's line every log_every epochs, 2 that line every epoch; `callbacks`: Callback objects, run
     after the built-in ones that shape an epoch; `on_epoch(epoch, logs,
     trainer)`: called after each epoch, last; `progress`: a display
     (progress.make_progress) instead of one for `out`; `command`: recorded in
@@ -278,7 +279,7 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
         raise TrainingError(f"--checkpoint-every must be 0 or more, not {checkpoint_every}")
     policy = NonFinitePolicy(on_nan)   # refuses a bad on_nan before any file is written
     session = open_session(program, epochs=epochs, seed=seed, record=record, resume=resume, command=command)
-    display = progress if progress is not None else make_progress(out or sys.stdout, quiet=quiet)
+    display = progress if progress is not None else make_progress(out or sys.stdout, quiet=quiet, verbose=verbose)
     with _source_of(program):  # errors from the data layer get the .nn line and caret
         train, val = load_datasets(program, data, validation_data)
         warnings = [str(w) for w in preflight(program, train, val, epochs=session.epochs)]

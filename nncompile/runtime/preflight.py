@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import CompileError, DataError, NNError, TrainingError
 from ..frontend.ast import final_activation
+from .evaluation import check_labels
 
 __all__ = ["CompileWarning", "preflight"]
 
@@ -52,54 +53,6 @@ def _classes(y: np.ndarray, loss: str, units: int) -> Optional[np.ndarray]:
     if loss == "binary_crossentropy" and units == 1:
         return (np.asarray(y).reshape(-1) >= 0.5).astype(np.int64)
     return None
-
-
-def _check_labels(program, ds, loc) -> None:
-    t = program.ast.train
-    src = program.ast.source
-    units = program.graphs.infos[-1].out_shape[-1] if program.graphs.infos else None
-    y = np.asarray(ds.y)
-    if len(y) == 0 or units is None:
-        return
-    loss = t.loss.name
-    if np.issubdtype(y.dtype, np.floating):
-        flat = y.reshape(len(y), -1)
-        bad = ~np.isfinite(flat).all(axis=1)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{ds.name}: sample {i} has a non-finite target ({flat[i].tolist()[:8]})", loc,
-                            source=src)
-    if loss == "sparse_categorical_crossentropy":
-        flat = y.reshape(-1)
-        bad = (flat < 0) | (flat >= units)
-        if np.issubdtype(y.dtype, np.floating):
-            bad |= flat != np.round(flat)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            v = flat[i]
-            shown = int(v) if float(v).is_integer() else float(v)
-            raise DataError(f"{ds.name}: sample {i} has label {shown}, but the model has {units} output "
-                            f"units (labels must be integers 0..{units - 1})", loc, source=src,
-                            hint=f"make the last layer {max(units, int(np.nanmax(flat)) + 1)} units wide, "
-                                 "or fix the labels")
-    elif loss in ("binary_crossentropy", "categorical_crossentropy"):
-        flat = y.reshape(len(y), -1)
-        bad = ((flat < 0) | (flat > 1)).any(axis=1)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            row = flat[i]
-            v = row[(row < 0) | (row > 1)][0]
-            raise DataError(f"{ds.name}: sample {i} has target {float(v):g}, but {loss} needs targets in "
-                            f"[0, 1]", loc, source=src,
-                            hint="for integer class labels use sparse_categorical_crossentropy")
-        if loss == "categorical_crossentropy" and flat.shape[1] == units and flat.shape[1] > 1:
-            sums = flat.sum(axis=1)
-            off = np.abs(sums - 1.0) > 1e-3
-            if off.any():
-                i = int(np.flatnonzero(off)[0])
-                raise DataError(f"{ds.name}: sample {i}'s targets sum to {float(sums[i]):g}, but "
-                                "categorical_crossentropy needs one-hot (or probability) rows summing to 1",
-                                loc, source=src)
 
 
 def preflight(program, train, val=None, *, epochs: Optional[int] = None) -> list[CompileWarning]:
@@ -130,10 +83,10 @@ def preflight(program, train, val=None, *, epochs: Optional[int] = None) -> list
 
     # --- labels
     data_loc = t.setting_locs.get("data", t.loc)
-    _check_labels(program, train, data_loc)
+    check_labels(program, train, data_loc)
     if val is not None:
         val_loc = t.validation.loc if t.validation is not None else t.loc
-        _check_labels(program, val, val_loc if t.validation is not None and t.validation.data else data_loc)
+        check_labels(program, val, val_loc if t.validation is not None and t.validation.data else data_loc)
 
     # --- monitors and patience
     monitors = []

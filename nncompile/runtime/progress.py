@@ -4,12 +4,16 @@ Three kinds, chosen by `make_progress`:
 
 - `RichProgress`: on a terminal with `rich` installed, a live bar (epochs and the
   batches of the current epoch, with the running loss); the chapter's
-  "Epoch: N Loss: X" lines are printed above it.
+  "Epoch: N Loss: X" lines are printed above it every `log_every` epochs. At 80
+  columns the bar, the counts and the times keep their room; the metrics are
+  cut short first.
 - `PlainProgress`: when the output is not a terminal (a log file, a pipe, CI) or
-  rich is missing: exactly one line per epoch and no control characters. Every
-  `log_every` epochs the line is the chapter's "Epoch: N Loss: X ..." line; the
-  other epochs get a compact "epoch N/M - loss: ... (t s)" line.
-- `QuietProgress`: nothing (`--quiet`).
+  rich is missing: the chapter's "Epoch: N Loss: X ..." line every `log_every`
+  epochs (and for the last and a failed epoch), no control characters; with
+  verbosity 2 (`--verbose`) that line for every epoch.
+- `QuietProgress`: nothing (`--quiet`, verbosity 0).
+
+Epochs are numbered from 0 everywhere (the chapter's first line is "Epoch: 0").
 """
 from __future__ import annotations
 
@@ -38,9 +42,10 @@ class QuietProgress:
 
 
 class PlainProgress(QuietProgress):
-    def __init__(self, out: TextIO):
+    def __init__(self, out: TextIO, every_epoch: bool = False):
         self.out = out
         self.epochs = 0
+        self.every_epoch = every_epoch
 
     def _print(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -49,11 +54,8 @@ class PlainProgress(QuietProgress):
         self.epochs = epochs
 
     def epoch_end(self, epoch: int, logs: dict[str, float], chapter: bool, seconds: float) -> None:
-        if chapter:
+        if chapter or self.every_epoch:
             self._print(chapter_line(epoch, logs))
-        else:
-            self._print(f"epoch {epoch}/{self.epochs - 1} - " + " - ".join(f"{k}: {fmt(v)}" for k, v in logs.items())
-                        + f" ({seconds:.1f} s)")
 
     def message(self, text: str) -> None:
         self._print(text)
@@ -62,14 +64,19 @@ class PlainProgress(QuietProgress):
 class RichProgress(QuietProgress):
     """A live bar on a terminal. Updates are throttled (at most ~20 per second)."""
 
-    def __init__(self, out: TextIO, *, force_terminal: Optional[bool] = None):
+    def __init__(self, out: TextIO, *, force_terminal: Optional[bool] = None, width: Optional[int] = None):
         from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
-        self.console = Console(file=out, force_terminal=force_terminal, highlight=False)
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                 console=self.console, transient=True)
+        from rich.table import Column
+        self.console = Console(file=out, force_terminal=force_terminal, highlight=False, width=width)
+        fixed = lambda **kw: Column(no_wrap=True, **kw)  # noqa: E731
+        # the metrics come last and are cut short first, so 80 columns keep the bar, counts and ETA
+        self.progress = Progress(TextColumn("{task.description}", table_column=fixed(min_width=9)),
+                                 BarColumn(bar_width=20), MofNCompleteColumn(table_column=fixed(min_width=7)),
+                                 TimeElapsedColumn(table_column=fixed()), TimeRemainingColumn(table_column=fixed()),
+                                 TextColumn("{task.fields[info]}", table_column=fixed(overflow="ellipsis", ratio=1)),
+                                 console=self.console, transient=True, expand=True)
         self._last = 0.0
         self._epoch_task = self._batch_task = None
 
@@ -100,11 +107,19 @@ class RichProgress(QuietProgress):
         self.progress.stop()
 
 
-def make_progress(out: Optional[TextIO] = None, *, quiet: bool = False, tty: Optional[bool] = None):
-    """The progress display for `out`: quiet, a rich live bar on a terminal (when
-    rich is installed), else plain lines. `tty` overrides the terminal test."""
-    if quiet:
+def make_progress(out: Optional[TextIO] = None, *, quiet: bool = False, tty: Optional[bool] = None,
+                  verbose: Optional[int] = None):
+    """The progress display for `out` at a verbosity (Keras's numbers): 0 nothing
+    (`quiet`), 1 a rich live bar on a terminal (when rich is installed) or plain
+    lines every log_every epochs elsewhere, 2 a plain line every epoch. `tty`
+    overrides the terminal test."""
+    verbose = (0 if quiet else 1) if verbose is None else int(verbose)
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2, not {verbose!r}")
+    if verbose == 0:
         return QuietProgress()
+    if verbose == 2:
+        return PlainProgress(out or sys.stdout, every_epoch=True)
     out = out or sys.stdout
     if tty is None:
         try:

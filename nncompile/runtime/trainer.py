@@ -65,6 +65,8 @@ class Trainer:
         self._step = np.zeros((), dt)
         self._lr = np.zeros((), dt)
         self._x_dtype = NP_DTYPE[g.inputs[self.x_name].dtype]
+        self._x_shape = tuple(g.inputs[self.x_name].shape[1:])
+        self._y_shape = tuple(g.inputs["y"].shape[1:])
         self._y_dtype = NP_DTYPE[g.inputs["y"].dtype]
         # the argument list of the compiled step, in its order; data slots filled per call
         self._names = list(g.inputs)
@@ -116,6 +118,12 @@ class Trainer:
     # --- running -------------------------------------------------------------------
     def train_batch(self, x, y) -> dict[str, float]:
         """One optimizer step; returns the batch's loss and metrics (before the update)."""
+        if isinstance(x, np.ndarray) and x.shape[1:] == self._x_shape and isinstance(y, np.ndarray) \
+                and y.shape[1:] == self._y_shape and len(y) == len(x):
+            pass    # the fit loop's batches: already checked
+        else:
+            from .evaluation import check_batch
+            x, y = check_batch(self.program, x, y, "Trainer.step")
         dev = self._step_fn.to_device
         x = dev(x, self._x_dtype)
         y = dev(y, self._y_dtype)

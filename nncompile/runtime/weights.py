@@ -184,6 +184,12 @@ def load_weights(path: str, program) -> dict[str, np.ndarray]:
     for k, v in arrays.items():
         if v.dtype.kind != "f":
             raise WeightsError(f"{path}: array {k!r} has dtype {v.dtype}, expected floats")
+        bad = ~np.isfinite(v)
+        if bad.any():     # predictions from them would be NaN without a word
+            raise WeightsError(f"{path}: array {k!r} holds {int(bad.sum())} NaN or infinite value(s) "
+                               f"(first at index {tuple(int(i) for i in np.argwhere(bad)[0])})",
+                               hint="the run that wrote it diverged; use an earlier checkpoint or "
+                                    "weights_best.npz")
         out[k] = np.ascontiguousarray(v, dt)
     return out
 

@@ -127,16 +127,32 @@ def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
     assert p.read_bytes() == before and os.listdir(tmp_path) == ["w.npz"]
 
 
-def test_plain_progress_is_one_clean_line_per_epoch():
+def test_plain_progress_honours_log_every_in_the_chapters_format():
+    """A pipe or a log file gets the chapter's line every log_every epochs (and the
+    last); --verbose (verbose=2) every epoch; never control characters."""
     prog = nncompile.compile(SRC)
+    for verbose, want in ((None, ["0", "2", "4"]), (2, ["0", "1", "2", "3", "4"])):
+        buf = io.StringIO()
+        fit(prog, out=buf, verbose=verbose)
+        text = buf.getvalue()
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", text)     # no \r, no escape codes
+        lines = [l for l in text.splitlines() if l.lower().startswith("epoch")]
+        assert [l.split()[1] for l in lines] == want and all(l.startswith("Epoch: ") for l in lines)
+
+
+def test_the_live_bar_keeps_bar_counts_and_eta_at_80_columns():
+    pytest.importorskip("rich")
+    from nncompile.runtime.progress import RichProgress
     buf = io.StringIO()
-    fit(prog, out=buf)
-    text = buf.getvalue()
-    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", text)     # no \r, no escape codes
-    lines = text.splitlines()
-    epoch_lines = [l for l in lines if l.startswith(("Epoch:", "epoch "))]
-    assert [l.split()[1].split("/")[0] for l in epoch_lines] == ["0", "1", "2", "3", "4"]
-    assert [l.split()[1] for l in lines if l.startswith("Epoch:")] == ["0", "2", "4"]
+    p = RichProgress(buf, force_terminal=True, width=80)
+    p.start(200, 23, 37)
+    p.progress.update(p._epoch_task, info="loss 0.123456 accuracy 0.987654 val_loss 0.23456 val_accuracy 0.95432")
+    p.progress.stop()
+    p.console.print(p.progress.get_renderable())
+    plain = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", l) for l in buf.getvalue().splitlines()]
+    line = [l for l in plain if l.startswith("epochs")][-1]
+    assert "37/200" in line and "━" in line and "-:--:--" in line and line.endswith("…")
+    assert len(line) <= 80
 
 
 def test_rich_progress_on_a_terminal_and_quiet():

@@ -26,8 +26,9 @@ def device() -> torch.device:
         return torch.device("cuda", torch.cuda.current_device())   # "cuda:0": compares equal to tensors' device
     if INTERP:
         return torch.device("cpu")
-    raise RuntimeError("the triton backend needs a CUDA GPU, or TRITON_INTERPRET=1 set before "
-                       "triton is imported (CPU interpreter, slow)")
+    from ...errors import NNError
+    from . import cannot_run
+    raise NNError(cannot_run() or "the triton backend needs a CUDA GPU")
 
 
 def host_ints(a) -> list[int]:
