@@ -1,12 +1,17 @@
 """Whole programs against PyTorch: the same model written in torch, with the same
 weights, gives the same loss (with penalties), gradients, predictions and
-parameters after training steps."""
+parameters after training steps. Skipped without torch (the gradients of
+random architectures are also checked against finite differences, without
+torch, in tests/fuzz/test_numerics.py)."""
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
-import nncompile
+from extras import TORCH_REASON
+
+torch = pytest.importorskip("torch", reason=TORCH_REASON)
+F = torch.nn.functional
+
+import nncompile  # noqa: E402
 
 SRC = """
 model m {{

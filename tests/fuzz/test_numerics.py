@@ -4,11 +4,14 @@
   `conftest.program_specs`: image inputs with flatten, dense / batchnorm /
   layernorm / activation / dropout stacks, every loss and output form, L1/L2)
   equals torch autograd, on ordinary, all-zero, huge (x1e4) and batch-of-one
-  inputs.
+  inputs; and central finite differences (no torch needed).
 * Huge logits (|z| = 1e4) into softmax / sigmoid + cross-entropy give the exact
   finite loss and gradient, in float32 too.
 * Batch norm on a batch of one (variance 0) stays finite thanks to epsilon.
 * Very small and very large learning rates give the step torch gives.
+
+The tests that compare with torch skip without it (tests/extras.py); the rest
+run on a CPU-only install.
 """
 import importlib.util
 import math
@@ -17,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nncompile
+from extras import needs_torch, torch
 from nncompile.frontend import parse_source
 
 if "nncompile_fuzz_shared" not in sys.modules:
@@ -34,6 +36,7 @@ S = sys.modules["nncompile_fuzz_shared"]
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 EPS_PROB = 1e-7
+F = torch.nn.functional if torch is not None else None
 
 
 # ------------------------------------------------------------ the torch reference
@@ -149,6 +152,7 @@ def _inputs(kind, spec, n, rng):
     return x, y
 
 
+@needs_torch
 @settings(max_examples=S.fuzz_examples(60), **SETTINGS)
 @given(S.program_specs(allow_dropout=True), st.sampled_from(["normal", "normal", "zeros", "huge", "tiny"]),
        st.integers(1, 6), st.integers(0, 2**16))
@@ -165,7 +169,36 @@ def test_loss_and_grads_match_torch_on_random_architectures(spec, kind, n, seed)
     compare_with_torch(spec.source, params, x, y, rtol=1e-5 if loose else 1e-7, atol=1e-6 if loose else 1e-9)
 
 
+@settings(max_examples=S.fuzz_examples(30), **SETTINGS)
+@given(S.program_specs(allow_dropout=True), st.sampled_from(["normal", "normal", "zeros", "tiny"]),
+       st.integers(1, 6), st.integers(0, 2**16))
+def test_loss_and_grads_match_finite_differences_on_random_architectures(spec, kind, n, seed):
+    """The same programs without torch: each gradient against central differences
+    of the float64 loss, on a few coordinates of every parameter. (No huge
+    inputs: they put the clipped-probability paths on their kinks.)"""
+    rng = np.random.default_rng(seed)
+    x, y = _inputs(kind, spec, n, rng)
+    prog = nncompile.Program(parse_source(spec.source), float_dtype="f64")
+    params = {k: v + rng.normal(scale=0.1, size=v.shape) for k, v in prog.init_params(seed=seed).items()}
+    loss, grads = prog.loss_and_grads(params, x, y)
+    assert math.isfinite(loss)
+    assert set(grads) == set(params)
+    for k, g in grads.items():
+        assert g.shape == params[k].shape and np.all(np.isfinite(g)), k
+        flat = params[k].reshape(-1)
+        for i in rng.choice(flat.size, size=min(3, flat.size), replace=False):
+            h = 1e-6 * max(1.0, abs(flat[i]))
+            at = []
+            for step in (h, -h):
+                p = flat.copy()
+                p[i] += step
+                at.append(prog.loss_and_grads({**params, k: p.reshape(params[k].shape)}, x, y)[0])
+            fd = (at[0] - at[1]) / (2 * h)
+            assert abs(fd - g.reshape(-1)[i]) <= 1e-5 * max(1.0, abs(fd)), (k, i, fd, g.reshape(-1)[i], spec.source)
+
+
 # was a bug (fixed): the logits-form BCE gradient was -y instead of sigmoid(0) - y at a logit of exactly 0
+@needs_torch
 @pytest.mark.parametrize("logits", [False, True])
 def test_binary_crossentropy_gradient_at_logit_zero(logits):
     src = ("model m {\n  input x: f32[1]\n  dense out(1, %s, init=zeros)\n}\n"
@@ -188,6 +221,7 @@ def _identity_model(act, loss, from_logits=False):
 HUGE = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4 - 1, 1e4], [0.0, 0.0, 0.0]])
 
 
+@needs_torch
 @pytest.mark.parametrize("dtype", ["f64", "f32"])
 @pytest.mark.parametrize("case", [("softmax", "sparse_categorical_crossentropy", False),
                                   ("softmax", "categorical_crossentropy", False),
@@ -248,16 +282,32 @@ train {{
 """
 
 
+def _batch_of_one(x_kind):
+    rng = np.random.default_rng(1)
+    return (rng.normal(size=(1, 4)) if x_kind == "normal" else np.zeros((1, 4))), np.array([1])
+
+
+@needs_torch
+@pytest.mark.parametrize("eps", [1e-3, 1e-12])
+@pytest.mark.parametrize("x_kind", ["normal", "zeros"])
+def test_batchnorm_on_a_batch_of_one_matches_torch(eps, x_kind):
+    compare_with_torch(BN.format(momentum=0.9, eps=eps), None, *_batch_of_one(x_kind))
+
+
 @pytest.mark.parametrize("eps", [1e-3, 1e-12])
 @pytest.mark.parametrize("x_kind", ["normal", "zeros"])
 def test_batchnorm_on_a_batch_of_one_is_finite(eps, x_kind):
     src = BN.format(momentum=0.9, eps=eps)
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(1, 4)) if x_kind == "normal" else np.zeros((1, 4))
-    y = np.array([1])
-    loss, grads = compare_with_torch(src, None, x, y)
+    x, y = _batch_of_one(x_kind)
+    prog64 = nncompile.compile(src, float_dtype="f64")
+    params = prog64.init_params(seed=0)
+    loss, grads = prog64.loss_and_grads(params, x, y)
+    assert math.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads.values())
     # variance 0: the normalized value is exactly 0, the output is beta, the layers below get no gradient
     assert np.all(grads["h.weight"] == 0) and np.all(grads["h.bias"] == 0)
+    # ... and the loss is that of predicting softmax(beta @ W + b) for the label
+    z = params["bn.beta"] @ params["out.weight"] + params["out.bias"]
+    assert loss == pytest.approx(float(np.log(np.exp(z).sum()) - z[1]), rel=1e-12)
     prog = nncompile.compile(src)
     tr = prog.trainer(seed=0)
     for _ in range(3):
@@ -301,6 +351,7 @@ def _torch_opt(name, params, lr):
     return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7)
 
 
+@needs_torch
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
 @pytest.mark.parametrize("lr", [1e-30, 1e-8, 1e8, 1e30])
 def test_extreme_learning_rates_match_torch(opt, lr):
