@@ -11,6 +11,7 @@ from nncompile.backends.numpy.codegen import generate
 from nncompile.ir.graph import Graph
 from nncompile.ir.interpret import interpret
 from nncompile.ir.ops import OPS
+from nncompile.ir.verify import verify
 from nncompile.passes.autodiff import differentiate
 
 T = torch
@@ -249,9 +250,99 @@ def test_reshape_gradient(oracle):
            lambda x: x.reshape(4, 6), rng, oracle)
 
 
+# cast chains: (input dtype, the dtypes it is cast to in turn); f32 steps round to float32
+CAST_CHAINS = [("f32", ["f64"]), ("f64", ["f32", "f64"]), ("f32", ["f64", "f32", "f64"]),
+               ("f64", ["f32", "f64", "f32", "f64"])]
+
+
+def _cast_chain(g, a, b, chain):
+    """cast(a) through `chain`, with an op in each dtype along the way:
+    tanh(cast(exp(cast(a) * b)))... The last cast is to f64."""
+    h = a
+    for i, dt in enumerate(chain):
+        h = g.emit("cast", h, dtype=dt)
+        h = g.emit("mul", h, g.emit("cast", b, dtype=dt)) if i == 0 else g.emit("tanh" if i % 2 else "exp", h)
+    return h
+
+
+def _torch_cast_chain(ta, tb, chain):
+    to = {"f32": torch.float32, "f64": torch.float64}
+    h = ta
+    for i, dt in enumerate(chain):
+        h = h.to(to[dt])
+        h = h * tb.to(to[dt]) if i == 0 else (torch.tanh(h) if i % 2 else torch.exp(h))
+    return h
+
+
+@oracles
+@pytest.mark.parametrize("src,chain", CAST_CHAINS, ids=["-".join([c[0]] + c[1]) for c in CAST_CHAINS])
+@settings(max_examples=8, deadline=None)
+@given(shape=shapes2, seed=st.integers(0, 2**16))
+def test_cast_gradients(src, chain, oracle, shape, seed):
+    """The gradient of a cast is the incoming gradient cast back to the input's
+    dtype: through f32 -> f64 -> f32 chains the gradient has each input's dtype
+    and the value of the same chain in float64 (up to float32 rounding)."""
+    rng = np.random.default_rng(seed)
+    np_dt = {"f32": np.float32, "f64": np.float64}
+    g = Graph("t", "f64")
+    a = g.input("a", shape, src)              # the input of the chain, in `src`
+    b = g.input("b", (shape[1],), "f64")      # a float64 parameter, cast into the chain
+    out = _cast_chain(g, a, b, chain)
+    assert [n.dtype for n in g.nodes if n.op == "cast"][-1] == "f64" and out.dtype == "f64"
+    loss = _loss_graph(g, out, shape)
+    grads = differentiate(g, loss, [a, b])
+    assert (grads["a"].dtype, grads["b"].dtype) == (src, "f64")
+    g.output("da", grads["a"])
+    g.output("db", grads["b"])
+    verify(g)
+    feed = {"a": (rng.normal(size=shape) * 0.5).astype(np_dt[src]), "b": rng.normal(size=shape[1]) * 0.5,
+            "R": rng.normal(size=shape)}
+    results = {"interp": interpret(g, feed), "numpy": generate(g)(feed)}
+    for res in results.values():
+        assert res["da"].dtype == np_dt[src] and res["db"].dtype == np.float64
+    # float32 steps round: relative to the largest gradient, float32 precision
+    f32 = "f32" in chain or src == "f32"
+    rtol = 2e-6 if f32 else 1e-10
+
+    def close(got, want, what):
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale, err_msg=what)
+
+    if oracle == "torch":
+        ta = torch.tensor(feed["a"], requires_grad=True)
+        tb = torch.tensor(feed["b"], requires_grad=True)
+        (_torch_cast_chain(ta, tb, chain) * torch.tensor(feed["R"])).sum().backward()
+        assert ta.grad.dtype == {"f32": torch.float32, "f64": torch.float64}[src]
+        for name, res in results.items():
+            close(res["da"], ta.grad.numpy(), f"{name} da")
+            close(res["db"], tb.grad.numpy(), f"{name} db")
+    else:
+        # finite differences of the same chain computed all in float64 (the casts
+        # to f32 would round the differences away): the gradient is that
+        # function's, up to the chain's float32 rounding
+        g64 = Graph("t64", "f64")
+        a64, b64 = g64.input("a", shape, "f64"), g64.input("b", (shape[1],), "f64")
+        _loss_graph(g64, _cast_chain(g64, a64, b64, ["f64"] * len(chain)), shape)
+        feed64 = {**feed, "a": feed["a"].astype(np.float64)}
+        fd = {}
+        for k in ("a", "b"):
+            v = feed64[k]
+            d = np.zeros(v.size)
+            for i in range(v.size):
+                plus, minus = v.reshape(-1).copy(), v.reshape(-1).copy()
+                plus[i] += 1e-6
+                minus[i] -= 1e-6
+                lp = float(interpret(g64, {**feed64, k: plus.reshape(v.shape)})["loss"])
+                lm = float(interpret(g64, {**feed64, k: minus.reshape(v.shape)})["loss"])
+                d[i] = (lp - lm) / 2e-6
+            fd[k] = d.reshape(v.shape)
+        for name, res in results.items():
+            close(res["da"].astype(np.float64), fd["a"], f"{name} da")
+            close(res["db"], fd["b"], f"{name} db")
+
+
 def test_every_op_with_a_gradient_rule_is_tested():
-    tested = set(UNARY) | set(BINARY) | {"matmul", "sum", "mean", "take_label", "reshape", "softmax_xent"}
-    no_grad_needed = {"input", "const", "sign", "onehot", "argmax", "equal", "greater", "dropout_mask",
-                      "cast"}
+    tested = set(UNARY) | set(BINARY) | {"matmul", "sum", "mean", "take_label", "reshape", "softmax_xent", "cast"}
+    no_grad_needed = {"input", "const", "sign", "onehot", "argmax", "equal", "greater", "dropout_mask"}
     with_rules = {k for k, d in OPS.items() if d.grad is not None}
     assert with_rules - tested - no_grad_needed == set()
