@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch", reason=TORCH_REASON)
 F = torch.nn.functional
 
 import nncompile  # noqa: E402
+import programs as P  # noqa: E402
 
 SRC = """
 model m {{
@@ -68,14 +69,7 @@ CONFIGS = [
 
 
 def _data(cfg, n, rng):
-    x = rng.normal(size=(n, 6)).astype(np.float32)
-    if cfg["loss"] == "sparse_categorical_crossentropy":
-        return x, rng.integers(0, cfg["units"], size=n)
-    if cfg["loss"] == "categorical_crossentropy":
-        return x, np.eye(cfg["units"], dtype=np.float32)[rng.integers(0, cfg["units"], size=n)]
-    if cfg["loss"] == "binary_crossentropy":
-        return x, rng.integers(0, 2, size=(n, cfg["units"])).astype(np.float32)
-    return x, rng.normal(size=(n, cfg["units"])).astype(np.float32)
+    return P.batch((6,), cfg["loss"], cfg["units"], n, rng)
 
 
 def _tensors(params):

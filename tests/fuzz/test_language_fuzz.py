@@ -15,11 +15,15 @@ or exit 2 with `file:line:col: error:` on stderr and no traceback.
 Inputs that once failed live in corpus/ and are replayed by
 `test_corpus_file`; a corpus file named `bug-*.nn` is a known, reported bug and
 runs as a strict xfail until it is fixed.
+
+The valid programs that get mutated come from the shared generator
+(tests/programs.py); NNCOMPILE_FUZZ_EXAMPLES raises the example counts.
 """
-import importlib.util
+import contextlib
 import os
 import re
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,17 +34,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import nncompile
+import programs as P
 from nncompile.errors import CompileError
 from nncompile.frontend import parse_file, parse_source
 
-if "nncompile_fuzz_shared" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("nncompile_fuzz_shared", Path(__file__).with_name("conftest.py"))
-    _m = importlib.util.module_from_spec(_spec)
-    sys.modules["nncompile_fuzz_shared"] = _m
-    _spec.loader.exec_module(_m)
-S = sys.modules["nncompile_fuzz_shared"]
-
 ROOT = Path(__file__).resolve().parents[2]
+CORPUS = Path(__file__).resolve().parent / "corpus"
 TIME_BOUND = 5.0                  # seconds per input, in process
 CLI_TIMEOUT = 20.0                # seconds per CLI run (interpreter start-up included)
 CLI_MEMORY = 2 << 30              # bytes of address space for a CLI child
@@ -53,6 +52,32 @@ LOC_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): error: ", re.M)
 
 
 # ------------------------------------------------------------------ the oracle
+
+class TimeBound(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_bound(seconds: float):
+    """Raise TimeBound in the main thread after `seconds` (wall clock).
+
+    The alarm interrupts a runaway computation; if it lands somewhere that
+    swallows exceptions (a gc callback), the overrun is still reported at exit."""
+    expired = []
+
+    def on_alarm(signum, frame):
+        expired.append(True)
+        raise TimeBound(f"took longer than {seconds} s")
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    if expired:
+        raise TimeBound(f"took longer than {seconds} s")
+
 
 def check_error(e: CompileError, filename: str, text=None):
     rendered = str(e)
@@ -77,7 +102,7 @@ def check_error(e: CompileError, filename: str, text=None):
 
 def compile_or_error(text: str, filename: str = "fuzz.nn"):
     """parse + build every graph and run the passes; only CompileError may come out."""
-    with S.time_bound(TIME_BOUND):
+    with time_bound(TIME_BOUND):
         try:
             nncompile.Program(parse_source(text, filename=filename))
         except CompileError as e:
@@ -91,7 +116,7 @@ def file_or_error(data: bytes, suffix=".nn"):
         path = os.path.join(d, "input" + suffix)
         with open(path, "wb") as f:
             f.write(data)
-        with S.time_bound(TIME_BOUND):
+        with time_bound(TIME_BOUND):
             try:
                 nncompile.Program(parse_file(path))
             except CompileError as e:
@@ -143,7 +168,7 @@ def mutate(src: str, edits) -> str:
 
 @st.composite
 def mutated_programs(draw):
-    spec = draw(S.program_specs())
+    spec = draw(P.program_specs())
     pool = sorted({t for t in tokens(spec.source) if t.strip()}) + SPECIALS
     edit = st.tuples(st.sampled_from(["insert", "delete", "replace", "duplicate", "swap", "move"]),
                      st.integers(0, 10_000), st.integers(0, 10_000), st.sampled_from(pool))
@@ -151,7 +176,7 @@ def mutated_programs(draw):
     return mutate(spec.source, edits)
 
 
-@settings(max_examples=S.fuzz_examples(300), **SETTINGS)
+@settings(max_examples=P.examples(300), **SETTINGS)
 @given(mutated_programs())
 def test_mutated_generated_programs(src):
     compile_or_error(src)
@@ -161,16 +186,16 @@ LANG_ALPHABET = st.sampled_from(list("model train input dense flatten {}()[]=:,.
                                 + ["\\", "\0", "\r", "\u2028", "é", "\ufeff", "\ud800", "\U0001f600"])
 
 
-@settings(max_examples=S.fuzz_examples(150), **SETTINGS)
+@settings(max_examples=P.examples(150), **SETTINGS)
 @given(st.one_of(st.text(max_size=300), st.text(LANG_ALPHABET, max_size=300)))
 def test_random_text(text):
     compile_or_error(text)
 
 
-@settings(max_examples=S.fuzz_examples(100), **SETTINGS)
+@settings(max_examples=P.examples(100), **SETTINGS)
 @given(st.one_of(st.binary(max_size=300),
                  st.builds(lambda prefix, junk, pos: prefix[:pos] + junk + prefix[pos:],
-                           S.program_specs().map(lambda s: s.source.encode()),
+                           P.program_specs().map(lambda s: s.source.encode()),
                            st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x00", b"\xef\xbb\xbf",
                                             b"\xc0\xaf", b"\xf4\x90\x80\x80", b"\r", b"\x80\x80"]),
                            st.integers(0, 400))))
@@ -318,18 +343,18 @@ def check_cli(data: bytes, *args, allowed=(0, 2), timeout=CLI_TIMEOUT):
 CLI_SAMPLE = sorted(PATHOLOGICAL)
 
 
-@pytest.mark.parametrize("name", CLI_SAMPLE[::max(1, len(CLI_SAMPLE) // S.fuzz_scale(12))])
+@pytest.mark.parametrize("name", CLI_SAMPLE[::max(1, len(CLI_SAMPLE) // P.scale(12))])
 def test_pathological_input_through_the_cli(name):
     check_cli(PATHOLOGICAL[name])
 
 
-@settings(max_examples=S.fuzz_scale(8), **SETTINGS)
+@settings(max_examples=P.scale(8), **SETTINGS)
 @given(mutated_programs())
 def test_mutated_programs_through_the_cli(src):
     check_cli(src.encode("utf-8", "surrogatepass"))
 
 
-@settings(max_examples=S.fuzz_scale(4), **SETTINGS)
+@settings(max_examples=P.scale(4), **SETTINGS)
 @given(st.binary(max_size=200))
 def test_random_bytes_through_the_cli(data):
     check_cli(data)
@@ -362,15 +387,15 @@ def test_check_accepts_huge_but_valid_sizes():
 
 # --------------------------------------------------------------- the corpus
 
-CORPUS = sorted(p.name for p in S.CORPUS.glob("*.nn"))
+CORPUS_FILES = sorted(p.name for p in CORPUS.glob("*.nn"))
 
 
-@pytest.mark.parametrize("name", CORPUS)
+@pytest.mark.parametrize("name", CORPUS_FILES)
 def test_corpus_file(name, request):
     if name.startswith("bug-"):
-        first = (S.CORPUS / name).read_bytes().split(b"\n", 1)[0].decode("utf-8", "replace")
+        first = (CORPUS / name).read_bytes().split(b"\n", 1)[0].decode("utf-8", "replace")
         request.applymarker(pytest.mark.xfail(strict=True, reason=first.lstrip("# ")))
-    data = (S.CORPUS / name).read_bytes()
+    data = (CORPUS / name).read_bytes()
     file_or_error(data)
     if len(data) < 20_000:
         check_cli(data)

@@ -1,10 +1,11 @@
 """Numerics at the edges, against PyTorch (float64) where a reference exists.
 
-* `loss_and_grads` of random architectures (the generator of
-  `conftest.program_specs`: image inputs with flatten, dense / batchnorm /
-  layernorm / activation / dropout stacks, every loss and output form, L1/L2)
-  equals torch autograd, on ordinary, all-zero, huge (x1e4) and batch-of-one
-  inputs; and central finite differences (no torch needed).
+* `loss_and_grads` of random architectures (the shared generator,
+  `programs.program_specs` in tests/programs.py: image inputs with flatten,
+  dense / batchnorm / layernorm / activation / dropout stacks, frozen layers,
+  every loss and output form, L1/L2) equals torch autograd, on ordinary,
+  all-zero, huge (x1e4) and batch-of-one inputs; and central finite
+  differences (no torch needed, every layer kind the generator draws).
 * Huge logits (|z| = 1e4) into softmax / sigmoid + cross-entropy give the exact
   finite loss and gradient, in float32 too.
 * Batch norm on a batch of one (variance 0) stays finite thanks to epsilon.
@@ -13,10 +14,7 @@
 The tests that compare with torch skip without it (tests/extras.py); the rest
 run on a CPU-only install.
 """
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,15 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nncompile
+import programs as P
 from extras import needs_torch, torch
 from nncompile.frontend import parse_source
-
-if "nncompile_fuzz_shared" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("nncompile_fuzz_shared", Path(__file__).with_name("conftest.py"))
-    _m = importlib.util.module_from_spec(_spec)
-    sys.modules["nncompile_fuzz_shared"] = _m
-    _spec.loader.exec_module(_m)
-S = sys.modules["nncompile_fuzz_shared"]
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 EPS_PROB = 1e-7
@@ -49,7 +41,10 @@ def _act(h, fn):
 
 
 def torch_forward(ast, p, x):
-    """The model as the language reference defines it (dropout off, batch statistics)."""
+    """The model as the language reference defines it (dropout off, batch
+    statistics per channel, the last axis; a frozen batch norm uses its running
+    statistics, which start at 0 and 1). TORCH_KINDS lists the layer kinds
+    known here: the random-architecture test draws only those."""
     h, pre, last = x, None, "linear"
     for L in ast.model.layers:
         a = L.args
@@ -68,14 +63,21 @@ def torch_forward(ast, p, x):
         elif L.kind == "flatten":
             h = h.reshape(h.shape[0], -1)
         elif L.kind == "batchnorm":
-            mean = h.mean(0, keepdim=True)
-            var = ((h - mean) ** 2).mean(0, keepdim=True)
+            axes = tuple(range(h.dim() - 1))
+            if L.frozen:
+                mean, var = torch.zeros(h.shape[-1], dtype=h.dtype), torch.ones(h.shape[-1], dtype=h.dtype)
+            else:
+                mean = h.mean(axes, keepdim=True)
+                var = ((h - mean) ** 2).mean(axes, keepdim=True)
             h = (h - mean) / torch.sqrt(var + a["epsilon"]) * p[f"{L.name}.gamma"] + p[f"{L.name}.beta"]
         elif L.kind == "layernorm":
             mean = h.mean(-1, keepdim=True)
             var = ((h - mean) ** 2).mean(-1, keepdim=True)
             h = (h - mean) / torch.sqrt(var + a["epsilon"]) * p[f"{L.name}.gamma"] + p[f"{L.name}.beta"]
     return h, pre, last
+
+
+TORCH_KINDS = ("dense", "activation", "flatten", "batchnorm", "layernorm", "dropout")
 
 
 def torch_loss(ast, p, x, y):
@@ -132,7 +134,9 @@ def compare_with_torch(src, params, x, y, *, rtol=1e-7, atol=1e-9, float_dtype="
         tl.backward()
     assert math.isfinite(loss)
     assert loss == pytest.approx(tl.item(), rel=rtol, abs=atol), src
-    for k in params:
+    frozen = {k for k in params for L in ast.model.layers if L.frozen and k.startswith(L.name + ".")}
+    assert set(grads) == set(params) - frozen, src
+    for k in grads:
         ref = tp[k].grad.numpy() if tp[k].grad is not None else np.zeros_like(params[k])
         assert np.all(np.isfinite(grads[k])), k
         np.testing.assert_allclose(grads[k], ref, rtol=rtol * 10, atol=atol * 10, err_msg=f"{k}\n{src}")
@@ -142,7 +146,7 @@ def compare_with_torch(src, params, x, y, *, rtol=1e-7, atol=1e-9, float_dtype="
 # ------------------------------------------------- random architectures vs torch
 
 def _inputs(kind, spec, n, rng):
-    x, y = S.random_batch(spec, n, rng, dtype=np.float64)
+    x, y = P.random_batch(spec, n, rng, dtype=np.float64)
     if kind == "zeros":
         x = np.zeros_like(x)
     elif kind == "huge":
@@ -153,8 +157,9 @@ def _inputs(kind, spec, n, rng):
 
 
 @needs_torch
-@settings(max_examples=S.fuzz_examples(60), **SETTINGS)
-@given(S.program_specs(allow_dropout=True), st.sampled_from(["normal", "normal", "zeros", "huge", "tiny"]),
+@settings(max_examples=P.examples(60), **SETTINGS)
+@given(P.program_specs(allow_dropout=True, kinds=TORCH_KINDS),
+       st.sampled_from(["normal", "normal", "zeros", "huge", "tiny"]),
        st.integers(1, 6), st.integers(0, 2**16), st.booleans())
 def test_loss_and_grads_match_torch_on_random_architectures(spec, kind, n, seed, jitter):
     rng = np.random.default_rng(seed)
@@ -171,8 +176,8 @@ def test_loss_and_grads_match_torch_on_random_architectures(spec, kind, n, seed,
     compare_with_torch(spec.source, params, x, y, rtol=1e-5 if loose else 1e-7, atol=1e-6 if loose else 1e-9)
 
 
-@settings(max_examples=S.fuzz_examples(30), **SETTINGS)
-@given(S.program_specs(allow_dropout=True), st.sampled_from(["normal", "normal", "zeros", "tiny"]),
+@settings(max_examples=P.examples(30), **SETTINGS)
+@given(P.program_specs(allow_dropout=True), st.sampled_from(["normal", "normal", "zeros", "tiny"]),
        st.integers(1, 6), st.integers(0, 2**16))
 def test_loss_and_grads_match_finite_differences_on_random_architectures(spec, kind, n, seed):
     """The same programs without torch: each gradient against central differences
@@ -186,7 +191,7 @@ def test_loss_and_grads_match_finite_differences_on_random_architectures(spec, k
     params = {k: v + rng.normal(scale=0.1, size=v.shape) for k, v in prog.init_params(seed=seed).items()}
     loss, grads = prog.loss_and_grads(params, x, y)
     assert math.isfinite(loss)
-    assert set(grads) == set(params)
+    assert set(grads) == P.trainable(prog)
     for k, g in grads.items():
         assert g.shape == params[k].shape and np.all(np.isfinite(g)), k
         flat = params[k].reshape(-1)

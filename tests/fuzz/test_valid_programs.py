@@ -1,14 +1,15 @@
 """Generated valid programs compile and train.
 
-Hypothesis draws random programs (see `conftest.program_specs`): image-shaped
-or flat inputs, stacks of dense / dropout / batchnorm / layernorm / activation /
-flatten layers written with positional or keyword arguments, every loss with a
-matching output (softmax, sigmoid, logits), every optimizer with random
-hyper-parameters, metrics, validation, early stopping, comments and blank
-lines, blocks in either order. Every one must parse, compile, and run: one
-training step on random data of the right shape (a batch of 1 too), the loss
-and gradients, and predictions, all finite; a sample also runs `fit` on
-synthetic data.
+Hypothesis draws random programs from the shared generator
+(`programs.program_specs`, tests/programs.py): image-shaped or flat inputs,
+stacks of dense / dropout / batchnorm / layernorm / activation / flatten layers
+written with positional or keyword arguments (some frozen or with lr_mult),
+every loss with a matching output (softmax, sigmoid, logits), every optimizer
+with random hyper-parameters, metrics, validation, early stopping, schedules,
+augmentation, comments and blank lines, blocks in either order. Every one must
+parse, compile, and run: one training step on random data of the right shape
+(a batch of 1 too), the loss and gradients, and predictions, all finite; a
+sample also runs `fit` on synthetic data.
 """
 import math
 from pathlib import Path
@@ -19,17 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nncompile
+import programs as P
 from nncompile.frontend import parse_source
 
-import importlib.util
-import sys
-
-_spec = importlib.util.spec_from_file_location("nncompile_fuzz_shared", Path(__file__).with_name("conftest.py"))
-if "nncompile_fuzz_shared" not in sys.modules:
-    _m = importlib.util.module_from_spec(_spec)
-    sys.modules["nncompile_fuzz_shared"] = _m
-    _spec.loader.exec_module(_m)
-S = sys.modules["nncompile_fuzz_shared"]
+CORPUS = Path(__file__).resolve().parent / "corpus"
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -44,13 +38,16 @@ def _run_program(spec, n, seed):
     assert len(ast.model.layers) == len(spec.layers)
     prog = nncompile.Program(ast)
     rng = np.random.default_rng(seed)
-    x, y = S.random_batch(spec, n, rng)
+    x, y = P.random_batch(spec, n, rng)
 
     params = prog.init_params(seed=seed)
     loss, grads = prog.loss_and_grads(params, x, y)
     assert math.isfinite(loss), spec.source
-    assert set(grads) == set(params)
-    for k in params:
+    fixed = {k for k in params for L in ast.model.layers
+             if k.startswith(L.name + ".") and (L.frozen or L.lr_mult == 0)}
+    frozen = {k for k in params for L in ast.model.layers if k.startswith(L.name + ".") and L.frozen}
+    assert set(grads) == set(params) - frozen      # frozen layers get no gradient
+    for k in grads:
         assert grads[k].shape == params[k].shape, k
     _finite_dict(grads, "gradient")
 
@@ -59,8 +56,11 @@ def _run_program(spec, n, seed):
     assert math.isfinite(out["loss"]), spec.source
     for m in spec.metrics:
         assert math.isfinite(out[m]), m
-    _finite_dict(tr.host("params"), "parameter")
+    after = tr.host("params")
+    _finite_dict(after, "parameter")
     _finite_dict(tr.host("state"), "state")
+    for k in fixed:                                 # frozen, or lr_mult=0: not moved
+        np.testing.assert_array_equal(after[k], params[k], err_msg=k)
 
     y_hat = prog.predict(tr.host("model_state"), x)
     assert y_hat.shape == (n,) + spec.out_shape
@@ -72,21 +72,21 @@ def _run_program(spec, n, seed):
     return prog
 
 
-@settings(max_examples=S.fuzz_examples(60), **SETTINGS)
-@given(S.program_specs(), st.integers(1, 6), st.integers(0, 2**16))
+@settings(max_examples=P.examples(60), **SETTINGS)
+@given(P.program_specs(), st.integers(1, 6), st.integers(0, 2**16))
 def test_generated_programs_compile_and_step(spec, n, seed):
     _run_program(spec, n, seed)
 
 
-@settings(max_examples=S.fuzz_examples(25), **SETTINGS)
-@given(S.program_specs(image=False, max_hidden=5), st.integers(0, 2**16))
+@settings(max_examples=P.examples(25), **SETTINGS)
+@given(P.program_specs(image=False, max_hidden=5), st.integers(0, 2**16))
 def test_batch_of_one_with_deeper_flat_stacks(spec, seed):
     """A batch of one: batch norm sees variance 0 and must stay finite (epsilon)."""
     _run_program(spec, 1, seed)
 
 
-@settings(max_examples=S.fuzz_examples(15), **SETTINGS)
-@given(S.program_specs().filter(lambda s: "data" in s.settings))
+@settings(max_examples=P.examples(15), **SETTINGS)
+@given(P.program_specs().filter(lambda s: "data" in s.settings))
 def test_generated_programs_fit(spec):
     """`fit` on the synthetic data the program names trains: the generator only
     writes data and splits that fit the model (8..40 samples, every split leaves
@@ -107,7 +107,7 @@ def test_batchnorm_before_flatten_compiles_and_trains():
     """Batch norm on [4, 3] activations normalises each channel (the last axis)
     over the batch and the other axes, as Keras does; the program compiles and
     trains (its loss goes down on a fixed batch)."""
-    src = (S.CORPUS / "batchnorm-before-flatten.nn").read_text()
+    src = (CORPUS / "batchnorm-before-flatten.nn").read_text()
     prog = nncompile.compile(src)
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(5, 4, 3)) * [1.0, 3.0, 0.5] + [0.0, 2.0, -1.0]).astype(np.float32)
@@ -132,8 +132,8 @@ def test_batchnorm_before_flatten_compiles_and_trains():
     np.testing.assert_allclose(st["bn.moving_variance"], 0.99 ** 20 + (1 - 0.99 ** 20) * var, rtol=1e-4)
 
 
-@settings(max_examples=S.fuzz_examples(10), **SETTINGS)
-@given(S.program_specs(multi_dim_batchnorm=True).filter(
+@settings(max_examples=P.examples(10), **SETTINGS)
+@given(P.program_specs().filter(
     lambda s: len(s.input_shape) > 1 and any(
         L.kind == "batchnorm" for L in s.layers[:[L.kind for L in s.layers].index("flatten")])),
     st.integers(1, 4))

@@ -3,7 +3,8 @@ the Triton interpreter (tests/triton_backend/conftest.py sets TRITON_INTERPRET=1
 
 Tolerance: fp32, rtol 1e-4 / atol 1e-5 relative to each array's scale (the
 backends differ only in summation order and exp/tanh rounding; measured
-differences are ~1e-7). Dropout masks are bit-identical (Philox), so training
+differences are ~1e-7). Besides the hand-written models, programs drawn from
+the shared generator (tests/programs.py) are compared the same way. Dropout masks are bit-identical (Philox), so training
 with dropout matches too. Also: no host fallbacks for the examples' ops,
 in-place state updates, and every generated kernel compiling ahead of time for
 sm_90 within the 227 KB shared-memory limit. (The fusion pass itself, IR in and
@@ -23,7 +24,11 @@ from extras import TRITON_REASON
 torch = pytest.importorskip("torch", reason=TRITON_REASON)
 triton = pytest.importorskip("triton", reason=TRITON_REASON)
 
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
 import nncompile  # noqa: E402
+import programs as P  # noqa: E402
 from nncompile.ir.graph import B  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # masked-off lanes (interpreter)
@@ -62,20 +67,7 @@ MODELS = {
 }
 
 
-def data(prog, n, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 6)).astype(np.float32)
-    loss = prog.ast.train.loss.name
-    out = prog.graphs.predict.outputs["y_hat"].shape[-1]
-    if loss == "sparse_categorical_crossentropy":
-        y = rng.integers(0, out, n).astype(np.int64)
-    elif loss == "categorical_crossentropy":
-        y = np.eye(out, dtype=np.float32)[rng.integers(0, out, n)]
-    elif loss == "binary_crossentropy":
-        y = rng.integers(0, 2, (n, out)).astype(np.float32)
-    else:
-        y = rng.normal(size=(n, out)).astype(np.float32)
-    return x, y
+data = P.program_batch   # data(prog, n, seed): a random batch of the right shape for the program
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
@@ -122,6 +114,28 @@ def test_model_matches_numpy(pair):
     # no host fallbacks for these ops
     for gname in ("train_step", "loss_and_grads", "evaluate", "predict"):
         assert pt.compiled(gname).fallbacks == [], (gname, pt.compiled(gname).fallbacks)
+
+
+@settings(max_examples=P.examples(8), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(spec=P.program_specs(), n=st.integers(1, 6), seed=st.integers(0, 1000))
+def test_generated_programs_match_numpy(spec, n, seed):
+    """Random programs: loss, gradients and predictions of a batch, then two
+    training steps (batches of n and 3): losses, metrics, state and parameters
+    (under an adaptive optimizer, the elements whose step follows rounding
+    noise are left out: programs.compare_training)."""
+    pn, pt = nncompile.compile(spec.source), nncompile.compile(spec.source, backend="triton")
+    rng = np.random.default_rng(seed)
+    params = pn.init_params(seed)
+    x, y = P.random_batch(spec, n, rng)
+    l1, g1 = pn.loss_and_grads(params, x, y)
+    l2, g2 = pt.loss_and_grads(params, x, y)
+    close(l2, l1, f"loss\n{spec.source}")
+    assert set(g1) == set(g2) == P.trainable(pn)
+    for k in g1:
+        close(g2[k], g1[k], f"grad {k}\n{spec.source}")
+    close(pt.predict(params, x), pn.predict(params, x), f"predict\n{spec.source}")
+    P.compare_training(pn, pt, spec, params, [P.random_batch(spec, m, rng) for m in (n, 3)], close, seed=seed)
 
 
 def test_state_lives_on_device_and_updates_in_place():
