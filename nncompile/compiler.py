@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from .errors import CompileError
+from .errors import CompileError, NNError
 from .frontend import ast
 from .frontend.lower import (LayerInfo, build_loss, build_metrics, build_model, declare_params,
                              label_type, layer_infos)
@@ -159,6 +159,12 @@ class Program:
                 from .backends.numpy.codegen import generate
                 fn = generate(g, self.cpu_kernels)
             else:
+                try:
+                    import torch  # noqa: F401  (the backend's arrays)
+                    import triton  # noqa: F401
+                except ImportError as e:
+                    raise NNError(f"the triton backend needs torch and triton, and {e.name} is not installed",
+                                  hint="pip install 'nncompile[triton]'") from None
                 from .backends.triton import compile_graph
                 fn = compile_graph(g)
             self._compiled[name] = fn

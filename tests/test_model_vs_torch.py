@@ -1,12 +1,18 @@
 """Whole programs against PyTorch: the same model written in torch, with the same
 weights, gives the same loss (with penalties), gradients, predictions and
-parameters after training steps."""
+parameters after training steps. Skipped without torch (the gradients of
+random architectures are also checked against finite differences, without
+torch, in tests/fuzz/test_numerics.py)."""
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
-import nncompile
+from extras import TORCH_REASON
+
+torch = pytest.importorskip("torch", reason=TORCH_REASON)
+F = torch.nn.functional
+
+import nncompile  # noqa: E402
+import programs as P  # noqa: E402
 
 SRC = """
 model m {{
@@ -63,14 +69,7 @@ CONFIGS = [
 
 
 def _data(cfg, n, rng):
-    x = rng.normal(size=(n, 6)).astype(np.float32)
-    if cfg["loss"] == "sparse_categorical_crossentropy":
-        return x, rng.integers(0, cfg["units"], size=n)
-    if cfg["loss"] == "categorical_crossentropy":
-        return x, np.eye(cfg["units"], dtype=np.float32)[rng.integers(0, cfg["units"], size=n)]
-    if cfg["loss"] == "binary_crossentropy":
-        return x, rng.integers(0, 2, size=(n, cfg["units"])).astype(np.float32)
-    return x, rng.normal(size=(n, cfg["units"])).astype(np.float32)
+    return P.batch((6,), cfg["loss"], cfg["units"], n, rng)
 
 
 def _tensors(params):

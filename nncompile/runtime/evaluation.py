@@ -141,7 +141,8 @@ def check_batch(program, x, y=None, what: str = "") -> tuple:
             raise ValueError(f"{label}x has shape {list(x.shape)}, expected [N, {', '.join(map(str, shape))}] "
                              f"(input '{inp.name}': f32[{', '.join(map(str, shape))}])")
         x = x.reshape((len(x),) + shape)
-    x = np.ascontiguousarray(x, np.float32)
+    # the dtype is the compiled graph's (f32, or f64 under float_dtype="f64"): Program._inputs
+    # converts, so a float64 batch is not rounded to float32 here
     if y is None:
         return x, None
     t = program.ast.train
@@ -160,7 +161,7 @@ def check_batch(program, x, y=None, what: str = "") -> tuple:
     if y.shape[1:] != (units,):
         raise ValueError(f"{label}y has shape {list(y.shape)}, expected [{len(x)}, {units}] "
                          f"(one target per output unit)")
-    return x, np.ascontiguousarray(y, np.float32)
+    return x, y
 
 
 def evaluate(program, weights: dict, ds, batch_size: int = 1024) -> dict[str, float]:

@@ -34,8 +34,10 @@ def check(src):
     except CompileError as e:
         text = str(e)           # rendering must not fail either
         assert e.message and text
-        if e.loc is not None:
-            assert e.loc.line >= 1 and e.loc.column >= 1
+        # inputs this small are never "too large", the one error without a location
+        assert e.loc is not None, text
+        assert e.loc.file == "fuzz.nn" and e.loc.line >= 1 and e.loc.column >= 1, text
+        assert text.startswith(f"fuzz.nn:{e.loc.line}:{e.loc.column}: error: "), text
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

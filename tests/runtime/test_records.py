@@ -1,14 +1,18 @@
-"""Run records, weights files and progress output."""
+"""Run records, weights files and progress output. The curves.png plot needs
+matplotlib (the [plots] extra): its test skips without it, and a run without it
+says so instead of writing the plot."""
 import io
 import json
 import os
 import re
+import sys
 import zipfile
 
 import numpy as np
 import pytest
 
 import nncompile
+from extras import HAVE_MATPLOTLIB, needs_matplotlib
 from nncompile import cli
 from nncompile.errors import WeightsError
 from nncompile.runtime.loop import fit
@@ -44,8 +48,9 @@ def run_dir(tmp_path):
 
 def test_run_folder_layout(run_dir):
     names = sorted(os.listdir(run_dir))
-    assert names == ["checkpoint.npz", "curves.png", "history.csv", "m.nn", "settings.json",
-                     "weights_best.npz", "weights_final.npz"]
+    assert [n for n in names if n != "curves.png"] == ["checkpoint.npz", "history.csv", "m.nn", "settings.json",
+                                                       "weights_best.npz", "weights_final.npz"]
+    assert ("curves.png" in names) == HAVE_MATPLOTLIB   # test_curves_png_* below
     assert (run_dir / "m.nn").read_text() == SRC
     doc = json.loads((run_dir / "settings.json").read_text())
     assert doc["seed"] == 0 and set(doc["versions"]) == {"nncompile", "numpy", "python", "platform"}
@@ -58,13 +63,30 @@ def test_run_folder_layout(run_dir):
     assert layers[1]["kind"] == "batchnorm" and layers[1]["args"]["momentum"] == 0.99
     lines = (run_dir / "history.csv").read_text().splitlines()
     assert lines[0] == "epoch,loss,accuracy,val_loss,val_accuracy" and len(lines) == 6
-    assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # plain arrays, no pickle; the format marker and the tensor names and shapes
     with np.load(run_dir / "weights_final.npz", allow_pickle=False) as z:
         assert z["h.weight"].shape == (4, 6) and "bn.moving_mean" in z.files
         meta = json.loads(bytes(z["__meta__"]))
     assert meta["format"] == "nncompile" and meta["version"] == 1 and meta["kind"] == "weights"
     assert meta["tensors"]["o.weight"] == [6, 3]
+
+
+@needs_matplotlib
+def test_curves_png_is_a_png(run_dir):
+    assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_curves_png_without_matplotlib_is_a_note(tmp_path, monkeypatch, capsys):
+    """Without matplotlib (hidden here, so this runs on every install) the run
+    writes everything else and says why there is no plot."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    f = tmp_path / "m.nn"
+    f.write_text(SRC)
+    assert cli.main(["run", str(f), "--out", str(tmp_path / "run"), "--quiet", "--epochs", "1"]) == 0
+    assert not (tmp_path / "run" / "curves.png").exists()
+    assert (tmp_path / "run" / "history.csv").exists()
+    assert "matplotlib is not installed: no curves.png" in capsys.readouterr().err
 
 
 def test_no_record_and_default_folder(tmp_path, monkeypatch, capsys):
@@ -156,7 +178,7 @@ def test_the_live_bar_keeps_bar_counts_and_eta_at_80_columns():
 
 
 def test_rich_progress_on_a_terminal_and_quiet():
-    pytest.importorskip("rich")
+    # rich is a dependency (the progress bar), so this never skips
     prog = nncompile.compile(SRC)
     buf = io.StringIO()
     fit(prog, progress=make_progress(buf, tty=True))

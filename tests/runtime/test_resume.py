@@ -122,8 +122,11 @@ def test_cli_sigint_then_resume_matches_an_uninterrupted_run(tmp_path):
     ref = _nnc("run", "m.nn", "--out", "ref", "--quiet", cwd=tmp_path)
     assert ref.returncode == 0, ref.stderr
     env = {k: v for k, v in os.environ.items() if k != "NNCOMPILE_DEBUG"}
+    # SIGINT back to its default in the child: a test run started in the background by a shell
+    # without job control inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
     p = subprocess.Popen([sys.executable, "-m", "nncompile", "run", "m.nn", "--out", "run"], cwd=tmp_path,
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     hist = tmp_path / "run" / "history.csv"
     deadline = time.time() + 60
     while time.time() < deadline:

@@ -6,7 +6,12 @@ import os
 
 import pytest
 
-from nncompile.crosscheck import cross_check
+from extras import TRITON_REASON
+
+torch = pytest.importorskip("torch", reason=TRITON_REASON)
+triton = pytest.importorskip("triton", reason=TRITON_REASON)
+
+from nncompile.crosscheck import cross_check  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = sorted(glob.glob(os.path.join(ROOT, "examples", "*.nn")))
