@@ -78,7 +78,14 @@ def scale(base: int) -> int:
 # ------------------------------------------------------------------ the program space
 
 ACTS = ("relu", "sigmoid", "tanh", "softmax", "linear", "gelu", "leaky_relu")
-HIDDEN_ACTS = ("relu", "sigmoid", "tanh", "linear", "gelu", "leaky_relu", "none")
+# as written; the checked value of the last two is the canonical call text (activations.resolve)
+HIDDEN_ACTS = ("relu", "sigmoid", "tanh", "linear", "gelu", "leaky_relu", "none", "gelu(approximate=true)",
+               "leaky_relu(0.05)")
+CANONICAL_ACT = {"none": "linear", "leaky_relu(0.05)": "leaky_relu(negative_slope=0.05)"}
+
+
+def canonical_act(act: str) -> str:
+    return CANONICAL_ACT.get(act, act)
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mse", "mae")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 DEFAULT_LR = {"sgd": 0.01, "adam": 0.001, "adamw": 0.001, "rmsprop": 0.001}
@@ -164,7 +171,7 @@ def _flat(shape):
 def _dense(draw, shape, *, units=None, act=None, **_):
     u = units if units is not None else draw(st.integers(1, 6))
     act = act if act is not None else draw(st.sampled_from(HIDDEN_ACTS))
-    a = dict(units=u, activation="linear" if act == "none" else act)
+    a = dict(units=u, activation=canonical_act(act))
     pos, kw = [("units", u)], []
     if act != "linear" or draw(st.booleans()):
         pos.append(("activation", act))
@@ -209,7 +216,7 @@ def _layernorm(draw, shape, **_):
 @layer_kind("activation", flat_weight=1, image_weight=1)
 def _activation(draw, shape, *, act=None, **_):
     fn = act if act is not None else draw(st.sampled_from(HIDDEN_ACTS))
-    return dict(fn="linear" if fn == "none" else fn), [("fn", fn)], []
+    return dict(fn=canonical_act(fn)), [("fn", fn)], []
 
 
 @layer_kind("flatten", out_shape=lambda shape, a: (math.prod(shape),), flat_weight=1)
@@ -259,7 +266,7 @@ def _conv2d(draw, shape, **_):
     dilation = (2, 2) if strides == (1, 1) and draw(st.integers(0, 3)) == 0 else (1, 1)
     padding = "valid" if _fits(shape, k, dilation[0]) and draw(st.booleans()) else "same"
     act = draw(st.sampled_from(HIDDEN_ACTS))
-    a = dict(filters=filters, kernel_size=k, activation="linear" if act == "none" else act, strides=strides,
+    a = dict(filters=filters, kernel_size=k, activation=canonical_act(act), strides=strides,
              padding=padding, dilation=dilation, groups=groups)
     pos, kw = [("filters", filters)], []
     if k[0] == k[1] and draw(st.booleans()):
@@ -334,7 +341,8 @@ def _fmt(v) -> str:
 def _call(draw, positional: list, keyword: list) -> str:
     """Write an argument list: some leading arguments by position, the rest by key."""
     npos = draw(st.integers(0, len(positional)))
-    parts = [_fmt(v) if not isinstance(v, str) else draw(st.sampled_from([v, f'"{v}"']))
+    # a name may be quoted; a call (gelu(approximate=true)) may not
+    parts = [_fmt(v) if not isinstance(v, str) else v if "(" in v else draw(st.sampled_from([v, f'"{v}"']))
              for _, v in positional[:npos]]
     rest = positional[npos:] + keyword
     rest = draw(st.permutations(rest)) if rest else rest

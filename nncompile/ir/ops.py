@@ -42,6 +42,7 @@ import numpy as np
 
 from . import shapes as S
 from . import windows as W
+from .special import erfc
 from .graph import B, Graph, Node
 from .shapes import IRError, norm_axes, sum_to_axes
 
@@ -176,12 +177,27 @@ def _sigmoid(a):
 _GELU_C = math.sqrt(2.0 / math.pi)
 
 
+_INV_SQRT2, _INV_SQRT_2PI = 1.0 / math.sqrt(2.0), 1.0 / math.sqrt(2.0 * math.pi)
+
+
 def _gelu(a):
+    # x * Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2: accurate in the negative tail too, where
+    # 1 + erf(x / sqrt 2) cancels
+    return (a * 0.5 * erfc(-a * a.dtype.type(_INV_SQRT2))).astype(a.dtype)
+
+
+def _gelu_grad(dy, a):
+    # Phi(x) + x * phi(x)
+    d = 0.5 * erfc(-a * a.dtype.type(_INV_SQRT2)) + a * np.exp(-0.5 * a * a) * a.dtype.type(_INV_SQRT_2PI)
+    return (dy * d).astype(dy.dtype)
+
+
+def _gelu_tanh(a):
     c = np.asarray(_GELU_C, a.dtype)
     return (0.5 * a * (1.0 + np.tanh(c * (a + 0.044715 * a ** 3)))).astype(a.dtype)
 
 
-def _gelu_grad(dy, a):
+def _gelu_tanh_grad(dy, a):
     t = np.tanh(_GELU_C * (a + 0.044715 * a ** 3))
     d = 0.5 * (1.0 + t) + 0.5 * a * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * a * a)
     return (dy * d).astype(dy.dtype)
@@ -284,7 +300,9 @@ unary("softplus", lambda a: np.logaddexp(_zero(a.dtype), a),
       lambda g, n, dy: (g.emit("mul", dy, g.emit("sigmoid", n.inputs[0])),))
 unary("leaky_relu", lambda a, alpha: np.where(a > 0, a, a * np.asarray(alpha, a.dtype)),
       lambda g, n, dy: (g.emit("leaky_grad", dy, n.inputs[0], alpha=n.attrs["alpha"]),), attrs=("alpha",))
+# the exact GELU, x * Phi(x) (PyTorch's and Keras's default), and its tanh approximation
 unary("gelu", _gelu, lambda g, n, dy: (g.emit("gelu_grad", dy, n.inputs[0]),))
+unary("gelu_tanh", _gelu_tanh, lambda g, n, dy: (g.emit("gelu_tanh_grad", dy, n.inputs[0]),))
 unary("clip", lambda a, lo, hi: np.clip(a, lo, hi).astype(a.dtype),
       lambda g, n, dy: (g.emit("clip_grad", dy, n.inputs[0], lo=n.attrs["lo"], hi=n.attrs["hi"]),),
       attrs=("lo", "hi"))
@@ -298,6 +316,7 @@ binary("relu_grad", lambda dy, y: np.where(y > 0, dy, _zero(dy.dtype)).astype(dy
 binary("leaky_grad", lambda dy, x, alpha: np.where(x > 0, dy, dy * np.asarray(alpha, dy.dtype)).astype(dy.dtype),
        None, attrs=("alpha",))
 binary("gelu_grad", _gelu_grad, None)
+binary("gelu_tanh_grad", _gelu_tanh_grad, None)
 binary("clip_grad", lambda dy, x, lo, hi: np.where((x >= lo) & (x <= hi), dy, _zero(dy.dtype)).astype(dy.dtype),
        None, attrs=("lo", "hi"))
 

@@ -33,12 +33,12 @@ def _pointwise_graph():
     h = g.emit("add", g.emit("mul", x, v), r)
     outs = {}
     for op in ("neg", "exp", "log", "sqrt", "square", "abs", "sign", "relu", "sigmoid", "tanh", "softplus",
-               "gelu", "cast"):
+               "gelu", "gelu_tanh", "cast"):
         attrs = {"dtype": "f32"} if op == "cast" else {}
         outs[op] = g.emit(op, g.emit("abs", h) if op in ("log", "sqrt") else h, **attrs)
     outs["leaky"] = g.emit("leaky_relu", h, alpha=0.3)
     outs["clip"] = g.emit("clip", h, lo=-0.5, hi=0.5)
-    for op in ("sub", "div", "maximum", "equal", "greater", "relu_grad", "gelu_grad"):
+    for op in ("sub", "div", "maximum", "equal", "greater", "relu_grad", "gelu_grad", "gelu_tanh_grad"):
         outs[op] = g.emit(op, h, g.emit("sigmoid", x))
     outs["leaky_grad"] = g.emit("leaky_grad", h, x, alpha=0.3)
     outs["clip_grad"] = g.emit("clip_grad", h, x, lo=-0.2, hi=0.4)

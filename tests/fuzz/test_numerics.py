@@ -25,6 +25,7 @@ import nncompile
 import programs as P
 from extras import needs_torch, torch
 from nncompile.frontend import parse_source
+from nncompile.frontend.layers.activations import resolve as resolve_activation
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 EPS_PROB = 1e-7
@@ -34,10 +35,11 @@ F = torch.nn.functional if torch is not None else None
 # ------------------------------------------------------------ the torch reference
 
 def _act(h, fn):
+    act, params = resolve_activation(fn)
     return {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
             "softmax": lambda t: torch.softmax(t, -1), "linear": lambda t: t,
-            "gelu": lambda t: F.gelu(t, approximate="tanh"),
-            "leaky_relu": lambda t: F.leaky_relu(t, 0.2)}[fn](h)
+            "gelu": lambda t: F.gelu(t, approximate="tanh" if params.get("approximate") else "none"),
+            "leaky_relu": lambda t: F.leaky_relu(t, params.get("negative_slope"))}[act.name](h)
 
 
 def torch_forward(ast, p, x):

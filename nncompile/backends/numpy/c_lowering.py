@@ -24,7 +24,20 @@ def _dropout(ctx, n, a):
     return f"(nnc_uniform({key}, {ctx.flat()}) >= (float){literal(rate)} ? ({ctx.T}){literal(scale)} : ({ctx.T})0)"
 
 
+def _gelu(ctx, n, a):
+    # x * Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2 (libm's erfc: no cancellation in the tail)
+    T, f = ctx.T, ctx.f
+    return f"(({T})0.5 * {a[0]} * erfc{f}(-{a[0]} * ({T})0.7071067811865476))"
+
+
 def _gelu_grad(ctx, n, a):
+    T, f = ctx.T, ctx.f
+    dy, x = a
+    return (f"({dy} * (({T})0.5 * erfc{f}(-{x} * ({T})0.7071067811865476) + "
+            f"{x} * exp{f}(({T})-0.5 * {x} * {x}) * ({T})0.3989422804014327))")
+
+
+def _gelu_tanh_grad(ctx, n, a):
     T, f = ctx.T, ctx.f
     dy, x = a
     t = f"tanh{f}(({T})0.7978845608028654 * ({x} + ({T})0.044715 * ({x} * {x} * {x})))"
@@ -60,9 +73,11 @@ C_EXPR = {
                              f"({a[0]} > ({c.T}){literal(n.attrs['hi'])} ? ({c.T}){literal(n.attrs['hi'])} : {a[0]}))"),
     "clip_grad": lambda c, n, a: (f"(({a[1]} >= ({c.T}){literal(n.attrs['lo'])} && {a[1]} <= "
                                   f"({c.T}){literal(n.attrs['hi'])}) ? {a[0]} : ({c.T})0)"),
-    "gelu": lambda c, n, a: (f"(({c.T})0.5 * {a[0]} * (({c.T})1 + tanh{c.f}(({c.T})0.7978845608028654 * "
-                             f"({a[0]} + ({c.T})0.044715 * ({a[0]} * {a[0]} * {a[0]})))))"),
+    "gelu": _gelu,
     "gelu_grad": _gelu_grad,
+    "gelu_tanh": lambda c, n, a: (f"(({c.T})0.5 * {a[0]} * (({c.T})1 + tanh{c.f}(({c.T})0.7978845608028654 * "
+                             f"({a[0]} + ({c.T})0.044715 * ({a[0]} * {a[0]} * {a[0]})))))"),
+    "gelu_tanh_grad": _gelu_tanh_grad,
     "unreduce": _unreduce,
     "dropout_mask": _dropout,
 }

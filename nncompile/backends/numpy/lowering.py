@@ -31,9 +31,11 @@ from .windows import EMITTERS as WINDOW_EMITTERS
 Emitter = Union[str, Callable]
 
 STRUCTURAL = frozenset({"input", "const"})
-# gelu's tanh form and the backward helpers of leaky_relu, gelu and clip: rare in
-# the workloads measured, and each needs several passes with scratch buffers
-FALLBACK = frozenset({"leaky_relu", "gelu", "leaky_grad", "gelu_grad", "clip_grad"})
+# gelu (exact: erfc by ir/special.py; and the tanh form) and the backward helpers of
+# leaky_relu, gelu and clip: rare in the workloads measured, and each needs several
+# passes with scratch buffers (the native path has a C expression for every one)
+FALLBACK = frozenset({"leaky_relu", "gelu", "gelu_tanh", "leaky_grad", "gelu_grad", "gelu_tanh_grad",
+                      "clip_grad"})
 
 SCALAR: dict[str, str] = {
     "add": "({a} + {b})", "sub": "({a} - {b})", "mul": "({a} * {b})", "neg": "(-{a})",

@@ -70,6 +70,7 @@ POINTWISE: dict[str, Pointwise] = {
     "relu": "tl.maximum({0}, 0.0)", "sigmoid": "1.0 / (1.0 + tl.exp(-{0}))", "tanh": "_tanh({0})",
     "softplus": "tl.maximum({0}, 0.0) + tl.log(1.0 + tl.exp(-tl.abs({0})))",
     "gelu": "_gelu({0})", "gelu_grad": "_gelu_grad({0}, {1})",
+    "gelu_tanh": "_gelu_tanh({0})", "gelu_tanh_grad": "_gelu_tanh_grad({0}, {1})",
     "equal": "tl.where({0} == {1}, 1.0, 0.0)", "greater": "tl.where({0} > {1}, 1.0, 0.0)",
     "relu_grad": "tl.where({1} > 0, {0}, 0.0)",
     "leaky_relu": lambda c, n: f"tl.where({c.arg(0)} > 0, {c.arg(0)}, {c.arg(0)} * {literal(n.attrs['alpha'])})",
@@ -83,7 +84,8 @@ POINTWISE: dict[str, Pointwise] = {
     "dropout_mask": _dropout_mask,
 }
 # the device functions (kernels/functions.py) a template may call
-DEVICE_FUNCTIONS = {"_tanh": "tanh", "_gelu": "gelu", "_gelu_grad": "gelu_grad"}
+DEVICE_FUNCTIONS = {"_tanh": "tanh", "_gelu": "gelu", "_gelu_grad": "gelu_grad", "_gelu_tanh": "gelu_tanh",
+                    "_gelu_tanh_grad": "gelu_tanh_grad"}
 
 
 def pointwise_expr(ctx, n) -> str:

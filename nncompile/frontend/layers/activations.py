@@ -1,32 +1,119 @@
-"""The activations a layer may apply, and how each is lowered to IR."""
+"""The activations a layer may apply, their arguments, and how each is lowered to IR.
+
+An activation is written as a name (`relu`, `gelu`) or, where it takes
+arguments, as a call (`gelu(approximate=true)`, `leaky_relu(0.1)`), the
+arguments checked against the activation's `Spec` like any call's. The checked
+value is a string: the bare name when every argument has its default, else the
+canonical call text (`leaky_relu(negative_slope=0.1)`), so labels, summaries
+and saved settings show what runs; `resolve` turns that string back into the
+row and its arguments.
+"""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Optional
+from functools import lru_cache
+from typing import Callable, Optional
 
-from ..specs import Choice
+from ..raw import RCall, RName, RStr, describe
+from ..specs import Arg, ArgType, Bool, Float, Spec
+from ..values import fmt
+
+
+def _gelu(g, h, approximate: bool):
+    return g.emit("gelu_tanh" if approximate else "gelu", h)
 
 
 @dataclass(frozen=True)
 class Activation:
     name: str
     op: Optional[str]                      # the IR op; None for the identity
-    attrs: tuple[tuple[str, object], ...] = ()
     keeps_logits: bool = False             # softmax, sigmoid: the loss reads the pre-activation
+    args: tuple[Arg, ...] = ()             # what the activation takes as a call
+    emit: Optional[Callable] = None        # (g, h, **args) -> node, when op alone does not say
+    attr: dict = None                      # IR attribute name of each argument (op's attrs)
+    doc: str = ""
 
-    def lower(self, g, h):
-        return h if self.op is None else g.emit(self.op, h, **dict(self.attrs))
+    @property
+    def spec(self) -> Spec:
+        return Spec(self.name, self.args, self.doc)
+
+    def lower(self, g, h, params: dict):
+        if self.emit is not None:
+            return self.emit(g, h, **params)
+        if self.op is None:
+            return h
+        return g.emit(self.op, h, **{(self.attr or {}).get(k, k): v for k, v in params.items()})
 
 
 ACTIVATIONS = {a.name: a for a in (
-    Activation("relu", "relu"),
-    Activation("sigmoid", "sigmoid", keeps_logits=True),
-    Activation("tanh", "tanh"),
-    Activation("softmax", "softmax", keeps_logits=True),
-    Activation("linear", None),
-    Activation("gelu", "gelu"),
-    Activation("leaky_relu", "leaky_relu", (("alpha", 0.2),)),
+    Activation("relu", "relu", doc="max(x, 0)"),
+    Activation("sigmoid", "sigmoid", keeps_logits=True, doc="1 / (1 + exp(-x))"),
+    Activation("tanh", "tanh", doc="the hyperbolic tangent"),
+    Activation("softmax", "softmax", keeps_logits=True, doc="over the last axis"),
+    Activation("linear", None, doc="the identity (`none` is the same)"),
+    Activation("gelu", "gelu", args=(
+        Arg("approximate", Bool(), False, "the tanh approximation `0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))` "
+                                          "instead of the exact `x * Phi(x)`", positional=True),),
+        emit=_gelu, doc="`x * Phi(x)`, Phi the normal CDF (exact, as Keras and PyTorch by default)"),
+    Activation("leaky_relu", "leaky_relu", args=(
+        Arg("negative_slope", Float(0.0), 0.2, "the slope for x < 0", positional=True, aliases=("alpha",)),),
+        attr={"negative_slope": "alpha"}, doc="x for x > 0, else negative_slope * x (Keras's default slope 0.2)"),
 )}
+ALIASES = {"none": "linear"}
 
-# The argument type of every `activation` / `fn` argument.
-ACTIVATION = Choice(tuple(ACTIVATIONS), {"none": "linear"}, text="an activation")
+
+def _canonical(act: Activation, values: dict) -> str:
+    given = [(a.name, values[a.name]) for a in act.args if values[a.name] != a.default]
+    if not given:
+        return act.name
+    text = ", ".join(f"{k}={'true' if v is True else 'false' if v is False else fmt(v)}" for k, v in given)
+    return f"{act.name}({text})"
+
+
+_CALL = re.compile(r"^(\w+)(?:\((.*)\))?$")
+
+
+@lru_cache(maxsize=None)
+def _resolve(fn: str) -> tuple[Activation, tuple]:
+    m = _CALL.match(fn)
+    if m is None or ALIASES.get(m.group(1), m.group(1)) not in ACTIVATIONS:
+        raise KeyError(f"not an activation: {fn!r}")
+    act = ACTIVATIONS[ALIASES.get(m.group(1), m.group(1))]
+    values = {a.name: a.default for a in act.args}
+    for item in filter(None, (m.group(2) or "").split(",")):
+        k, v = (s.strip() for s in item.split("="))
+        values[k] = v == "true" if v in ("true", "false") else float(v)
+    return act, tuple(values.items())
+
+
+def resolve(fn: str) -> tuple[Activation, dict]:
+    """The row and the arguments of a checked activation value (`gelu`,
+    `leaky_relu(negative_slope=0.1)`)."""
+    act, values = _resolve(fn)
+    return act, dict(values)
+
+
+class ActivationType(ArgType):
+    """The argument type of every `activation` / `fn` argument: a name, or a call
+    of an activation that takes arguments."""
+
+    def read(self, scope, v, label):
+        if isinstance(v, RCall):
+            name = scope.reader.get_choice(v.name, label, tuple(ACTIVATIONS), ALIASES, "activation")
+            act = ACTIVATIONS[name]
+            if not act.args:
+                raise scope.err(f"activation {name} takes no arguments", v.loc,
+                                hint=f"write it without parentheses: {name}")
+            call = act.spec.call(scope, v.args, f"activation {name}", v.loc)
+            return _canonical(act, call.values)
+        if not isinstance(v, (RName, RStr)):
+            raise scope.err(f"{label} must be an activation name, got {describe(v)}", v.loc,
+                            hint="expected one of: " + ", ".join(ACTIVATIONS))
+        return scope.reader.get_choice(v, label, tuple(ACTIVATIONS), ALIASES, "activation")
+
+    def describe(self):
+        return "an activation"
+
+
+ACTIVATION = ActivationType()

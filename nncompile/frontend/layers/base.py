@@ -18,7 +18,7 @@ from typing import Callable, Optional, Sequence
 from ...errors import CompileError
 from ...ir.graph import Graph, Node
 from ..specs import Arg, Bool, Float, LayerRef, Scope, Spec
-from .activations import ACTIVATIONS
+from .activations import resolve
 
 
 @dataclass(frozen=True)
@@ -81,10 +81,10 @@ class Lowering:
         return self.g.inputs[f"{layer.name}.{what}"]
 
     def activate(self, h: Node, fn: str) -> Node:
-        act = ACTIVATIONS[fn]
+        act, params = resolve(fn)
         self.logits = h if act.keeps_logits else None
-        self.activation = fn
-        return act.lower(self.g, h)
+        self.activation = act.name
+        return act.lower(self.g, h, params)
 
 
 class LayerKind:

@@ -14,7 +14,7 @@ import re
 from typing import Iterable
 
 from ..layers import LAYERS, TRANSFER
-from ..layers.activations import ACTIVATION
+from ..layers.activations import ACTIVATIONS, ALIASES
 from ..values import fmt
 from .core import REQUIRED, Arg, Derived, Spec
 from .sources import AUGMENTATIONS, DATA_SOURCES
@@ -77,11 +77,20 @@ def _layers() -> str:
     table = spec_table([k.spec for k in kinds], "Layer")
     docs = "\n".join(f"- `{k.name}`: {k.doc}" for k in kinds)
     with_params = ", ".join(f"`{k.name}`" for k in kinds if k.has_params)
-    acts = ", ".join(f"`{c}`" for c in ACTIVATION.choices)
-    aliases = "; ".join(f"`{a}` is an alias of `{c}`" for a, c in ACTIVATION.aliases.items())
-    return (f"{table}\n\n{docs}\n\nActivations: {acts}; {aliases}.\n\n"
+    return (f"{table}\n\n{docs}\n\n{_activations()}\n\n"
             f"Layers with parameters ({with_params}) also take these keys (never positional):\n\n"
             + settings_table(TRANSFER, "Key"))
+
+
+def _activations() -> str:
+    """The activations, and (as calls) the arguments of those that take any."""
+    lines = ["| Activation | Meaning |", "|---|---|"] + [
+        f"| `{a.name}` | {a.doc} |" for a in ACTIVATIONS.values()]
+    aliases = "; ".join(f"`{a}` is an alias of `{c}`" for a, c in ALIASES.items())
+    with_args = [a.spec for a in ACTIVATIONS.values() if a.args]
+    return ("\n".join(lines) + f"\n\n{aliases}. An activation with arguments is written as a call where an "
+            "activation is expected (`dense(64, activation=gelu(approximate=true))`, `activation(leaky_relu(0.1))`):"
+            "\n\n" + spec_table(with_args, "Activation").split("\n\n")[0])
 
 
 def _losses() -> str:

@@ -9,7 +9,7 @@ from ...errors import did_you_mean, expected_one_of
 from ..ast import (EarlyStoppingSpec, InitFromSpec, LossSpec, OptimizerSpec, ScheduleSpec, ValidationSpec,
                    final_activation)
 from ..layers import LAYERS
-from ..layers.activations import ACTIVATIONS
+from ..layers.activations import resolve as resolve_activation
 from ..raw import MAX_DIM, RCall, RDict, RList, RName, RNum, RStr, describe, short
 from ..values import fmt
 from .core import Arg, Derived, Scope, Spec
@@ -122,7 +122,7 @@ def _logits_need_linear_output(scope: Scope) -> None:
     if not scope.values["from_logits"]:
         return
     last = final_activation(scope.model)
-    if last is not None and ACTIVATIONS[last].keeps_logits:
+    if last is not None and resolve_activation(last)[0].keeps_logits:
         raise scope.err(f"from_logits=true but the model's last layer already applies {last}",
                         scope.raw["from_logits"].loc,
                         hint="either drop from_logits=true, or make the last layer linear")

@@ -18,7 +18,7 @@ from ..launch import MATMUL_CONFIGS_16BIT, MATMUL_CONFIGS_32BIT, SMEM_LIMIT, int
 from .columns import reduce_cols, reduce_cols_kernel
 from .conv import (conv2d, conv2d_grad_filter, conv2d_grad_filter_kernel, conv2d_grad_input,
                    conv2d_grad_input_kernel, conv2d_kernel, filter_split)
-from .functions import gelu, gelu_grad, tanh
+from .functions import gelu, gelu_grad, gelu_tanh, gelu_tanh_grad, tanh
 from .gemm import ACTIVATIONS, clear_autotune_cache, matmul, matmul_kernel
 from .pool import pool, pool_grad, pool_grad_kernel, pool_kernel
 from .rows import (MAX, SUM, argmax, argmax_kernel, onehot, onehot_kernel, reduce_rows,
@@ -27,7 +27,7 @@ from .rows import (MAX, SUM, argmax, argmax_kernel, onehot, onehot_kernel, reduc
 
 __all__ = ["interpreting", "matmul", "clear_autotune_cache", "softmax", "softmax_xent",
            "softmax_xent_grad", "argmax", "take_label", "onehot", "reduce_rows", "reduce_cols", "SUM", "MAX",
-           "aot_specs", "ACTIVATIONS", "tanh", "gelu", "gelu_grad", "matmul_kernel", "softmax_kernel",
+           "aot_specs", "ACTIVATIONS", "tanh", "gelu", "gelu_grad", "gelu_tanh", "gelu_tanh_grad", "matmul_kernel", "softmax_kernel",
            "softmax_xent_kernel", "argmax_kernel", "take_kernel", "onehot_kernel", "reduce_rows_kernel",
            "reduce_cols_kernel", "conv2d", "conv2d_grad_input", "conv2d_grad_filter", "conv2d_kernel",
            "conv2d_grad_input_kernel", "conv2d_grad_filter_kernel", "filter_split", "pool", "pool_grad",

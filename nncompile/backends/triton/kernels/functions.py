@@ -19,12 +19,24 @@ def tanh(x):
 
 @triton.jit
 def gelu(x):
-    # the tanh approximation, as the IR's reference
-    return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+    # the exact GELU, x * Phi(x) (erf: libdevice on the GPU, math.erf in the interpreter)
+    return 0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))
 
 
 @triton.jit
 def gelu_grad(dy, x):
+    return dy * (0.5 * (1.0 + tl.math.erf(x * 0.7071067811865476))
+                 + x * tl.exp(-0.5 * x * x) * 0.3989422804014327)
+
+
+@triton.jit
+def gelu_tanh(x):
+    # the tanh approximation
+    return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+
+
+@triton.jit
+def gelu_tanh_grad(dy, x):
     c = 0.7978845608028654
     t = tanh(c * (x + 0.044715 * x * x * x))
     return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3 * 0.044715 * x * x))
