@@ -44,8 +44,10 @@ def run_dir(tmp_path):
 
 def test_run_folder_layout(run_dir):
     names = sorted(os.listdir(run_dir))
-    assert names == ["checkpoint.npz", "curves.png", "history.csv", "m.nn", "settings.json",
-                     "weights_best.npz", "weights_final.npz"]
+    assert names == [".nncompile-files.json", "checkpoint.npz", "curves.svg", "history.csv", "m.nn",
+                     "settings.json", "weights_best.npz", "weights_final.npz"]
+    # the manifest lists exactly the files the run created (no lock left behind)
+    assert json.loads((run_dir / ".nncompile-files.json").read_text())["files"] == names[1:]
     assert (run_dir / "m.nn").read_text() == SRC
     doc = json.loads((run_dir / "settings.json").read_text())
     assert doc["seed"] == 0 and set(doc["versions"]) == {"nncompile", "numpy", "python", "platform"}
@@ -58,7 +60,8 @@ def test_run_folder_layout(run_dir):
     assert layers[1]["kind"] == "batchnorm" and layers[1]["args"]["momentum"] == 0.99
     lines = (run_dir / "history.csv").read_text().splitlines()
     assert lines[0] == "epoch,loss,accuracy,val_loss,val_accuracy" and len(lines) == 6
-    assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = (run_dir / "curves.svg").read_text()
+    assert svg.startswith("<?xml") and 'id="panel-loss"' in svg and 'id="panel-accuracy"' in svg
     # plain arrays, no pickle; the format marker and the tensor names and shapes
     with np.load(run_dir / "weights_final.npz", allow_pickle=False) as z:
         assert z["h.weight"].shape == (4, 6) and "bn.moving_mean" in z.files
