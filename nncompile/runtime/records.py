@@ -119,12 +119,17 @@ class FolderLock:
             return self._acquire_excl()
         for _ in range(100):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, new_file_mode())
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            for wait in (0.0, 0.02, 0.05, 0.1):   # another run's holder() probe holds it for microseconds
+                time.sleep(wait)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError:
+                    pass
+            else:
                 pid = self._pid_in(fd)
                 os.close(fd)
-                raise self._busy(pid) from None
+                raise self._busy(pid)
             # a run releasing the lock unlinks the file: make sure ours is still the one at the path
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(self.path))
@@ -319,7 +324,12 @@ class RunFolder:
                     raise TrainingError(f"{self.path}: exists and is not a folder")
                 os.makedirs(self.path, exist_ok=True)
                 self._made_folder = True
-        self._lock = FolderLock(self.path).acquire()
+        try:
+            self._lock = FolderLock(self.path).acquire()
+        except BaseException:
+            if self._made_folder:
+                os.rmdir(self.path)
+            raise
         try:
             self.stale_lock = self._lock.stale
             if self.fresh:
