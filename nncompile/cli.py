@@ -6,7 +6,10 @@ with the source line and a caret, and exits with status 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shlex
+import signal
 import sys
 from typing import Optional, Sequence
 
@@ -43,15 +46,20 @@ def _parser() -> argparse.ArgumentParser:
                            "log_every epochs, with a live bar on a terminal)")
     r.add_argument("--out", metavar="DIR", help="the run folder to write (default runs/<model>-<YYYYmmdd-HHMMSS>)")
     r.add_argument("--no-record", action="store_true", help="write no run folder (no weights, no checkpoint)")
-    r.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
-                   help="write a checkpoint every N epochs (and on each best epoch with early stopping)")
+    r.add_argument("--checkpoint-every", default="0", metavar="N|Nsteps",
+                   help="write a checkpoint every N epochs (and on each best epoch with early stopping), or "
+                        "with Nsteps every N optimizer steps, inside epochs too")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly")
     r.add_argument("--on-nan", choices=("stop", "rollback"), default="stop",
                    help="on a NaN/Inf loss: stop (default), or restore the last good epoch and stop")
+    r.add_argument("--curves", choices=("svg", "png", "none"), default="svg",
+                   help="the run folder's curve picture: curves.svg (default, needs nothing), curves.png "
+                        "(needs matplotlib), or none")
     r.add_argument("--check-backend", action="store_true",
                    help="run a few steps on the NumPy and Triton backends and compare them (no training)")
     gr = add("graph", "draw the layer graph (or, with --kernels, the fused kernel graph) as SVG or HTML")
-    gr.add_argument("-o", "--output", required=True, metavar="OUT", help="out.svg or out.html")
+    gr.add_argument("-o", "--output", required=True, metavar="OUT",
+                    help="out.svg, out.html, or out.png / out.pdf (with matplotlib or cairosvg installed)")
     gr.add_argument("--kernels", action="store_true", help="the IR of the training step, by fusion group")
     add("check", "parse and check the program, build and verify its graphs")
     add("summary", "print a Keras-style table of layers, output shapes and parameters")
@@ -78,25 +86,100 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(argv)
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, as Ctrl-C raises KeyboardInterrupt."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_signals():
+    """SIGTERM (a scheduler's preemption) and SIGHUP (a closed terminal) stop a
+    command as Ctrl-C does: a run saves its checkpoint. A signal the process
+    ignores (nohup) stays ignored; after the first, further ones are ignored,
+    so that they cannot cut the checkpoint's write short."""
+    import threading
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        def handler(signum, frame):
+            for s in old:
+                signal.signal(s, signal.SIG_IGN)
+            raise StopSignal(signum)
+        for name in ("SIGTERM", "SIGHUP"):
+            s = getattr(signal, name, None)
+            if s is not None and signal.getsignal(s) == signal.SIG_DFL:
+                old[s] = signal.signal(s, handler)
     try:
-        return _dispatch(args)
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _say(text: str) -> None:
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):   # the terminal is gone (SIGHUP)
+        pass
+
+
+def _option_is(token: str, option: str, others: Sequence[str]) -> bool:
+    """Whether a command-line token is `option` (or an unambiguous abbreviation of it, as argparse allows)."""
+    name = token.split("=", 1)[0]
+    if not name.startswith("--") or len(name) < 3 or not option.startswith(name):
+        return False
+    return name == option or not any(o.startswith(name) for o in others if o != option)
+
+
+def resume_command(argv: Sequence[str], run_dir: str) -> str:
+    """The command that continues a run: the original arguments with `--resume RUN_DIR`
+    instead of any --out / --resume."""
+    try:
+        run = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["run"]
+        opts = [o for a in run._actions for o in a.option_strings]
+    except (StopIteration, KeyError, AttributeError):
+        opts = ["--out", "--resume", "--on-nan"]
+    out, it = [], iter(argv)
+    for a in it:
+        if _option_is(a, "--out", opts) or _option_is(a, "--resume", opts):
+            if "=" not in a:
+                next(it, None)
+            continue
+        out.append(a)
+    return shlex.join(["nncompile", *out, "--resume", run_dir])
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    args.argv = argv
+    try:
+        with _stop_signals():
+            return _dispatch(args)
     except NNError as e:
         print(str(e), file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         from .runtime.loop import TrainingInterrupted
+        signum = int(getattr(e, "signum", signal.SIGINT))
+        how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
         if isinstance(e, TrainingInterrupted):
             if e.checkpoint:
-                print(f"interrupted after epoch {e.epoch - 1}; checkpoint saved to {e.checkpoint}\n"
-                      f"resume with: nncompile run {args.file} --resume {os.path.dirname(e.checkpoint)}",
-                      file=sys.stderr)
+                if e.batch:
+                    at = f"in epoch {e.epoch}; checkpoint (after batch {e.batch - 1} of epoch {e.epoch})"
+                elif e.epoch:
+                    at = f"after epoch {e.epoch - 1}; checkpoint"
+                else:
+                    at = "before the first epoch ended; checkpoint (the initial state)"
+                _say(f"{how} {at} saved to {e.checkpoint}\n"
+                     f"resume with: {resume_command(args.argv, os.path.dirname(e.checkpoint) or '.')}")
             else:
-                print(f"interrupted after {e.epoch} epoch(s); nothing saved (--no-record)", file=sys.stderr)
+                _say(f"{how} after {e.epoch} epoch(s); nothing saved (--no-record)")
         else:
-            print("interrupted", file=sys.stderr)
-        return 130
+            _say(how)
+        return 128 + signum
     except BrokenPipeError:
         return 0
     except MemoryError as e:
@@ -159,14 +242,9 @@ def _dispatch(args) -> int:
     if args.cmd == "run":
         return _run(args, program)
     if args.cmd == "graph":
-        from .graphviz import render
-        fmt = "html" if args.output.lower().endswith((".html", ".htm")) else "svg"
-        text = render(program, "kernels" if args.kernels else "layers", fmt)
-        tmp = args.output + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, args.output)
-        print(f"wrote {args.output}")
+        from .graphviz import write_picture
+        fmt = write_picture(program, args.output, "kernels" if args.kernels else "layers")
+        print(f"wrote {args.output} ({fmt.upper()})")
         return 0
     if args.cmd == "predict":
         return _predict(args, program)
@@ -177,18 +255,21 @@ def _dispatch(args) -> int:
 
 def _run(args, program) -> int:
     from .runtime.loop import fit
-    command = ["nncompile"] + sys.argv[1:] if sys.argv and sys.argv[0] else None
+    command = ["nncompile", *getattr(args, "argv", sys.argv[1:])]
     hist = fit(program, epochs=args.epochs, seed=args.seed, quiet=args.quiet, verbose=2 if args.verbose else None,
                record=None if args.no_record else (args.out or True), resume=args.resume,
-               checkpoint_every=args.checkpoint_every, on_nan=args.on_nan, command=command)
+               checkpoint_every=args.checkpoint_every, on_nan=args.on_nan, command=command,
+               curves=args.curves)
     record = hist.record
     if args.quiet:
         print(hist.message)
     if hist.report:
         print(hist.report, file=sys.stderr)
     if record is not None:
-        files = sorted(f for f in os.listdir(record.path) if not f.startswith("."))
-        print(f"run saved to {record.path}/ ({', '.join(files)})", file=sys.stderr)
+        print(f"run saved to {record.path}/ ({', '.join(record.created_files())})", file=sys.stderr)
+        if record.stale_lock:
+            hist.notes.append(f"the run before this one in {record.path} (pid {record.stale_lock}) ended without "
+                              "releasing the folder (it was killed?)")
         for note in hist.notes:
             print(f"note: {note}", file=sys.stderr)
     return 1 if hist.stop_reason and hist.stop_reason != "early stopping" else 0

@@ -16,16 +16,26 @@ the shape and the source line(s) it came from; hovering shows the details.
 Boxes are laid out in layers by longest path from the inputs.
 
 fmt="html" wraps the SVG in a minimal page with a title and a legend.
+
+    write_picture(program, path, kind="layers") -> the format written
+
+writes the picture in the format the file's extension names (.svg, .html/.htm;
+.png and .pdf drawn from the same layout with cairosvg or else matplotlib,
+refused when neither is installed), atomically, with the umask's mode; it
+refuses any other extension, a folder, a missing folder and the program's own
+file (`nncompile graph -o`).
 """
 from __future__ import annotations
 
 import html
 import math
+import os
 from typing import Optional
 
+from .errors import NNError
 from .frontend.layers import LAYERS
 
-__all__ = ["render"]
+__all__ = ["render", "write_picture", "FORMATS"]
 
 FONT = "font-family:ui-monospace,Menlo,Consolas,monospace"
 
@@ -64,10 +74,14 @@ def _size(b: _Box) -> None:
     b.h = LINE_H * len(b.lines) + 12
 
 
-def _svg(boxes: list[_Box], rows: list[list[_Box]], edges: list[tuple[_Box, _Box]], title: str) -> str:
+MARGIN = 20
+
+
+def _layout(boxes: list[_Box], rows: list[list[_Box]], title: str) -> tuple[float, float]:
+    """Size and place every box; returns the picture's (width, height)."""
     for b in boxes:
         _size(b)
-    gap_x, gap_y, margin = 24, 44, 20
+    gap_x, gap_y, margin = 24, 44, MARGIN
     row_w = [sum(b.w for b in r) + gap_x * (len(r) - 1) for r in rows]
     width = max(max(row_w, default=200), 8.4 * len(title)) + 2 * margin
     y = margin + 28
@@ -78,7 +92,20 @@ def _svg(boxes: list[_Box], rows: list[list[_Box]], edges: list[tuple[_Box, _Box
             b.x, b.y = x, y + (rh - b.h) / 2
             x += b.w + gap_x
         y += rh + gap_y
-    height = y - gap_y + margin
+    return width, y - gap_y + margin
+
+
+def _edge_points(a: _Box, b: _Box) -> tuple[tuple[float, float], ...]:
+    """The cubic Bezier of an edge: start, two control points, end."""
+    x1, y1 = a.x + a.w / 2, a.y + a.h
+    x2, y2 = b.x + b.w / 2, b.y
+    dy = max(20.0, (y2 - y1) / 2)
+    return (x1, y1), (x1, y1 + dy), (x2, y2 - dy), (x2, y2)
+
+
+def _svg(boxes: list[_Box], rows: list[list[_Box]], edges: list[tuple[_Box, _Box]], title: str) -> str:
+    width, height = _layout(boxes, rows, title)
+    margin = MARGIN
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
            f'viewBox="0 0 {width:.0f} {height:.0f}" style="{FONT};font-size:12px">',
            "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" "
@@ -88,10 +115,8 @@ def _svg(boxes: list[_Box], rows: list[list[_Box]], edges: list[tuple[_Box, _Box
            f'<text x="{margin}" y="{margin + 12}" font-weight="bold" font-size="14">{_esc(title)}</text>']
     out.append('<g class="edges" fill="none" stroke="#374151" stroke-width="1.2">')
     for a, b in edges:
-        x1, y1 = a.x + a.w / 2, a.y + a.h
-        x2, y2 = b.x + b.w / 2, b.y
-        dy = max(20.0, (y2 - y1) / 2)
-        out.append(f'<path d="M {x1:.1f} {y1:.1f} C {x1:.1f} {y1 + dy:.1f}, {x2:.1f} {y2 - dy:.1f}, '
+        (x1, y1), (cx1, cy1), (cx2, cy2), (x2, y2) = _edge_points(a, b)
+        out.append(f'<path d="M {x1:.1f} {y1:.1f} C {cx1:.1f} {cy1:.1f}, {cx2:.1f} {cy2:.1f}, '
                    f'{x2:.1f} {y2:.1f}" marker-end="url(#arrow)"/>')
     out.append("</g>")
     for b in boxes:
@@ -285,3 +310,91 @@ def render(program, kind: str = "layers", fmt: str = "svg", graph: Optional[str]
             f"<div class=\"legend\">{items}</div><div class=\"wrap\">{svg}</div>"
             "<p style=\"font-size:12px;color:#6b7280\">Hover a box for details. Made by nncompile graph.</p>"
             "</body></html>\n")
+
+
+# --- files ---------------------------------------------------------------------------
+
+FORMATS = {".svg": "svg", ".html": "html", ".htm": "html", ".png": "png", ".pdf": "pdf"}
+
+
+def _draw_matplotlib(boxes: list[_Box], rows, edges, title: str, fmt: str):
+    """The same picture drawn with matplotlib (no pyplot, no global backend
+    change): a function writing it as PNG or PDF to a binary file."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    from matplotlib.path import Path
+    width, height = _layout(boxes, rows, title)
+    dpi = 96
+    pt = 72 / dpi                      # one SVG pixel in points
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    ax.axis("off")
+    mono = ["DejaVu Sans Mono", "monospace"]
+    ax.text(MARGIN, MARGIN + 12, title, fontsize=14 * pt, fontweight="bold", family=mono, va="baseline")
+    for a, b in edges:
+        path = Path(list(_edge_points(a, b)), [Path.MOVETO, Path.CURVE4, Path.CURVE4, Path.CURVE4])
+        ax.add_patch(FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=9, color="#374151", lw=1.2 * pt))
+    for b in boxes:
+        ax.add_patch(FancyBboxPatch((b.x, b.y), b.w, b.h, boxstyle="round,pad=0,rounding_size=6",
+                                    facecolor=b.color, edgecolor="#374151", lw=pt))
+        for i, (text, style) in enumerate(b.lines):
+            ax.text(b.x + 10, b.y + 6 + LINE_H * (i + 1) - 4, text, fontsize=12 * pt, family=mono,
+                    fontweight="bold" if style == "b" else "normal",
+                    color="#4b5563" if style == "dim" else "#111827", va="baseline")
+    return lambda f: fig.savefig(f, format=fmt, dpi=dpi)
+
+
+def _raster(program, kind: str, fmt: str, graph: Optional[str]):
+    """A writer of the picture as PNG or PDF: cairosvg when installed, else matplotlib."""
+    try:
+        import cairosvg
+    except Exception:   # not installed, or its cairo library is missing
+        cairosvg = None
+    if cairosvg is not None:
+        svg = render(program, kind, "svg", graph).encode("utf-8")
+        data = (cairosvg.svg2png if fmt == "png" else cairosvg.svg2pdf)(bytestring=svg)
+        return lambda f: f.write(data)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return None
+    boxes, rows, edges, title, _ = _layers(program) if kind == "layers" else _kernels(program, graph)
+    return _draw_matplotlib(boxes, rows, edges, title, fmt)
+
+
+def write_picture(program, path: str, kind: str = "layers", graph: Optional[str] = None) -> str:
+    """Write the picture of `program` to `path` in the format its extension names
+    (see FORMATS); returns that format. Every refusal is an NNError (the CLI: exit 2)."""
+    from .runtime.weights import write_atomic
+    path = os.fspath(path)
+    shown = f"graph -o {path}"
+    if os.path.isdir(path):
+        raise NNError(f"{shown}: is a folder", hint=f"give a file name, e.g. {os.path.join(path, 'model.svg')}")
+    ext = os.path.splitext(path)[1].lower()
+    fmt = FORMATS.get(ext)
+    if fmt is None:
+        raise NNError(f"{shown}: cannot tell the picture's format from '{ext or path}'",
+                      hint="end the file name with .svg, .html, .png or .pdf")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise NNError(f"{shown}: the folder {os.path.dirname(path) or folder} does not exist")
+    src = program.ast.filename
+    if src and os.path.exists(src) and os.path.exists(path) and os.path.samefile(src, path):
+        raise NNError(f"{shown}: that is the program itself; it is never written over")
+    if fmt in ("svg", "html"):
+        text = render(program, kind, fmt, graph)
+        write = lambda f: f.write(text.encode("utf-8"))  # noqa: E731
+    else:
+        write = _raster(program, kind, fmt, graph)
+        if write is None:
+            raise NNError(f"{shown}: drawing {fmt.upper()} needs cairosvg or matplotlib, and neither is installed",
+                          hint="pip install matplotlib (or cairosvg); .svg and .html need nothing")
+    try:
+        write_atomic(path, write)
+    except PermissionError:
+        raise NNError(f"{shown}: permission denied") from None
+    return fmt

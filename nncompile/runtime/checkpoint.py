@@ -13,14 +13,21 @@ A checkpoint is one `.npz` file (see `weights.py`: no pickle, atomic write):
                     `callbacks`, the state keys of the resumable callbacks, each
                     with its state_dict() under that key (early_stopping:
                     best, best_epoch, wait; schedule); for each snapshot
-                    has_<snap>, <snap>_step, <snap>_epoch
+                    has_<snap>, <snap>_step, <snap>_epoch; `data`, the fingerprint
+                    of the training and validation data (data_fingerprint);
+                    for a checkpoint inside an epoch (`--checkpoint-every Nsteps`):
+                    `batch` (the next batch of `epoch` to run, 0 at an epoch
+                    boundary), `rng` then the shuffle state at the epoch's
+                    start (the epoch's order is drawn from it again), `sums`
+                    and `seen` (the epoch's batch-size-weighted sums so far),
+                    `aug_rng` (the augmentation stream's position)
 
-It is taken at an epoch boundary, so resuming from it replays nothing and
-reproduces an uninterrupted run bit for bit.
+Resuming from it replays nothing and reproduces an uninterrupted run bit for bit.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -49,6 +56,17 @@ class LoopState:
     snapshots: dict[str, dict] = field(default_factory=dict)   # name -> {"arrays", "step", "epoch"}
     settings: Optional[dict] = None
     finished: bool = False                      # the run ended (not interrupted) after this epoch
+    data: Optional[dict] = None                 # data_fingerprint() of the data the run trains on
+    # inside an epoch (batch > 0): `rng` is the shuffle state at the epoch's start
+    batch: int = 0                              # the next batch of `epoch` to run
+    sums: dict[str, float] = field(default_factory=dict)   # the epoch's weighted sums so far
+    seen: int = 0                               # samples in those sums
+    aug_rng: Optional[dict] = None              # the augmentation stream's bit_generator.state
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """(epoch, batch): how far the run had got; later positions compare greater."""
+        return (self.epoch, self.batch)
 
     @property
     def early_stopping(self) -> Optional[dict]:
@@ -78,7 +96,8 @@ def save_checkpoint(path: str, program, st: LoopState) -> None:
     meta = {"kind": "checkpoint", "model": program.ast.model.name,
             "tensors": {k: list(np.shape(v)) for k, v in st.arrays.items()},
             "epoch": st.epoch, "step": st.step, "seed": st.seed, "rng": st.rng, "history": st.history,
-            "settings": st.settings, "finished": st.finished, "callbacks": list(st.callbacks)}
+            "settings": st.settings, "finished": st.finished, "callbacks": list(st.callbacks),
+            "data": st.data, "batch": st.batch, "sums": st.sums, "seen": st.seen, "aug_rng": st.aug_rng}
     for name, snap in st.snapshots.items():
         arrays.update({f"{name}/{k}": v for k, v in snap["arrays"].items()})
         meta.update({f"has_{name}": True, f"{name}_step": snap["step"], f"{name}_epoch": snap["epoch"]})
@@ -110,9 +129,55 @@ def load_checkpoint(path: str) -> LoopState:
         return LoopState(epoch=int(meta["epoch"]), step=int(meta["step"]), seed=int(meta["seed"]), arrays=live,
                          rng=meta["rng"], history={k: [float(x) for x in v] for k, v in meta["history"].items()},
                          callbacks=callbacks, snapshots=snapshots, settings=meta.get("settings"),
-                         finished=bool(meta.get("finished")))
+                         finished=bool(meta.get("finished")), data=meta.get("data"),
+                         batch=int(meta.get("batch", 0)), sums={k: float(v) for k, v in meta.get("sums", {}).items()},
+                         seen=int(meta.get("seen", 0)), aug_rng=meta.get("aug_rng"))
     except (KeyError, TypeError, ValueError) as e:
         raise WeightsError(f"{path}: the checkpoint's metadata is incomplete or corrupted ({e})") from None
+
+
+def data_fingerprint(train, val) -> dict:
+    """What identifies the data a run trains on: per part (train, validation) the
+    sample count, the shapes and dtypes of x and y and a SHA-256 of their bytes.
+    A data file that changed (rows removed, values edited) changes it, and with
+    it the split, the batches and every step after them."""
+    def part(ds) -> dict:
+        h = hashlib.sha256()
+        shapes = {}
+        for key, a in (("x", ds.x), ("y", ds.y)):
+            a = np.ascontiguousarray(a)
+            h.update(f"{key}:{a.dtype.str}:{a.shape};".encode())
+            h.update(memoryview(a).cast("B"))
+            shapes[key] = [int(d) for d in a.shape]
+        return {"samples": int(len(ds.x)), **shapes, "sha256": h.hexdigest()}
+    return {"train": part(train), "validation": part(val) if val is not None else None}
+
+
+def check_same_data(path: str, st: LoopState, now: dict) -> None:
+    """Refuse to resume on other data than the checkpoint's (checkpoints from before
+    the fingerprint existed are not checked)."""
+    was = st.data
+    if not was or was == now:
+        return
+    lines = []
+    for part in ("train", "validation"):
+        a, b = was.get(part), now.get(part)
+        if a == b:
+            continue
+        if a is None or b is None:
+            lines.append(f"  {part}: {'none' if a is None else str(a['samples']) + ' samples'} in the checkpoint, "
+                         f"{'none' if b is None else str(b['samples']) + ' samples'} now")
+        elif a.get("samples") != b.get("samples"):
+            lines.append(f"  {part}: {b['samples']} samples now, {a['samples']} in the checkpoint")
+        elif (a.get("x"), a.get("y")) != (b.get("x"), b.get("y")):
+            lines.append(f"  {part}: shapes x {b.get('x')} y {b.get('y')} now, x {a.get('x')} y {a.get('y')} "
+                         "in the checkpoint")
+        else:
+            lines.append(f"  {part}: the same shapes, different values")
+    raise WeightsError(f"cannot resume from {path}: the data changed since the checkpoint:\n" + "\n".join(lines),
+                       hint="a resumed run must train on the data it started with (other data means another "
+                            "split, other batches, another run); restore the data, or start a new run "
+                            "(--out elsewhere)")
 
 
 def check_compatible(path: str, st: LoopState, trainer) -> None:

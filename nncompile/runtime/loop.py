@@ -11,10 +11,14 @@ LoopState (the trainer's arrays, step counter, shuffle RNG, history, each
 resumable callback's state, the trainer snapshots callbacks keep). That
 snapshot is what a checkpoint holds, what Ctrl-C saves, what
 `--on-nan rollback` restores and where the NaN replay starts; resume
-restores it. See docs/runtime.md."""
+restores it. With `--checkpoint-every Nsteps` the loop also hands out its
+state between two batches (`batch_state`: the epoch's position, shuffle
+state at its start, partial sums and augmentation stream), and a resumed
+run continues that epoch at the next batch. See docs/runtime.md."""
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,7 +31,8 @@ from . import data as datamod
 from .augment import make_augment
 from .callbacks import (Callback, CallbackList, Checkpointer, EarlyStopping, LearningRateScheduler,
                         NonFinitePolicy, ProgressLogger, RunRecorder)
-from .checkpoint import LoopState, check_compatible
+from .callbacks.checkpointer import parse_every
+from .checkpoint import LoopState, check_compatible, data_fingerprint
 from .evaluation import evaluate, load_datasets  # noqa: F401  (the CLI and crosscheck import them from here)
 from .nonfinite import NonFiniteReport
 from .preflight import preflight
@@ -76,14 +81,19 @@ class History:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during fit(): the loop state of the last finished epoch was saved
-    to `checkpoint` (None when no run record is written)."""
+    """Ctrl-C (or SIGTERM / SIGHUP, through the CLI) during fit(): the latest
+    complete loop state was saved to `checkpoint` (None when no run record is
+    written): `epoch` and `batch` say where it is (batch 0: the end of epoch
+    `epoch - 1`); `signum` is the signal that stopped the run."""
 
-    def __init__(self, epoch: int, checkpoint: Optional[str], history: "History"):
+    def __init__(self, epoch: int, checkpoint: Optional[str], history: "History", signum: int = signal.SIGINT,
+                 batch: int = 0):
         super().__init__(f"interrupted after {epoch} epoch(s)")
         self.epoch = epoch
+        self.batch = batch
         self.checkpoint = checkpoint
         self.history = history
+        self.signum = int(signum)
 
 
 class Loop:
@@ -103,7 +113,15 @@ class Loop:
         self.batches: list = []                # this epoch's batches (sample indices), in order
         self.stop_training = False
         self.failed = False                    # this epoch is not finite: logged, not committed
+        self.rolled_back = False               # ... and the trainer was put back to the committed state
         self._drop_batch = False
+        self.batch = 0                         # batches of this epoch done
+        self._sums: dict[str, float] = {}      # this epoch's batch-size-weighted sums so far
+        self._seen = 0
+        self._epoch_rng: dict = {}             # the shuffle state at this epoch's start
+        self._aug_rng: Optional[np.random.Generator] = None
+        self.after_batch: list[Callable[[int], None]] = []   # called once a batch is in the sums
+        self.saved: Optional[LoopState] = None  # the latest state a checkpoint holds (Checkpointer)
         self.state: Optional[LoopState] = None  # the last committed snapshot
         self.callbacks = CallbackList([])
 
@@ -120,22 +138,41 @@ class Loop:
         self.failed, self._drop_batch, self.stop_training = True, drop_batch, True
 
     def rollback(self) -> None:
-        """Put the trainer back to the last committed state."""
+        """Put the trainer back to the last committed state (a failed epoch rolled
+        back is not a history row)."""
         self.trainer.restore(self.state.trainer_snapshot())
+        self.rolled_back = True
 
     def keep_snapshot(self, name: str) -> None:
         """Keep a copy of the trainer now (committed with the state, saved as
         <name>/ in checkpoints and as weights_<name>.npz)."""
         self.snapshots[name] = {**self.trainer.snapshot(), "epoch": self.epoch}
 
-    def commit(self, next_epoch: int) -> None:
-        """Take the snapshot of the loop now, as the state to continue from at `next_epoch`."""
+    def commit(self, next_epoch: int, **position) -> None:
+        """Take the snapshot of the loop now, as the state to continue from at `next_epoch`
+        (`position`: batch, sums, seen, aug_rng of a state inside that epoch)."""
         snap = self.trainer.snapshot()
         self.state = LoopState(epoch=next_epoch, step=snap["step"], seed=self.seed, arrays=snap["arrays"],
                                rng=dict(self.shuffle_rng.bit_generator.state),
                                history={k: list(v) for k, v in self.history.history.items()},
                                callbacks=self.callbacks.states(), snapshots=dict(self.snapshots),
-                               settings=self.session.settings)
+                               settings=self.session.settings, data=self.session.data, **position)
+
+    def batch_state(self) -> LoopState:
+        """The loop now, between two batches of the current epoch, with NumPy copies
+        of the arrays: what a mid-epoch checkpoint holds. Resuming from it draws
+        the epoch's order again from `rng` (the shuffle state at the epoch's
+        start), skips the `batch` batches done and continues the sums and the
+        augmentation stream, so nothing is skipped or repeated."""
+        return LoopState(epoch=self.epoch, step=self.trainer.step_count, seed=self.seed,
+                         arrays=self.trainer.host("arrays"), rng=dict(self._epoch_rng),
+                         history={k: list(v) for k, v in self.history.history.items()},
+                         callbacks=self.callbacks.states(),
+                         snapshots={n: {**s, "arrays": self.trainer.to_host(s["arrays"])}
+                                    for n, s in self.snapshots.items()},
+                         settings=self.session.settings, data=self.session.data, batch=self.batch,
+                         sums=dict(self._sums), seen=self._seen,
+                         aug_rng=(dict(self._aug_rng.bit_generator.state) if self._aug_rng is not None else None))
 
     def host_state(self, finished: bool = False) -> LoopState:
         """The committed state with NumPy copies of its arrays: what a checkpoint writes."""
@@ -147,7 +184,11 @@ class Loop:
         start = self.session.resume
         if start is not None:
             self._restore(start)
-        self.commit(start.epoch if start is not None else 0)
+        if start is not None and start.batch:
+            self.commit(start.epoch, batch=start.batch, sums=dict(start.sums), seen=start.seen,
+                        aug_rng=start.aug_rng)
+        else:
+            self.commit(start.epoch if start is not None else 0)
         callbacks.on_train_begin(self.state)
         t0 = time.perf_counter()
         try:
@@ -158,10 +199,12 @@ class Loop:
                     callbacks.on_epoch_end(epoch, self._train_epoch(epoch))
                     if self.stop_training:
                         break
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             self.history.seconds = time.perf_counter() - t0
             callbacks.on_interrupt()
-            raise TrainingInterrupted(self.state.epoch, self.history.checkpoint, self.history) from None
+            at = self.saved if self.saved is not None else self.state
+            raise TrainingInterrupted(at.epoch, self.history.checkpoint, self.history,
+                                      getattr(e, "signum", signal.SIGINT), at.batch) from None
         self.history.seconds = time.perf_counter() - t0
         callbacks.on_train_end()
         return self.history
@@ -169,12 +212,20 @@ class Loop:
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         """The epoch's batches, with hooks around each step, then validation: the epoch's logs."""
         x, y, cbs = self.train.x, self.train.y, self.callbacks
+        st = self.state
+        inside = st.batch if st.epoch == epoch else 0    # resumed from a checkpoint inside this epoch
         # augmentation draws from its own stream per epoch, so a resumed run draws the same
         aug_rng = np.random.default_rng([self.seed, 0xA06, epoch]) if self.augment.active else None
+        if inside and aug_rng is not None and st.aug_rng is not None:
+            aug_rng.bit_generator.state = st.aug_rng
+        self._aug_rng = aug_rng
+        self._epoch_rng = dict(self.shuffle_rng.bit_generator.state)
         self.batches = list(datamod.batches(len(x), self.batch_size, self.shuffle_rng))
-        sums: dict[str, float] = {}
-        seen = 0
-        for i, idx in enumerate(self.batches):
+        self._sums = sums = dict(st.sums) if inside else {}
+        self._seen = seen = st.seen if inside else 0
+        self.batch = inside
+        for i in range(inside, len(self.batches)):
+            idx = self.batches[i]
             cbs.on_batch_begin(i)
             logs = self.trainer.train_batch(x[idx] if aug_rng is None else self.augment(x[idx], aug_rng), y[idx])
             cbs.on_batch_end(i, logs)
@@ -182,8 +233,11 @@ class Loop:
                 for k, v in logs.items():
                     sums[k] = sums.get(k, 0.0) + v * len(idx)
                 seen += len(idx)
+            self._seen, self.batch = seen, i + 1
             if self.stop_training:
                 break
+            for hook in self.after_batch:
+                hook(i)
         logs = {k: v / seen for k, v in sums.items()} if seen else {}
         if self.val is not None and not self.failed:
             val = self.trainer.evaluate(self.val.x, self.val.y, max(self.batch_size, 256))
@@ -208,6 +262,8 @@ class _Commit(Callback):
     the state, and before those that write them out."""
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        if self.loop.failed and self.loop.rolled_back:
+            return   # the trainer is back at the last committed state: this epoch did not happen
         self.loop.history.append(epoch, logs)
         if not self.loop.failed:
             self.loop.commit(epoch + 1)
@@ -223,7 +279,7 @@ class _OnEpoch(Callback):
         self.fn(epoch, logs, self.loop.trainer)
 
 
-def _callbacks(program, session: Session, val, display, *, policy: NonFinitePolicy, checkpoint_every: int,
+def _callbacks(program, session: Session, val, display, *, policy: NonFinitePolicy, checkpoint_every,
                user: Sequence[Callback], on_epoch: Optional[Callable]) -> CallbackList:
     """The run's callbacks in the order they run (docs/runtime.md, "Callbacks")."""
     t = program.ast.train
@@ -260,38 +316,54 @@ def _source_of(program):
 def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, out: Optional[TextIO] = None,
         quiet: bool = False, verbose: Optional[int] = None, data=None, validation_data=None,
         on_epoch: Optional[Callable[[int, dict, object], None]] = None, callbacks: Sequence[Callback] = (),
-        record=None, resume=None, checkpoint_every: int = 0, on_nan: str = "stop", progress=None,
-        command: Optional[list[str]] = None) -> History:
+        record=None, resume=None, checkpoint_every=0, on_nan: str = "stop", progress=None,
+        command: Optional[list[str]] = None, curves: str = "svg") -> History:
     """Train as the file says. `record`: write a run folder (True: a new one under
-    runs/, or the resumed run's own; a path; a RunRecord); `resume`: a run
+    runs/, or the resumed run's own; a path; a RunFolder); `resume`: a run
     folder, its checkpoint.npz or a LoopState to continue exactly;
     `checkpoint_every`: write checkpoint.npz every N epochs (and on each best
-    epoch); `on_nan`: "stop" or "rollback"; `verbose`: 0 quiet, 1 (default) a bar on a
-    terminal or the chapter's line every log_every epochs, 2 that line every epoch; `callbacks`: Callback objects, run
-    after the built-in ones that shape an epoch; `on_epoch(epoch, logs,
-    trainer)`: called after each epoch, last; `progress`: a display
+    epoch), or "Nsteps" every N optimizer steps (inside epochs too); `on_nan`:
+    "stop" or "rollback"; `verbose`: 0 quiet, 1 (default) a bar on a terminal or
+    the chapter's line every log_every epochs, 2 that line every epoch;
+    `callbacks`: Callback objects, run after the built-in ones that shape an
+    epoch; `on_epoch(epoch, logs, trainer)`: called after each epoch, last;
+    `progress`: a display
     (progress.make_progress) instead of one for `out`; `command`: recorded in
-    settings.json."""
+    settings.json; `curves`: "svg" (curves.svg), "png" (curves.png, needs
+    matplotlib) or "none".
+
+    Everything is checked (the checkpoint, the seed, the data, the tensors)
+    before the first file is written: a refused run changes nothing."""
     t = program.ast.train
     if t is None:
         raise TrainingError("the program has no train block", program.ast.model.loc, source=program.ast.source)
-    if checkpoint_every < 0:
-        raise TrainingError(f"--checkpoint-every must be 0 or more, not {checkpoint_every}")
+    every = parse_every(checkpoint_every)
     policy = NonFinitePolicy(on_nan)   # refuses a bad on_nan before any file is written
-    session = open_session(program, epochs=epochs, seed=seed, record=record, resume=resume, command=command)
-    display = progress if progress is not None else make_progress(out or sys.stdout, quiet=quiet, verbose=verbose)
-    with _source_of(program):  # errors from the data layer get the .nn line and caret
-        train, val = load_datasets(program, data, validation_data)
-        warnings = [str(w) for w in preflight(program, train, val, epochs=session.epochs)]
-        init = transfer = None
-        if t.init_from is not None and session.resume is None:
-            init, transfer = load_initial_weights(program, t.init_from)
-    for w in warnings:
-        print(w, file=sys.stderr)
-    if transfer is not None:
-        display.message(transfer.text())
-    loop = Loop(program, program.trainer(seed=session.seed, params=init), train, val, session,
-                make_augment(t.augment, program.ast.model.input.shape))
-    loop.history.warnings = warnings
-    return loop.run(_callbacks(program, session, val, display, policy=policy, checkpoint_every=checkpoint_every,
-                               user=callbacks, on_epoch=on_epoch))
+    session = open_session(program, epochs=epochs, seed=seed, record=record, resume=resume, command=command,
+                           curves=curves)
+    try:
+        display = progress if progress is not None else make_progress(out or sys.stdout, quiet=quiet, verbose=verbose)
+        with _source_of(program):  # errors from the data layer get the .nn line and caret
+            train, val = load_datasets(program, data, validation_data)
+            warnings = [str(w) for w in preflight(program, train, val, epochs=session.epochs)]
+            init = transfer = None
+            if t.init_from is not None and session.resume is None:
+                init, transfer = load_initial_weights(program, t.init_from)
+        if session.record is not None or session.resume is not None:
+            session.check_data(data_fingerprint(train, val))   # refuses a resume on changed data
+        trainer = program.trainer(seed=session.seed, params=init)
+        if session.resume is not None:
+            check_compatible(session.resume_from or "the checkpoint", session.resume, trainer)
+        augment = make_augment(t.augment, program.ast.model.input.shape)
+        cbs = _callbacks(program, session, val, display, policy=policy, checkpoint_every=every,
+                         user=callbacks, on_epoch=on_epoch)
+        session.begin()   # the first write
+        for w in warnings:
+            print(w, file=sys.stderr)
+        if transfer is not None:
+            display.message(transfer.text())
+        loop = Loop(program, trainer, train, val, session, augment)
+        loop.history.warnings = warnings
+        return loop.run(cbs)
+    finally:
+        session.close()

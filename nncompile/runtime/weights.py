@@ -9,8 +9,11 @@ another model is refused with a clear `WeightsError`, and a truncated or
 corrupted file is reported as such, naming the file.
 
 Writes are atomic: the archive is written to a temporary file in the target's
-folder, flushed and fsync'ed, then moved over the target with ``os.replace``.
-A kill at any moment leaves either the old file or the new one, never half of one.
+folder (with the mode a new file gets under the umask), flushed and fsync'ed,
+then moved over the target with ``os.replace`` and the folder fsync'ed. A kill
+at any moment leaves either the old file or the new one, never half of one.
+(In a run folder every write goes through records.RunFolder, which also
+refuses to write over a file the run did not create.)
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import json
 import os
 import tempfile
 import zipfile
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -29,12 +32,50 @@ VERSION = 1
 META_KEY = "__meta__"
 
 
-def write_atomic(path: str, write) -> None:
-    """Call write(fileobj) on a temp file beside `path`, fsync, then os.replace."""
+def umask() -> int:
+    """The process's umask, read without changing it where the system allows
+    (Linux: /proc/self/status), else by setting and restoring it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def new_file_mode() -> int:
+    """The mode an ordinary new file gets (0666 less the umask: 0644 under umask 022)."""
+    return 0o666 & ~umask()
+
+
+def fsync_folder(folder: str) -> None:
+    """Make a rename or a new file in `folder` durable (where the system allows)."""
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+def write_atomic(path: str, write, *, mode: Optional[int] = None) -> None:
+    """Call write(fileobj) on a temp file beside `path`, fsync it, give it the mode
+    a new file gets under the umask (or `mode`), os.replace it over `path`, and
+    fsync the folder. A kill at any moment leaves the old file or the new one."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):   # mkstemp makes 0600
+                os.fchmod(f.fileno(), new_file_mode() if mode is None else mode)
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -45,14 +86,7 @@ def write_atomic(path: str, write) -> None:
         except OSError:
             pass
         raise
-    try:  # make the rename itself durable
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    fsync_folder(folder)   # make the rename itself durable
 
 
 def write_text_atomic(path: str, text: str) -> None:

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import nncompile
-from extras import HAVE_MATPLOTLIB, needs_matplotlib
 from nncompile import cli
 from nncompile.errors import WeightsError
 from nncompile.runtime.loop import fit
@@ -48,9 +47,10 @@ def run_dir(tmp_path):
 
 def test_run_folder_layout(run_dir):
     names = sorted(os.listdir(run_dir))
-    assert [n for n in names if n != "curves.png"] == ["checkpoint.npz", "history.csv", "m.nn", "settings.json",
-                                                       "weights_best.npz", "weights_final.npz"]
-    assert ("curves.png" in names) == HAVE_MATPLOTLIB   # test_curves_png_* below
+    assert names == [".nncompile-files.json", "checkpoint.npz", "curves.svg", "history.csv", "m.nn",
+                     "settings.json", "weights_best.npz", "weights_final.npz"]
+    # the manifest lists exactly the files the run created (no lock left behind)
+    assert json.loads((run_dir / ".nncompile-files.json").read_text())["files"] == names[1:]
     assert (run_dir / "m.nn").read_text() == SRC
     doc = json.loads((run_dir / "settings.json").read_text())
     assert doc["seed"] == 0 and set(doc["versions"]) == {"nncompile", "numpy", "python", "platform"}
@@ -63,30 +63,14 @@ def test_run_folder_layout(run_dir):
     assert layers[1]["kind"] == "batchnorm" and layers[1]["args"]["momentum"] == 0.99
     lines = (run_dir / "history.csv").read_text().splitlines()
     assert lines[0] == "epoch,loss,accuracy,val_loss,val_accuracy" and len(lines) == 6
+    svg = (run_dir / "curves.svg").read_text()
+    assert svg.startswith("<?xml") and 'id="panel-loss"' in svg and 'id="panel-accuracy"' in svg
     # plain arrays, no pickle; the format marker and the tensor names and shapes
     with np.load(run_dir / "weights_final.npz", allow_pickle=False) as z:
         assert z["h.weight"].shape == (4, 6) and "bn.moving_mean" in z.files
         meta = json.loads(bytes(z["__meta__"]))
     assert meta["format"] == "nncompile" and meta["version"] == 1 and meta["kind"] == "weights"
     assert meta["tensors"]["o.weight"] == [6, 3]
-
-
-@needs_matplotlib
-def test_curves_png_is_a_png(run_dir):
-    assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_curves_png_without_matplotlib_is_a_note(tmp_path, monkeypatch, capsys):
-    """Without matplotlib (hidden here, so this runs on every install) the run
-    writes everything else and says why there is no plot."""
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
-    f = tmp_path / "m.nn"
-    f.write_text(SRC)
-    assert cli.main(["run", str(f), "--out", str(tmp_path / "run"), "--quiet", "--epochs", "1"]) == 0
-    assert not (tmp_path / "run" / "curves.png").exists()
-    assert (tmp_path / "run" / "history.csv").exists()
-    assert "matplotlib is not installed: no curves.png" in capsys.readouterr().err
 
 
 def test_no_record_and_default_folder(tmp_path, monkeypatch, capsys):

@@ -94,8 +94,16 @@ class CallbackList:
             c.on_train_end()
 
     def on_interrupt(self) -> None:
+        # every callback gets its turn (the checkpoint is written even when closing the
+        # display fails on a terminal that is gone); the first error is raised after
+        first = None
         for c in self.callbacks:
-            c.on_interrupt()
+            try:
+                c.on_interrupt()
+            except Exception as e:
+                first = first or e
+        if first is not None:
+            raise first
 
     # --- resumable state ----------------------------------------------------------
     def states(self) -> dict[str, dict]:

@@ -21,11 +21,13 @@ class ProgressLogger(Callback):
     def on_train_begin(self, state) -> None:
         loop, s, say = self.loop, self.loop.session, self.display.message
         name = loop.program.ast.model.name
+        for m in s.messages:
+            say(m)
         if s.resume is not None:
-            say(f"Resuming {name} at epoch {state.epoch} (step {state.step}) of {loop.epochs}"
-                + (f" from {s.resume_from}" if s.resume_from else ""))
-            if s.changes:
-                say("Settings changed since the checkpoint:\n" + "\n".join(f"  {c}" for c in s.changes))
+            say(f"Resuming {name} at epoch {state.epoch}" + (f", batch {state.batch}" if state.batch else "")
+                + f" (step {state.step}) of {loop.epochs}" + (f" from {s.resume_from}" if s.resume_from else ""))
+        if (s.resume is not None or s.restart) and s.changes:
+            say("Settings changed since the checkpoint:\n" + "\n".join(f"  {c}" for c in s.changes))
         say(f"Training {name}: {len(loop.train)} samples"
             + (f", {len(loop.val)} for validation" if loop.val is not None else "")
             + f", {loop.epochs} epochs, batch size {loop.batch_size}")
@@ -37,11 +39,18 @@ class ProgressLogger(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         # the chapter's "Epoch: N Loss: X" line every log_every epochs, the last one, and a failed one
+        if self.loop.failed and self.loop.rolled_back:
+            self.display.message(f"Epoch {epoch}: a non-finite value; rolled back (--on-nan rollback), "
+                                 "so this epoch is not in the history")
+            return
         chapter = epoch % self.log_every == 0 or epoch == self.loop.epochs - 1 or self.loop.failed
         self.display.epoch_end(epoch, logs, chapter, time.perf_counter() - self._t0)
 
     def on_interrupt(self) -> None:
-        self.display.close()
+        try:
+            self.display.close()
+        except OSError:   # the terminal is gone (SIGHUP)
+            pass
 
     def on_train_end(self) -> None:
         self.display.close()

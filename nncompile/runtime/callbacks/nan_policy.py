@@ -50,8 +50,14 @@ class NonFinitePolicy(Callback):
             reason = f"non-finite {', '.join(bad)} at epoch {epoch}"
         if self.action == "rollback":
             loop.rollback()
-            report.note += (f"\nrolled back to the state at the end of epoch {loop.state.epoch - 1}"
-                            if loop.state.epoch > 0 else "\nrolled back to the initial state")
+            st = loop.state
+            if st.batch:
+                where = f"the checkpoint at epoch {st.epoch}, batch {st.batch}"
+            elif st.epoch > 0:
+                where = f"the state at the end of epoch {st.epoch - 1}"
+            else:
+                where = "the initial state"
+            report.note += f"\nrolled back to {where}; epoch {epoch} is not in the history"
         report.note = report.note.strip()
         loop.history.nonfinite = report
         loop.stop(reason)
@@ -67,8 +73,11 @@ class NonFinitePolicy(Callback):
         logs.clear()
         logs.update(row)
         report = NonFiniteReport(key, value, epoch, action=self.action)
+        # the committed state is the epoch's start, or a checkpoint inside it the run resumed from
+        first = loop.state.batch if loop.state.epoch == epoch else 0
         report.node, report.batch, report.step = locate_train_step(
-            loop.trainer, loop.state.trainer_snapshot(), loop.batches, i, loop.train.x, loop.train.y)
+            loop.trainer, loop.state.trainer_snapshot(), loop.batches[first:], i - first, loop.train.x, loop.train.y)
+        report.batch += first
         if report.node is None:
             report.note = ("the reference interpreter did not reproduce the non-finite value "
                            "(the backend's arithmetic differs from the reference here)")
