@@ -33,7 +33,18 @@ if "--unset-openblas-env" in sys.argv and os.environ.get("_CPU_STEP_REEXEC") != 
     env = {k: v for k, v in os.environ.items() if k not in _OPENBLAS_TUNING}
     env["_CPU_STEP_REEXEC"] = "1"
     os.execve(sys.executable, [sys.executable] + sys.argv, env)
-THREADS = 2
+def _early_threads(argv) -> int:
+    """--threads N (default 2), read before argparse: it must be in the environment
+    before NumPy, torch or JAX start their thread pools."""
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv) and argv[i + 1].isdigit():
+            return max(1, int(argv[i + 1]))
+        if a.startswith("--threads=") and a.split("=", 1)[1].isdigit():
+            return max(1, int(a.split("=", 1)[1]))
+    return 2
+
+
+THREADS = _early_threads(sys.argv)
 for _k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
            "VECLIB_MAXIMUM_THREADS"):
     os.environ[_k] = str(THREADS)
@@ -617,7 +628,7 @@ def run_child(side: str, target: str, steps: int = 20, timeout: float = 200.0, c
     env = dict(os.environ)
     if cold_inductor:
         env["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"     # a truly cold torch.compile
-    cmd = [sys.executable, os.path.abspath(__file__), "--_child", side, target, str(steps)]
+    cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(THREADS), "--_child", side, target, str(steps)]
     try:
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -647,6 +658,8 @@ def main():
     ap.add_argument("--no-subprocess", action="store_true",
                     help="skip the cold-compile and peak-memory child processes")
     ap.add_argument("--check-steps", type=int, default=5, help="steps of the loss agreement check")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="threads per side (default 2); set in the environment before anything is imported")
     ap.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a._child:
