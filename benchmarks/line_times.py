@@ -18,6 +18,22 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def random_batch(prog, b):
+    """x uniform in [0, 1) of the input's shape; y integer classes (sparse labels, from
+    the last layer's width) or uniform floats, as the train graph declares them."""
+    g = prog.graphs.train_step
+    rng = np.random.default_rng(0)
+    xs = (b,) + tuple(int(d) for d in g.inputs[prog.ast.model.input.name].shape[1:])
+    ynode = g.inputs["y"]
+    ys = (b,) + tuple(int(d) for d in ynode.shape[1:])
+    x = rng.random(xs, dtype=np.float32)
+    if ynode.dtype == "i64":
+        init = prog.init_params(0)
+        n_cls = int(init[[k for k in init if k.endswith(".weight")][-1]].shape[-1])
+        return x, rng.integers(0, n_cls, ys).astype(np.int64)
+    return x, rng.random(ys, dtype=np.float32)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("file")
@@ -45,10 +61,13 @@ def main() -> int:
     T = np.zeros(len(body))
     ns = {**run._make.__globals__, "_pc": time.perf_counter, "_T": T}
     exec(compile(src, "<timed>", "exec"), ns)
-    train, _ = load_datasets(prog)
     tr = prog.trainer(seed=0)
     b = prog.ast.train.batch_size
-    x, y = train.x[:b], train.y[:b]
+    if prog.ast.train.data is not None:
+        train, _ = load_datasets(prog)
+        x, y = train.x[:b], train.y[:b]
+    else:       # a program without data (the benchmark workloads): seeded random data of its shapes
+        x, y = random_batch(prog, b)
     tr._step_fn._runs[b] = ns["make"](b)
     for _ in range(5):
         tr.step(x, y)
