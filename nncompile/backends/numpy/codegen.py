@@ -282,15 +282,25 @@ def generate(g: Graph, cpu_kernels: Optional[str] = None) -> NumpyProgram:
 
 
 def _native_groups(gen: _Gen, kernels) -> dict:
-    """The elementwise groups that run as native loops, by their last node."""
+    """The elementwise groups that run as native loops, by their last node; and
+    the epilogue of each contraction group (bias, activation, ReLU mask after a
+    BLAS matmul or convolution): BLAS cannot apply it, so it runs as one native
+    loop over the head's output instead of one NumPy pass per op."""
     if not groups_valid(gen.g):
         return {}
     out = {}
     for gr in gen.g.meta["groups"]:
         if gr["kind"] == "elementwise":
             loop = kernels.plan_group(gen, gr)
-            if loop is not None:
-                out[gr["nodes"][-1]] = loop
+        elif OPS[gen.byid[gr["nodes"][0]].op].head and len(gr["nodes"]) > 1:
+            chain = gr["nodes"][1:]
+            loop = kernels.plan_group(gen, {**gr, "id": f"{gr['id']}e", "nodes": chain, "root": chain[-1],
+                                            "outputs": [i for i in gr["outputs"] if i in chain],
+                                            "shape": gen.byid[chain[-1]].shape})
+        else:
+            continue
+        if loop is not None:
+            out[gr["nodes"][-1]] = loop
     return out
 
 

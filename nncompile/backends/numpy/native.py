@@ -9,7 +9,8 @@ threads fighting OpenBLAS's made a W1 step 4x slower (docs/backends.md).
 
 Route: readable C compiled by the system C compiler (`$CC`, cc, gcc, clang),
 else by `python -m ziglang cc` when the `ziglang` wheel is installed
-(`pip install 'nncompile[native]'`), with -O3 -march=native
+(`pip install 'nncompile[native]'`), with -O2 and loop vectorization on GCC
+(its -O3 miscompiled two loop nests; see FLAGS), -O3 on clang, -march=native
 -ffp-contract=off -fno-math-errno (no FMA contraction: results equal NumPy's
 except in the last bit of exp/log/tanh). The shared object is cached on disk
 by the hash of its source, the compiler's identity and the flags, so a second
@@ -41,7 +42,21 @@ from ...ir.ops import norm_axes, sum_to_axes
 from ..common import dim, literal, numel_src
 from . import c_lowering
 
-FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared", "-std=c99"]
+# GCC: -O2 with loop vectorization (the dynamic cost model), not -O3. GCC 12.2's -O3
+# miscompiled two of the generated loop nests (an im2col element loop and an average
+# pool over a 2-channel chunk with one-sided padding: wrong values, found by the
+# hypothesis geometry test in tests/backends/test_native.py); bisected, no single
+# -O3 option added to -O2 reproduces it, and these flags run the measured loops as
+# fast. Clang (and `zig cc`) keep -O3.
+COMMON_FLAGS = ["-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared", "-std=c99"]
+GCC_OPT = ["-O2", "-ftree-loop-vectorize", "-fvect-cost-model=dynamic"]
+CLANG_OPT = ["-O3"]
+FLAGS = GCC_OPT + COMMON_FLAGS          # for the identity of a GCC build (tests, docs)
+
+
+def flags_for(identity: str) -> list[str]:
+    """The flags for the compiler whose `--version` line is `identity`."""
+    return (CLANG_OPT if "clang" in identity.lower() else GCC_OPT) + COMMON_FLAGS
 C_TYPE = {"f32": "float", "f64": "double"}
 C_PTR = {**C_TYPE, "i64": "int64_t"}
 CTYPES = {"float *": ctypes.c_void_p, "double *": ctypes.c_void_p, "int64_t *": ctypes.c_void_p,
@@ -129,7 +144,8 @@ def load(source: str) -> ctypes.CDLL:
     key_cmd = " ".join(cmd)
     if key_cmd not in _identities:
         _identities[key_cmd] = _identity(cmd)
-    key = hashlib.sha256("\0".join([source, _identities[key_cmd], " ".join(FLAGS)]).encode()).hexdigest()[:24]
+    flags = flags_for(_identities[key_cmd])
+    key = hashlib.sha256("\0".join([source, _identities[key_cmd], " ".join(flags)]).encode()).hexdigest()[:24]
     lib = _loaded.get(key)
     if lib is not None:
         return lib
@@ -139,7 +155,7 @@ def load(source: str) -> ctypes.CDLL:
             src, out = os.path.join(tmp, "k.c"), os.path.join(tmp, "k.so")
             with open(src, "w") as f:
                 f.write(source)
-            r = subprocess.run(cmd + FLAGS + [src, "-o", out, "-lm"], capture_output=True, text=True, timeout=300)
+            r = subprocess.run(cmd + flags + [src, "-o", out, "-lm"], capture_output=True, text=True, timeout=300)
             if r.returncode != 0:
                 raise RuntimeError(f"the C compiler failed:\n{r.stderr[-4000:]}")
             os.replace(out, path)       # atomic: a concurrent process sees all of it or none
@@ -236,9 +252,10 @@ def _index(pattern: tuple, split: int) -> Optional[str]:
 
 
 def _splits(shape) -> list[int]:
-    """Row/column splits to try, the plainest first (one flat loop, then 2-level)."""
-    r = len(shape)
-    return [r] + [k for k in range(r - 1, 0, -1)] + [0]
+    """Row/column splits to try, the plainest first: one flat loop (split 0: every
+    dimension a column, so the inner loop, the one GCC vectorizes, is the whole
+    array; nr = 1), then 2-level loops with the rows outside."""
+    return [0] + [k for k in range(len(shape) - 1, 0, -1)]
 
 
 class NativeKernels:
@@ -488,27 +505,45 @@ class WindowKernels:
             f"    }}\n}}"))
         return name
 
+    # The pooling loops run the window outside and a chunk of channels inside (the
+    # layout is channels-last), so each inner loop is a contiguous, branch-free
+    # vector loop; the state of a chunk (running max, first argmax) is a small array.
+    CHUNK = 64
+
+    def _window_loop(self, *passes: str, before: str = "", after: str = "") -> str:
+        """The per-output-pixel loop over a chunk of channels (c0 .. c0 + nc; yo the
+        pixel's offset in the output): `before`, then each of `passes` in a loop over
+        the window elements inside the image (ih, iw; xo their channel offset in the
+        input, k = r * KW + s), then `after`."""
+        windows = "".join(
+            f"        for (long r = 0; r < KH; r++) for (long s = 0; s < KW; s++) {{\n"
+            f"            const long ih = oh * SH - PT + r, iw = ow * SW - PL + s, k = r * KW + s;\n"
+            f"            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;\n"
+            f"            const long xo = ((b * H + ih) * W + iw) * C + c0; (void)k;\n{body}"
+            f"        }}\n" for body in passes)
+        return (f"    for (long b = 0; b < nb; b++) for (long oh = 0; oh < HO; oh++) for (long ow = 0; ow < WO; ow++)\n"
+                f"    for (long c0 = 0; c0 < C; c0 += {self.CHUNK}) {{\n"
+                f"        const long nc = C - c0 < {self.CHUNK} ? C - c0 : {self.CHUNK};\n"
+                f"        const long yo = ((b * HO + oh) * WO + ow) * C + c0;\n{before}{windows}{after}    }}\n")
+
     def pool(self, n: Node, image, dtype: str, is_max: bool) -> str:
         T, geo = C_TYPE[dtype], _geometry(n, image)
         name = f"pool{n.id}"
-        if is_max:
-            init, step, final = (f"-INFINITY", "acc = (v > acc || v != v) ? v : acc;", "acc")
-        else:
-            init, step, final = ("0", "acc += v; cnt++;", f"acc * (({T})1 / ({T})cnt)")
+        N = self.CHUNK
+        if is_max:   # NaN propagates (as torch's max pooling)
+            before = f"        {T} acc[{N}];\n        for (long c = 0; c < nc; c++) acc[c] = -INFINITY;\n"
+            body = ("            for (long c = 0; c < nc; c++) { const " + T + " v = x[xo + c]; "
+                    "acc[c] = (v > acc[c] || v != v) ? v : acc[c]; }\n")
+            after = "        for (long c = 0; c < nc; c++) out[yo + c] = acc[c];\n"
+        else:        # the mean over the window's elements inside the image
+            before = f"        {T} acc[{N}]; long cnt = 0;\n        for (long c = 0; c < nc; c++) acc[c] = 0;\n"
+            body = "            cnt++;\n            for (long c = 0; c < nc; c++) acc[c] += x[xo + c];\n"
+            after = (f"        const {T} inv = ({T})1 / ({T})(cnt > 0 ? cnt : 1);\n"
+                     "        for (long c = 0; c < nc; c++) out[yo + c] = acc[c] * inv;\n")
         self.k._add(name, [f"{T} *out", f"const {T} *x", "long nb"], (
             f"/* {n.name} {n.op} */\n"
             f"void {name}({T} *out, const {T} *x, long nb) {{\n{_defines(geo)}"
-            f"    for (long b = 0; b < nb; b++) for (long oh = 0; oh < HO; oh++) for (long ow = 0; ow < WO; ow++)\n"
-            f"    for (long c = 0; c < C; c++) {{\n"
-            f"        {T} acc = {init}; long cnt = 0;\n"
-            f"        for (long r = 0; r < KH; r++) for (long s = 0; s < KW; s++) {{\n"
-            f"            const long ih = oh * SH - PT + r, iw = ow * SW - PL + s;\n"
-            f"            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;\n"
-            f"            const {T} v = x[((b * H + ih) * W + iw) * C + c];\n"
-            f"            {step}\n"
-            f"        }}\n"
-            f"        (void)cnt; out[((b * HO + oh) * WO + ow) * C + c] = {final};\n"
-            f"    }}\n}}"))
+            + self._window_loop(body, before=before, after=after) + "}"))
         return name
 
     def pool_grad(self, n: Node, image, dtype: str, is_max: bool) -> str:
@@ -516,32 +551,27 @@ class WindowKernels:
         among its elements inside the image (average)."""
         T, geo = C_TYPE[dtype], _geometry(n, image)
         name = f"poolgrad{n.id}"
+        N = self.CHUNK
         if is_max:
-            route = (f"        long at = -1; {T} best = -INFINITY;\n"
-                     f"        for (long r = 0; r < KH; r++) for (long s = 0; s < KW; s++) {{\n"
-                     f"            const long ih = oh * SH - PT + r, iw = ow * SW - PL + s;\n"
-                     f"            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;\n"
-                     f"            const long i = ((b * H + ih) * W + iw) * C + c;\n"
-                     f"            if (at < 0 || x[i] > best) {{ best = x[i]; at = i; }}\n"
-                     f"        }}\n"
-                     f"        if (at >= 0) dx[at] += g;\n")
+            # pass 1: the first argmax k of each channel; pass 2: dy added where k is it
+            loops = self._window_loop(
+                ("            for (long c = 0; c < nc; c++) { const " + T + " v = x[xo + c]; "
+                 "const int take = at[c] < 0 || v > best[c]; best[c] = take ? v : best[c]; "
+                 "at[c] = take ? k : at[c]; }\n"),
+                "            for (long c = 0; c < nc; c++) dx[xo + c] += at[c] == k ? dy[yo + c] : (" + T + ")0;\n",
+                before=(f"        {T} best[{N}]; long at[{N}];\n"
+                        "        for (long c = 0; c < nc; c++) { best[c] = -INFINITY; at[c] = -1; }\n"))
         else:
-            route = (f"        long cnt = 0;\n"
-                     f"        for (long r = 0; r < KH; r++) for (long s = 0; s < KW; s++) {{\n"
-                     f"            const long ih = oh * SH - PT + r, iw = ow * SW - PL + s;\n"
-                     f"            cnt += (ih >= 0 && ih < H && iw >= 0 && iw < W);\n"
-                     f"        }}\n"
-                     f"        const {T} share = g * (({T})1 / ({T})cnt);\n"
-                     f"        for (long r = 0; r < KH; r++) for (long s = 0; s < KW; s++) {{\n"
-                     f"            const long ih = oh * SH - PT + r, iw = ow * SW - PL + s;\n"
-                     f"            if (ih >= 0 && ih < H && iw >= 0 && iw < W) dx[((b * H + ih) * W + iw) * C + c] += share;\n"
-                     f"        }}\n")
+            loops = self._window_loop(
+                "            for (long c = 0; c < nc; c++) dx[xo + c] += dy[yo + c] * inv;\n",
+                before=(f"        long cnt = 0;\n"
+                        f"        for (long r = 0; r < KH; r++) for (long s = 0; s < KW; s++) {{\n"
+                        f"            const long ih = oh * SH - PT + r, iw = ow * SW - PL + s;\n"
+                        f"            cnt += (ih >= 0 && ih < H && iw >= 0 && iw < W);\n"
+                        f"        }}\n"
+                        f"        const {T} inv = ({T})1 / ({T})(cnt > 0 ? cnt : 1);\n"))
         self.k._add(name, [f"{T} *dx", f"const {T} *dy", f"const {T} *x", "long nb"], (
             f"/* {n.name} {n.op} */\n"
             f"void {name}({T} *dx, const {T} *dy, const {T} *x, long nb) {{\n{_defines(geo)}"
-            f"    for (long i = 0; i < nb * H * W * C; i++) dx[i] = 0;\n"
-            f"    for (long b = 0; b < nb; b++) for (long oh = 0; oh < HO; oh++) for (long ow = 0; ow < WO; ow++)\n"
-            f"    for (long c = 0; c < C; c++) {{\n"
-            f"        const {T} g = dy[((b * HO + oh) * WO + ow) * C + c];\n{route}"
-            f"    }}\n}}"))
+            f"    memset(dx, 0, (size_t)(nb * H * W * C) * sizeof({T}));\n" + loops + "}"))
         return name
