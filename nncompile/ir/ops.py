@@ -198,6 +198,17 @@ def _grad_transpose(g, n, dy):
     return (g.emit("transpose", dy, perm=inverse),)
 
 
+def _grad_unreduce(g, n, dy):
+    # the adjoint of broadcasting dy to x's shape is summing back (a mean's share: the mean);
+    # x gives only the shape
+    a, x = n.inputs
+    axes = n.attrs["axes"]
+    if not axes:        # a broadcast (a mean over no axes divides by 1)
+        return sum_to(g, dy, a), None
+    back = g.emit("mean" if n.attrs["mean"] else "sum", dy, axes=axes, keepdims=n.attrs["keepdims"])
+    return back, None
+
+
 def _grad_xent(g, n, dy):
     z, y = n.inputs
     return g.emit("softmax_xent_grad", z, y, dy), None
@@ -348,7 +359,7 @@ op("mean", kind=REDUCTION, infer=S.reduce_rule, ref=_reduce(np.mean), grad=_grad
 op("max", kind=REDUCTION, infer=S.reduce_rule, ref=_reduce(np.max), grad=_grad_max, attrs=("axes", "keepdims"))
 # the adjoints of reductions: broadcast back (pointwise in the output) / sum down to a shape
 op("unreduce", kind=MOVEMENT, infer=S.like_second, ref=_unreduce, attrs=("axes", "keepdims", "mean"),
-   pointwise=True)
+   pointwise=True, grad=_grad_unreduce)
 op("reduce_like", kind=REDUCTION, infer=S.like_second, ref=_reduce_like)
 
 op("matmul", kind=MATMUL, infer=S.matmul_rule, grad=_grad_matmul, attrs=("ta", "tb"), head=True,

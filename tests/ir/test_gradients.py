@@ -211,7 +211,7 @@ def test_every_op_with_a_gradient_rule_is_tested():
     tested = set(UNARY) | set(BINARY) | {"matmul", "sum", "mean", "take_label", "reshape", "softmax_xent"}
     tested |= {"conv2d", "maxpool2d", "avgpool2d"}    # tests/ir/test_window_gradients.py
     tested |= {"concat", "slice", "pad"}
-    tested |= {"max", "transpose", "where"}
+    tested |= {"max", "transpose", "where", "unreduce"}
     no_grad_needed = {"input", "const", "sign", "onehot", "argmax", "equal", "greater", "greater_equal",
                       "not_equal", "dropout_mask", "cast"}
     with_rules = {k for k, d in OPS.items() if d.grad is not None}
@@ -309,3 +309,25 @@ def _check_torch_only(g, out, inputs, torch_fn, rng, extra=None):
         for k in inputs:
             np.testing.assert_allclose(res[f"d{k}"], tin[k].grad.numpy(), rtol=1e-7, atol=1e-9,
                                        err_msg=f"{what} d{k}")
+
+
+@pytest.mark.parametrize("axes,keepdims,mean", [((), True, False), ((1,), False, False), ((0, 2), True, True),
+                                                ((2,), False, True)])
+def test_unreduce_gradient(axes, keepdims, mean):
+    """unreduce broadcasts dy back over `axes` (a mean's share: / count); x gives only the shape."""
+    rng = np.random.default_rng(0)
+    xs = (2, 3, 4)
+    ds = tuple(1 if k in axes else d for k, d in enumerate(xs)) if keepdims else \
+        tuple(d for k, d in enumerate(xs) if k not in axes)
+    if axes == ():
+        ds = (3, 1)
+    g = Graph("t", "f64")
+    a, x = g.input("a", ds), g.input("x", xs)
+    count = float(np.prod([xs[k] for k in axes])) if axes else 1.0
+
+    def tfn(ta, tx):
+        t = ta if keepdims or not axes else ta.reshape([1 if k in axes else d for k, d in enumerate(xs)])
+        return t.expand(*xs) / (count if mean else 1.0) + 0 * tx
+    out = g.emit("unreduce", a, x, axes=axes, keepdims=keepdims, mean=mean)
+    _check_torch_only(g, out, {"a": _any(rng, ds)}, lambda ta: tfn(ta, torch.zeros(xs)), rng,
+                      extra={"x": _any(rng, xs)})

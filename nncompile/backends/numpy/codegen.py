@@ -349,7 +349,10 @@ def _emit_node(gen: _Gen, n: Node) -> None:
 def _value(gen: _Gen, n: Node) -> str:
     if n.id not in gen.var and n.op == "const":
         v = n.attrs["value"]
-        gen.var[n.id] = repr(v) if math.isfinite(v) else literal(v)
+        if n.dtype == "i64" and math.isfinite(v) and float(v).is_integer():
+            gen.var[n.id] = repr(int(v))      # an int: a float literal would make integer ops float
+        else:
+            gen.var[n.id] = repr(v) if math.isfinite(v) else literal(v)
     return gen.var[n.id]
 
 
