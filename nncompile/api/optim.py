@@ -57,12 +57,14 @@ class Optimizer:
         `params` may hold arrays (the state holds arrays) or specs (it holds specs)."""
         leaves, td = tree.flatten(params, is_leaf=lambda v: isinstance(v, TensorSpec))
         state: dict[str, Any] = {}
+        dtypes = [v.dtype if isinstance(v, TensorSpec) else np.asarray(v).dtype.name for _, v in leaves]
+        step_dtype = "f64" if dtypes and all(d in ("f64", "float64") for d in dtypes) else "f32"
         if leaves and all(isinstance(v, TensorSpec) for _, v in leaves):
-            state["step"] = TensorSpec("f32", ())
+            state["step"] = TensorSpec(step_dtype, ())
             for s in self.slots:
                 state[s] = td.unflatten(list(v for _, v in leaves))
             return state
-        state["step"] = np.zeros((), np.float32)
+        state["step"] = np.zeros((), np.float64 if step_dtype == "f64" else np.float32)
         for s in self.slots:
             state[s] = td.unflatten([np.zeros(np.shape(v), np.asarray(v).dtype) for _, v in leaves])
         return state
@@ -98,9 +100,20 @@ def _update(opt: Optimizer, params, grads, state, lr):
         if (p.dtype, p.shape) != (gr.dtype, gr.shape):
             raise fail(f"nc.optim.{opt.name}.update: the gradient of {path or 'the parameter'} is "
                        f"{gr.node.type_str}, the parameter {as_tensor(p, t).node.type_str}")
-    step = as_tensor(state["step"], t, g.float_dtype)
+    dtypes = {p.dtype for p in ps}
+    if len(dtypes) > 1:
+        raise fail(f"nc.optim.{opt.name}.update: the parameters mix dtypes {sorted(dtypes)}; one float dtype "
+                   "is updated at a time")
+    dtype = dtypes.pop() if dtypes else g.float_dtype
+    step = as_tensor(state["step"], t, dtype)
     step = Tensor(g.emit("add", step.node, g.const(1.0, step.dtype)), t)
-    lr_node = as_tensor(opt.hparams["lr"] if lr is None else lr, t, g.float_dtype).node
+    if step.dtype != dtype:
+        raise fail(f"nc.optim.{opt.name}.update: the step counter is {step.node.type_str}, the parameters "
+                   f"{dtype}", hint="make the state with opt.init(params)")
+    lr_t_ = as_tensor(opt.hparams["lr"] if lr is None else lr, t, dtype)
+    if lr_t_.dtype != dtype:
+        lr_t_ = Tensor(g.emit("cast", lr_t_.node, dtype=dtype), t)
+    lr_node = lr_t_.node
     lr_t = bias_corrected_lr(g, opt.name, opt.hparams, step.node, lr_node)
     new_p, new_s = [], {s: [] for s in opt.slots}
     for i, (p, gr) in enumerate(zip(ps, gs)):

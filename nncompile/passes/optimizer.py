@@ -46,7 +46,8 @@ def bias_corrected_lr(g: Graph, name: str, params: Mapping[str, Any], step: Node
     computed once per step for all parameters."""
     if name not in ("adam", "adamw"):
         return None
-    c, E = g.const, g.emit
+    E = g.emit
+    c = lambda v: g.const(v, step.dtype)  # noqa: E731
     b1, b2 = params["beta1"], params["beta2"]
     b1t = E("exp", E("mul", step, c(math.log(b1)))) if b1 > 0 else c(0.0)
     b2t = E("exp", E("mul", step, c(math.log(b2)))) if b2 > 0 else c(0.0)
@@ -57,7 +58,8 @@ def update_param(g: Graph, name: str, params: Mapping[str, Any], p: Node, grad: 
                  state: Mapping[str, Node], lr: Node, lr_t: Optional[Node]) -> tuple[Node, dict[str, Node]]:
     """One parameter's update: (new value, {slot: new state}) from its gradient, its
     state (`slots_for(name, params)`), the learning rate and Adam's `lr_t`."""
-    c, E = g.const, g.emit
+    E = g.emit
+    c = lambda v: g.const(v, p.dtype)  # noqa: E731
     new: dict[str, Node] = {}
     if name == "sgd":
         step_ = E("mul", grad, lr)

@@ -255,7 +255,7 @@ def generate(g: Graph, cpu_kernels: Optional[str] = None) -> NumpyProgram:
         if plan.update_into.get(p.id) != in_name:
             gen.run.append(f"np.copyto({ident(in_name)}, {gen.var[p.id]})  # update {in_name}")
     args = ", ".join(ident(k) for k in g.inputs)
-    rets = ", ".join(gen.var[n.id] for n in g.outputs.values())
+    rets = ", ".join(_value(gen, n) for n in g.outputs.values())   # (a constant output is its literal)
     if gen.pointer_slots:
         dtypes = [f"np.{NP_DTYPE[dt].__name__}" for _, dt in sorted(gen.pointer_slots.values())]
         gen.make.insert(0, f"_P = _s.Pointers([{', '.join(dtypes)}])  # graph inputs' addresses")
