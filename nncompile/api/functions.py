@@ -10,6 +10,7 @@ user's call site that name the shapes and say what was expected.
 from __future__ import annotations
 
 import builtins
+import inspect
 import math
 import sys
 from typing import Optional, Sequence
@@ -661,18 +662,25 @@ def avg_pool2d(x, pool_size=2, strides=None, padding="valid") -> Tensor:
     return _pool("avgpool2d", "avg_pool2d", x, pool_size, strides, padding)
 
 
+def _global(op: str, name: str, x) -> Tensor:
+    # a pooling window over the whole image (as the .nn layers), then [B, 1, 1, C] -> [B, C]
+    x = _float(_t(x))
+    _images(name, x)
+    hw = tuple(x.shape[1:3])
+    pooled = _emit(op, x, window=hw, strides=hw, padding=((0, 0), (0, 0)))
+    return _emit("reshape", pooled, shape=(B, x.shape[3]))
+
+
 @api("global_avg_pool2d")
 def global_avg_pool2d(x) -> Tensor:
-    x = _t(x)
-    _images("global_avg_pool2d", x)
-    return _emit("mean", _float(x), axes=(1, 2), keepdims=False)
+    """The mean over height and width of each channel: [B, H, W, C] -> [B, C]."""
+    return _global("avgpool2d", "global_avg_pool2d", x)
 
 
 @api("global_max_pool2d")
 def global_max_pool2d(x) -> Tensor:
-    x = _t(x)
-    _images("global_max_pool2d", x)
-    return _emit("max", x, axes=(1, 2), keepdims=False)
+    """The maximum over height and width of each channel: [B, H, W, C] -> [B, C]."""
+    return _global("maxpool2d", "global_max_pool2d", x)
 
 
 @api("dropout")
@@ -785,8 +793,20 @@ def ir_op(name: str, *inputs, **attrs) -> Tensor:
         from ..errors import expected_one_of
         raise fail(f"nc.ir_op: unknown op '{name}'", hint=expected_one_of(name, [k for k in OPS if k != "input"]))
     t = current_trace(inputs)
-    return _emit(name, *[as_tensor(i, t) for i in inputs], **attrs) if inputs else \
-        Tensor(t.graph.emit(name, **attrs), t)
+    d = OPS[name]
+    try:      # attributes with a default in the reference semantics may be left out
+        optional = {k for k, p in inspect.signature(d.ref).parameters.items() if p.default is not p.empty}
+    except (TypeError, ValueError):
+        optional = set()
+    missing = [a for a in d.attrs if a not in attrs and a not in optional]
+    unknown = [a for a in attrs if a not in d.attrs]
+    if unknown or missing:
+        raise fail(f"nc.ir_op('{name}'): " + (f"unknown attribute(s) {unknown}" if unknown else
+                                              f"missing attribute(s) {missing}"),
+                   hint=f"its attributes: {', '.join(OPS[name].attrs) or 'none'}")
+    if inputs:
+        return _emit(name, *[as_tensor(i, t) for i in inputs], **attrs)
+    return Tensor(t.graph.emit(name, **attrs), t)
 
 
 # --- the operators of Tensor call these ---------------------------------------------------------

@@ -289,10 +289,10 @@ class Tensor:
                    hint="compute both branches and choose with nc.where(cond, a, b)")
 
     def __float__(self):
-        raise fail(f"a traced tensor {self.node.type_str} has no value while tracing (float() of it)",
-                   hint="return it from the jitted function to get its value")
+        raise fail(f"a traced tensor {self.node.type_str} has no value while tracing (float(), int() or "
+                   "an index made of it)", hint="return it from the jitted function to get its value")
 
-    __int__ = __index__ = __float__
+    __int__ = __index__ = __complex__ = __float__
 
     def __array__(self, *a, **k):
         raise fail(f"a traced tensor {self.node.type_str} cannot become a NumPy array while tracing",

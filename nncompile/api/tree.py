@@ -42,11 +42,10 @@ class TreeDef:
     def __str__(self) -> str:
         if self.kind == "leaf":
             return "*"
-        inner = ", ".join(str(c) if self.kind != "dict" else f"{k!r}: {c}" for k, c in zip(self.keys or
-                                                                                            [None] * len(self.children),
-                                                                                            self.children))
-        return {"tuple": f"({inner}{',' if len(self.children) == 1 else ''})", "list": f"[{inner}]",
-                "dict": f"{{{inner}}}"}[self.kind]
+        if self.kind == "dict":
+            return "{" + ", ".join(f"{k!r}: {c}" for k, c in zip(self.keys, self.children)) + "}"
+        inner = ", ".join(str(c) for c in self.children)
+        return f"[{inner}]" if self.kind == "list" else f"({inner}{',' if len(self.children) == 1 else ''})"
 
 
 LEAF = TreeDef("leaf")

@@ -353,3 +353,21 @@ def test_the_tracer_imports_no_pass_backend_or_runtime():
             if isinstance(node, ast.ImportFrom) and node.level:
                 top = (node.module or "").split(".")[0]
                 assert top in ("", "errors", "ir", "frontend", "tensor", "tree", "functions"), (mod, node.module)
+
+
+SCALAR_CASES = {
+    "view_of_a_scalar": lambda x: nc.reshape(nc.mean(x) * 3, (1, 1)) + x,
+    "fallback_of_a_scalar": lambda x: nc.gelu(nc.mean(x) * 2) + nc.leaky_relu(nc.mean(x) - 1.0),
+    "grad_through_a_full_reduction": nc.grad(lambda x: nc.logsumexp(nc.exp(x * 0.5) * 2) * 3),
+}
+
+
+@pytest.mark.parametrize("kernels", ["numpy", "native"])
+@pytest.mark.parametrize("name", sorted(SCALAR_CASES))
+def test_scalar_values_feeding_views_and_fallbacks(name, kernels):
+    """The NumPy backend computes scalar chains as Python floats; a value read by a
+    view or a reference fallback keeps an array (found by the IR round-trip fuzz)."""
+    fn = SCALAR_CASES[name]
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    want = nc.jit(fn, nc.f32[nc.B, 4], optimize=False, cpu_kernels="numpy")(x)
+    np.testing.assert_allclose(nc.jit(fn, nc.f32[nc.B, 4], cpu_kernels=kernels)(x), want, rtol=1e-6)
