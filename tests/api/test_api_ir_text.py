@@ -156,3 +156,15 @@ train {
     b, _ = run_passes(g2)
     assert print_graph(a) == print_graph(b)
     assert "meta " not in print_graph(a)       # done: no instruction left
+
+
+def test_a_parsed_nn_graph_compiles_and_returns_its_outputs_by_name():
+    prog = nc.compile("examples/digits.nn")
+    params = prog.init_params(seed=0)
+    text = print_graph(prog.graphs.predict)
+    f = nc.compile_graph(text)
+    x = np.random.default_rng(0).random((5, 64)).astype(np.float32)
+    state = prog.init_state()
+    out = f(x=x, **params, **{k: v for k, v in state.items() if k in f.graph.inputs})
+    assert set(out) == {"y_hat"}
+    np.testing.assert_allclose(out["y_hat"], prog.predict(params, x), rtol=1e-5, atol=1e-7)

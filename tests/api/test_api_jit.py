@@ -176,6 +176,8 @@ TRACE_ERRORS = [
      "higher-order gradients"),
     (lambda x: nc.dropout(x, 0.5, x), "nc.dropout: the key is an i64[2] tensor (seed, step), got f32[B,4]"),
     (lambda x: float(x), "has no value while tracing"),
+    (lambda x: nc.ir_op("clip", x, lo=0.0), "nc.ir_op('clip'): missing attribute(s) ['hi']"),
+    (lambda x: nc.ir_op("rleu", x), "unknown op 'rleu'"),
 ]
 
 
@@ -348,7 +350,8 @@ train {
 
 def test_the_tracer_imports_no_pass_backend_or_runtime():
     for mod in ("tensor.py", "functions.py", "tree.py"):
-        tree = ast.parse(open(os.path.join(ROOT, "nncompile", "api", mod)).read())
+        with open(os.path.join(ROOT, "nncompile", "api", mod)) as f:
+            tree = ast.parse(f.read())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level:
                 top = (node.module or "").split(".")[0]

@@ -52,7 +52,8 @@ def new_ops(x, w, m):
     c = nc.max(z, axis=-1, keepdims=True) + nc.logsumexp(z, axis=-1, keepdims=True)
     d = nc.concatenate([z[:, 1:], nc.pad(z[:, :1], ((0, 0), (0, 0)))], axis=1)
     t = nc.transpose(z.T @ z, (1, 0))                  # [4, 4]
-    return nc.sum(s * a + b * c + d) + nc.mean(t ** 2)
+    u = nc.transpose(z.reshape(nc.B, 2, 2), (0, 2, 1)).reshape(nc.B, 4)
+    return nc.sum(s * a + b * c + d + u * z) + nc.mean(t ** 2)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")   # the interpreter computes log(0) in masked-out lanes
