@@ -248,6 +248,9 @@ class Jitted(_Executable):
         return f"<nc.jit {self.name}({', '.join(map(str, self.specs))}) on {self.backend}>"
 
     def __call__(self, *args):
+        leaves, _ = tree.flatten(args)
+        if any(isinstance(v, Tensor) for _, v in leaves):     # called while tracing: inline the function
+            return self.fn(*args)
         if len(args) != len(self.arg_trees):
             raise ValueError(f"{self.name}() takes {len(self.arg_trees)} arguments (as its specs), got {len(args)}")
         values: list = []

@@ -107,6 +107,12 @@ def test_calls_with_wrong_arrays_are_clear_value_errors(k):
     assert str(e.value).startswith("mlp_loss()")
 
 
+def test_a_jitted_function_called_while_tracing_is_inlined():
+    inner = nc.jit(lambda x: nc.relu(x) * 2, nc.f32[nc.B, 3])
+    outer = nc.jit(lambda x: inner(x) + 1, nc.f32[nc.B, 3])
+    np.testing.assert_array_equal(outer(np.array([[-1, 0, 2]], np.float32)), [[1, 1, 5]])
+
+
 def test_lossless_casts_and_scalars_are_accepted():
     f = nc.jit(lambda x, y, s: nc.sum(x * s) + nc.sum(y), nc.f64[nc.B, 2], nc.i64[nc.B], nc.f32[()])
     assert f(np.ones((2, 2), np.float32), np.array([1, 2], np.int32), 2) == 11
