@@ -163,6 +163,53 @@ def _grad_unreduce_of(mean: bool):
     return rule
 
 
+def _mask(g, op, a, b, dtype):
+    """0/1 of `op(a, b)` (a comparison) in `dtype`."""
+    m = g.emit(op, a, b)
+    return m if m.dtype == dtype else g.emit("cast", m, dtype=dtype)
+
+
+def _grad_maximum(g, n, dy):
+    # as torch: the gradient goes to the larger input, split evenly on a tie
+    a, b = n.inputs
+    half = g.emit("mul", _mask(g, "equal", a, b, dy.dtype), g.const(0.5, dy.dtype))
+    da = g.emit("mul", dy, g.emit("add", _mask(g, "greater", a, b, dy.dtype), half))
+    db = g.emit("mul", dy, g.emit("add", _mask(g, "greater", b, a, dy.dtype), half))
+    return sum_to(g, da, a), sum_to(g, db, b)
+
+
+def _grad_where(g, n, dy):
+    c, a, b = n.inputs
+    zero = g.const(0.0, dy.dtype)
+    return None, sum_to(g, g.emit("where", c, dy, zero), a), sum_to(g, g.emit("where", c, zero, dy), b)
+
+
+def _grad_max(g, n, dy):
+    # as torch.amax: the gradient is shared evenly by the elements equal to the maximum
+    x = n.inputs[0]
+    axes, keep = n.attrs["axes"], n.attrs["keepdims"]
+    mask = _mask(g, "equal", x, g.emit("unreduce", n, x, axes=axes, keepdims=keep, mean=False), dy.dtype)
+    share = g.emit("div", dy, g.emit("sum", mask, axes=axes, keepdims=keep))
+    return (g.emit("mul", mask, g.emit("unreduce", share, x, axes=axes, keepdims=keep, mean=False)),)
+
+
+def _grad_transpose(g, n, dy):
+    perm = tuple(n.attrs["perm"])
+    inverse = tuple(sorted(range(len(perm)), key=lambda k: perm[k]))
+    return (g.emit("transpose", dy, perm=inverse),)
+
+
+def _grad_unreduce(g, n, dy):
+    # the adjoint of broadcasting dy to x's shape is summing back (a mean's share: the mean);
+    # x gives only the shape
+    a, x = n.inputs
+    axes = n.attrs["axes"]
+    if not axes:        # a broadcast (a mean over no axes divides by 1)
+        return sum_to(g, dy, a), None
+    back = g.emit("mean" if n.attrs["mean"] else "sum", dy, axes=axes, keepdims=n.attrs["keepdims"])
+    return back, None
+
+
 def _grad_xent(g, n, dy):
     z, y = n.inputs
     return g.emit("softmax_xent_grad", z, y, dy), None
@@ -279,9 +326,13 @@ binary("mul", np.multiply,
        lambda g, n, dy: (sum_to(g, g.emit("mul", dy, n.inputs[1]), n.inputs[0]),
                          sum_to(g, g.emit("mul", dy, n.inputs[0]), n.inputs[1])))
 binary("div", np.divide, _grad_div)
-binary("maximum", np.maximum, None)
+binary("maximum", np.maximum, _grad_maximum)
 op("equal", kind=ELEMENTWISE, infer=S.compare_rule, ref=np.equal, grad=no_grad)
 op("greater", kind=ELEMENTWISE, infer=S.compare_rule, ref=np.greater, grad=no_grad)
+op("greater_equal", kind=ELEMENTWISE, infer=S.compare_rule, ref=np.greater_equal, grad=no_grad)
+op("not_equal", kind=ELEMENTWISE, infer=S.compare_rule, ref=np.not_equal, grad=no_grad)
+# a where cond is nonzero, else b (cond: 0/1 from a comparison, or any number)
+op("where", kind=ELEMENTWISE, infer=S.where_rule, ref=lambda c, a, b: np.where(c != 0, a, b), grad=_grad_where)
 
 unary("neg", np.negative, lambda g, n, dy: (g.emit("neg", dy),))
 unary("exp", np.exp, lambda g, n, dy: (g.emit("mul", dy, n),))
@@ -324,14 +375,16 @@ op("sum", kind=REDUCTION, infer=S.reduce_rule, ref=_reduce(np.sum), grad=_grad_u
    attrs=("axes", "keepdims"))
 op("mean", kind=REDUCTION, infer=S.reduce_rule, ref=_reduce(np.mean), grad=_grad_unreduce_of(True),
    attrs=("axes", "keepdims"))
-op("max", kind=REDUCTION, infer=S.reduce_rule, ref=_reduce(np.max), attrs=("axes", "keepdims"))
+op("max", kind=REDUCTION, infer=S.reduce_rule, ref=_reduce(np.max), grad=_grad_max, attrs=("axes", "keepdims"))
 # the adjoints of reductions: broadcast back (pointwise in the output) / sum down to a shape
 op("unreduce", kind=MOVEMENT, infer=S.like_second, ref=_unreduce, attrs=("axes", "keepdims", "mean"),
-   pointwise=True)
+   pointwise=True, grad=_grad_unreduce)
 op("reduce_like", kind=REDUCTION, infer=S.like_second, ref=_reduce_like)
 
 op("matmul", kind=MATMUL, infer=S.matmul_rule, grad=_grad_matmul, attrs=("ta", "tb"), head=True,
    ref=lambda a, b, ta=False, tb=False: np.matmul(a.T if ta else a, b.T if tb else b))
+op("transpose", kind=MOVEMENT, infer=S.transpose_rule, attrs=("perm",), grad=_grad_transpose,
+   ref=lambda a, perm: np.ascontiguousarray(np.transpose(a, perm)))
 op("reshape", kind=MOVEMENT, infer=S.reshape_rule, view=True, attrs=("shape",),
    ref=lambda a, shape: a.reshape(tuple(a.shape[0] if d == B else d for d in shape)),
    grad=lambda g, n, dy: (g.emit("reshape", dy, shape=n.inputs[0].shape),))

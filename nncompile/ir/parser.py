@@ -16,6 +16,7 @@ from .ops import OPS, IRError
 _HEAD = re.compile(r"^graph\s+(\S+)\s*\{\s*$")
 _NODE = re.compile(r"^%(\d+):\s*(\w+)\[([^\]]*)\]\s*=\s*(\w+)(.*)$")
 _RET = re.compile(r"^return\b(.*)$")
+_META = re.compile(r"^meta\s+(\w+)(?:=(\"(?:[^\"\\\\]|\\\\.)*\"))?\s*(\{.*\})?$")
 
 
 class IRParseError(ValueError):
@@ -91,6 +92,29 @@ def _loc(comment: str) -> tuple[SourceLoc | None, str | None]:
     return None, comment.strip() or None
 
 
+def _attrs(text: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kv in _split_top(text.strip()[1:-1]):
+        k, _, v = kv.rpartition("=") if kv.strip().startswith('"') else kv.partition("=")
+        out[_value(k) if k.strip().startswith('"') else k.strip()] = _value(v)
+    return out
+
+
+def _read_meta(g: Graph, no: int, m, comment: str) -> None:
+    """A `meta` line: an instruction for a pass (see ir.printer.pending_meta)."""
+    key, value, attrs = m.group(1), m.group(2), m.group(3)
+    if key == "differentiate" and value is not None:
+        g.meta["differentiate"] = _value(value)
+    elif key == "optimizer" and value is not None:
+        loc, _ = _loc(comment)
+        g.meta["optimizer"] = (_value(value), _attrs(attrs) if attrs else {}, loc)
+    elif key == "lr_mult" and attrs:
+        g.meta["lr_mult"] = _attrs(attrs)
+    else:
+        raise IRParseError(f"line {no}: unknown meta line (expected meta differentiate=\"OUTPUT\", "
+                           "meta optimizer=\"NAME\" {...} or meta lr_mult {...})")
+
+
 def parse_graph(text: str) -> Graph:
     lines = [l for l in text.strip().splitlines() if l.strip()]
     if not lines or not _HEAD.match(lines[0].strip()):
@@ -103,6 +127,10 @@ def parse_graph(text: str) -> Graph:
         if body == "}":
             break
         if not body:
+            continue
+        m = _META.match(body)
+        if m:
+            _read_meta(g, no, m, comment)
             continue
         m = _RET.match(body)
         if m:

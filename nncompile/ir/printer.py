@@ -4,6 +4,8 @@
 
 Inputs print as `%0: f32[10,10] = input {name="hidden.weight", role="param"}`
 and the graph ends with its outputs: `return loss=%20, hidden.weight=%31`.
+Instructions for passes that have not run yet come first, as `meta` lines
+(`meta differentiate="loss"`, `meta optimizer="adam" {lr=0.001, ...}`).
 `parse_graph` (in ir.parser) reads this form back.
 """
 from __future__ import annotations
@@ -50,8 +52,33 @@ def print_node(n: Node, g: Graph | None = None) -> str:
     return text
 
 
+def pending_meta(g: Graph) -> list[str]:
+    """The instructions for passes that have not run yet, as `meta` lines: what
+    autodiff should differentiate, the optimizer (and per-parameter learning-rate
+    multipliers) the optimizer pass should apply. So the text of a graph before
+    those passes means the same graph; results of passes (groups, the memory
+    plan) are not printed: the passes recompute them."""
+    lines = []
+    if g.meta.get("differentiate") is not None and not g.meta.get("differentiated"):
+        lines.append(f"meta differentiate={fmt_attr(g.meta['differentiate'])}")
+    opt = g.meta.get("optimizer")
+    if opt is not None and not g.meta.get("optimized_update"):
+        name, params, loc = opt
+        text = f"meta optimizer={fmt_attr(name)}"
+        if params:
+            text += " {" + ", ".join(f"{k}={fmt_attr(v)}" for k, v in params.items()) + "}"
+        if loc is not None:
+            text = f"{text:<56}  # {loc.file}:{loc.line}:{loc.column}"
+        lines.append(text)
+        if g.meta.get("lr_mult"):
+            lines.append("meta lr_mult {" + ", ".join(f"{fmt_attr(k)}={fmt_attr(float(v))}"
+                                                       for k, v in g.meta["lr_mult"].items()) + "}")
+    return lines
+
+
 def print_graph(g: Graph) -> str:
     lines = [f"graph {g.name} {{"]
+    lines += ["  " + line for line in pending_meta(g)]
     lines += ["  " + print_node(n, g) for n in g.nodes]
     outs = []
     for k, n in g.outputs.items():

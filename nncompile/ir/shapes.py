@@ -109,6 +109,21 @@ def argmax_rule(inputs, attrs, g):
     return "i64", inputs[0].shape[:-1]
 
 
+def where_rule(inputs, attrs, g):
+    """where(cond, a, b): a where cond is nonzero, else b; the three broadcast together."""
+    c, a, b = inputs
+    if a.dtype != b.dtype:
+        raise IRError(f"where: the two branches differ in dtype: {a.dtype} and {b.dtype}")
+    return a.dtype, broadcast(c.shape, broadcast(a.shape, b.shape))
+
+
+def transpose_rule(inputs, attrs, g):
+    x, perm = inputs[0], tuple(attrs["perm"])
+    if sorted(perm) != list(range(len(x.shape))):
+        raise IRError(f"transpose: {perm} is not a permutation of the {len(x.shape)} axes of {x.type_str}")
+    return x.dtype, tuple(x.shape[p] for p in perm)
+
+
 def compare_rule(inputs, attrs, g):
     """Comparisons give 0/1 in the graph's float dtype."""
     return g.float_dtype, broadcast(inputs[0].shape, inputs[1].shape)

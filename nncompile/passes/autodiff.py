@@ -11,6 +11,8 @@ the forward node it differentiates; the forward nodes are left untouched.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from ..ir.graph import Graph, Node
 from ..ir.ops import OPS, IRError
 from .rewrite import rebuild
@@ -34,15 +36,27 @@ def _between(g: Graph, loss: Node, wrt: list[Node]) -> set[int]:
 
 def differentiate(g: Graph, loss: Node, wrt: list[Node]) -> dict[str, Node]:
     """Append d(loss)/d(w) for each input `w` in `wrt`; return {input name: grad node}."""
+    return {w.attrs["name"]: gw for w, gw in zip(wrt, gradients(g, loss, wrt))}
+
+
+def gradients(g: Graph, loss: Node, wrt: list[Node], since: Optional[int] = None) -> list[Node]:
+    """Append d(loss)/d(w) for each node `w` of `wrt` (inputs or computed values);
+    return the gradient nodes in the order of `wrt`. With `since` (a node id),
+    nodes older than it other than the `wrt` nodes are constants: only paths
+    through nodes appended from `since` on carry gradient (a function traced
+    into the graph from that point, differentiated w.r.t. its arguments)."""
     if loss.shape != ():
         raise IRError(f"can only differentiate a scalar, got {loss.type_str}")
     relevant = _between(g, loss, wrt)
+    if since is not None:
+        relevant = {i for i in relevant if i >= since or i in {w.id for w in wrt}}
     grads: dict[int, Node] = {}
     with g.at(loss.loc, loss.layer):
         grads[loss.id] = g.const(1.0, loss.dtype)
+    wrt_ids = {w.id for w in wrt}
     for n in reversed([n for n in g.nodes if n.id in relevant]):
         gn = grads.get(n.id)
-        if gn is None or n.op == "input":
+        if gn is None or n.op == "input" or n.id in wrt_ids:   # each `wrt` node is a variable of its own
             continue
         rule = OPS[n.op].grad
         if rule is None:
@@ -54,13 +68,13 @@ def differentiate(g: Graph, loss: Node, wrt: list[Node]) -> dict[str, Node]:
                     continue
                 prev = grads.get(inp.id)
                 grads[inp.id] = gi if prev is None else g.emit("add", prev, gi)
-    out: dict[str, Node] = {}
+    out: list[Node] = []
     for w in wrt:
         gw = grads.get(w.id)
         if gw is None:  # the loss does not depend on w
             with g.at(w.loc, w.layer):
                 gw = g.emit("unreduce", g.const(0.0, w.dtype), w, axes=(), keepdims=True, mean=False)
-        out[w.attrs["name"]] = gw
+        out.append(gw)
     return out
 
 

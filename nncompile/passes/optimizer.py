@@ -41,6 +41,63 @@ def slots_for(name: str, params: Mapping[str, Any]) -> tuple[str, ...]:
     return SLOTS[name]
 
 
+def bias_corrected_lr(g: Graph, name: str, params: Mapping[str, Any], step: Node, lr: Node) -> Optional[Node]:
+    """Adam's lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t) (None for the other optimizers):
+    computed once per step for all parameters."""
+    if name not in ("adam", "adamw"):
+        return None
+    E = g.emit
+    c = lambda v: g.const(v, step.dtype)  # noqa: E731
+    b1, b2 = params["beta1"], params["beta2"]
+    b1t = E("exp", E("mul", step, c(math.log(b1)))) if b1 > 0 else c(0.0)
+    b2t = E("exp", E("mul", step, c(math.log(b2)))) if b2 > 0 else c(0.0)
+    return E("div", E("mul", lr, E("sqrt", E("sub", c(1.0), b2t))), E("sub", c(1.0), b1t))
+
+
+def update_param(g: Graph, name: str, params: Mapping[str, Any], p: Node, grad: Node,
+                 state: Mapping[str, Node], lr: Node, lr_t: Optional[Node]) -> tuple[Node, dict[str, Node]]:
+    """One parameter's update: (new value, {slot: new state}) from its gradient, its
+    state (`slots_for(name, params)`), the learning rate and Adam's `lr_t`."""
+    E = g.emit
+    c = lambda v: g.const(v, p.dtype)  # noqa: E731
+    new: dict[str, Node] = {}
+    if name == "sgd":
+        step_ = E("mul", grad, lr)
+        mom = params.get("momentum", 0.0)
+        if mom > 0:
+            v = E("sub", E("mul", state["velocity"], c(mom)), step_)
+            new["velocity"] = v
+            if params.get("nesterov"):
+                p_new = E("sub", E("add", p, E("mul", v, c(mom))), step_)
+            else:
+                p_new = E("add", p, v)
+        else:
+            p_new = E("sub", p, step_)
+    elif name in ("adam", "adamw"):
+        b1, b2, eps = params["beta1"], params["beta2"], params["eps"]
+        pp = p
+        if name == "adamw" and params.get("weight_decay", 0.0) > 0:
+            pp = E("sub", p, E("mul", p, E("mul", lr, c(params["weight_decay"]))))
+        m = E("add", state["m"], E("mul", E("sub", grad, state["m"]), c(1.0 - b1)))
+        v = E("add", state["v"], E("mul", E("sub", E("square", grad), state["v"]), c(1.0 - b2)))
+        new["m"], new["v"] = m, v
+        upd = E("div", m, E("add", E("sqrt", v), c(eps)))
+        p_new = E("sub", pp, E("mul", upd, lr_t))
+    elif name == "rmsprop":
+        rho, eps = params["rho"], params["eps"]
+        v = E("add", E("mul", state["v"], c(rho)), E("mul", E("square", grad), c(1.0 - rho)))
+        new["v"] = v
+        inc = E("div", E("mul", grad, lr), E("add", E("sqrt", v), c(eps)))
+        mom = params.get("momentum", 0.0)
+        if mom > 0:
+            inc = E("add", E("mul", state["momentum"], c(mom)), inc)
+            new["momentum"] = inc
+        p_new = E("sub", p, inc)
+    else:
+        raise ValueError(f"unknown optimizer {name}")
+    return p_new, new
+
+
 def apply_optimizer(g: Graph, name: str, params: Mapping[str, Any], grads: Mapping[str, Node],
                     loc=None, lr_mult: Optional[Mapping[str, float]] = None) -> None:
     c = g.const
@@ -49,13 +106,8 @@ def apply_optimizer(g: Graph, name: str, params: Mapping[str, Any], grads: Mappi
     with g.at(loc, "optimizer"):
         step = g.input("step", (), role="scalar")
         lr = g.input("lr", (), role="scalar")
-        if name in ("adam", "adamw"):
-            b1, b2, eps = params["beta1"], params["beta2"], params["eps"]
-            # lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t), computed once for all parameters
-            b1t = E("exp", E("mul", step, c(math.log(b1)))) if b1 > 0 else c(0.0)
-            b2t = E("exp", E("mul", step, c(math.log(b2)))) if b2 > 0 else c(0.0)
-            lr_t = E("div", E("mul", lr, E("sqrt", E("sub", c(1.0), b2t))), E("sub", c(1.0), b1t))
-        base_lr, base_lr_t = lr, (lr_t if name in ("adam", "adamw") else None)
+        base_lr, base_lr_t = lr, bias_corrected_lr(g, name, params, step, lr)
+        lr_t = base_lr_t
         for pname, grad in grads.items():
             p = g.inputs[pname]
             mult = float(lr_mult.get(pname, 1.0))
@@ -64,45 +116,10 @@ def apply_optimizer(g: Graph, name: str, params: Mapping[str, Any], grads: Mappi
                 if base_lr_t is not None:
                     lr_t = E("mul", base_lr_t, c(mult))
             else:
-                lr = base_lr
-                if base_lr_t is not None:
-                    lr_t = base_lr_t
+                lr, lr_t = base_lr, base_lr_t
             state = {s: g.input(f"{name}.{s}.{pname}", p.shape, role="state", init="zeros")
                      for s in slots_for(name, params)}
-            new: dict[str, Node] = {}
-            if name == "sgd":
-                step_ = E("mul", grad, lr)
-                mom = params.get("momentum", 0.0)
-                if mom > 0:
-                    v = E("sub", E("mul", state["velocity"], c(mom)), step_)
-                    new["velocity"] = v
-                    if params.get("nesterov"):
-                        p_new = E("sub", E("add", p, E("mul", v, c(mom))), step_)
-                    else:
-                        p_new = E("add", p, v)
-                else:
-                    p_new = E("sub", p, step_)
-            elif name in ("adam", "adamw"):
-                pp = p
-                if name == "adamw" and params.get("weight_decay", 0.0) > 0:
-                    pp = E("sub", p, E("mul", p, E("mul", lr, c(params["weight_decay"]))))
-                m = E("add", state["m"], E("mul", E("sub", grad, state["m"]), c(1.0 - b1)))
-                v = E("add", state["v"], E("mul", E("sub", E("square", grad), state["v"]), c(1.0 - b2)))
-                new["m"], new["v"] = m, v
-                upd = E("div", m, E("add", E("sqrt", v), c(eps)))
-                p_new = E("sub", pp, E("mul", upd, lr_t))
-            elif name == "rmsprop":
-                rho, eps = params["rho"], params["eps"]
-                v = E("add", E("mul", state["v"], c(rho)), E("mul", E("square", grad), c(1.0 - rho)))
-                new["v"] = v
-                inc = E("div", E("mul", grad, lr), E("add", E("sqrt", v), c(eps)))
-                mom = params.get("momentum", 0.0)
-                if mom > 0:
-                    inc = E("add", E("mul", state["momentum"], c(mom)), inc)
-                    new["momentum"] = inc
-                p_new = E("sub", p, inc)
-            else:
-                raise ValueError(f"unknown optimizer {name}")
+            p_new, new = update_param(g, name, params, p, grad, state, lr, lr_t)
             g.output(pname, p_new, updates=pname)
             for s, node in new.items():
                 key = f"{name}.{s}.{pname}"

@@ -7,6 +7,7 @@ identities that hold in IEEE arithmetic are used:
 
     x * 1 -> x        1 * x -> x        x / 1 -> x
     x - 0 -> x        x + -0.0 -> x     neg(neg(x)) -> x
+    reshape(x) -> x   (to x's own shape)
     op(consts...) -> const       (scalar elementwise ops, evaluated in the node's dtype)
     fill(1) * x -> x             (fill = unreduce of a scalar constant, no mean)
 
@@ -68,6 +69,8 @@ def _rewrite(out: Graph, n: Node, ins: tuple[Node, ...], m) -> Optional[Node]:
             return b
     if n.op == "neg" and ins[0].op == "neg":
         return ins[0].inputs[0]
+    if n.op == "reshape" and ins[0].shape == n.shape:   # a view of the same shape: the value itself
+        return ins[0]
     return None
 
 

@@ -38,8 +38,10 @@ def _pointwise_graph():
         outs[op] = g.emit(op, g.emit("abs", h) if op in ("log", "sqrt") else h, **attrs)
     outs["leaky"] = g.emit("leaky_relu", h, alpha=0.3)
     outs["clip"] = g.emit("clip", h, lo=-0.5, hi=0.5)
-    for op in ("sub", "div", "maximum", "equal", "greater", "relu_grad", "gelu_grad", "gelu_tanh_grad"):
+    for op in ("sub", "div", "maximum", "equal", "greater", "greater_equal", "not_equal", "relu_grad",
+               "gelu_grad", "gelu_tanh_grad"):
         outs[op] = g.emit(op, h, g.emit("sigmoid", x))
+    outs["where"] = g.emit("where", g.emit("greater", h, r), h, g.emit("exp", v))
     outs["leaky_grad"] = g.emit("leaky_grad", h, x, alpha=0.3)
     outs["clip_grad"] = g.emit("clip_grad", h, x, lo=-0.2, hi=0.4)
     outs["unreduce"] = g.emit("mul", h, g.emit("unreduce", g.emit("sum", x, axes=(1,), keepdims=False), x,

@@ -56,6 +56,7 @@ BINARY = {
     "sub": (_any, _any, lambda a, b: a - b),
     "mul": (_any, _any, lambda a, b: a * b),
     "div": (_any, _pos, lambda a, b: a / b),
+    "maximum": (_any, _any, torch.maximum),
 }
 
 
@@ -346,7 +347,9 @@ def test_every_op_with_a_gradient_rule_is_tested():
     tested = set(UNARY) | set(BINARY) | {"matmul", "sum", "mean", "take_label", "reshape", "softmax_xent", "cast"}
     tested |= {"conv2d", "maxpool2d", "avgpool2d"}    # tests/ir/test_window_gradients.py
     tested |= {"concat", "slice", "pad"}
-    no_grad_needed = {"input", "const", "sign", "onehot", "argmax", "equal", "greater", "dropout_mask"}
+    tested |= {"max", "transpose", "where", "unreduce"}
+    no_grad_needed = {"input", "const", "sign", "onehot", "argmax", "equal", "greater", "greater_equal",
+                      "not_equal", "dropout_mask"}
     with_rules = {k for k, d in OPS.items() if d.grad is not None}
     assert with_rules - tested - no_grad_needed == set()
 
@@ -373,3 +376,101 @@ def test_concat_slice_pad_gradients(oracle, axis, a, b, seed):
         pads = [0, 0] * (3 - axis) + [2, 1]
         return torch.nn.functional.pad(c, pads)
     _check(g, out, feed, tfn, rng, oracle)
+
+
+@needs_torch
+@settings(max_examples=8, deadline=None)
+@given(shape=st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 3)),
+       axes=st.sampled_from([(0,), (1,), (-1,), (0, 2), (0, 1, 2)]), keepdims=st.booleans(),
+       ties=st.booleans(), seed=st.integers(0, 2**16))
+def test_max_reduction_gradient(shape, axes, keepdims, ties, seed):
+    """As torch.amax: the gradient is shared evenly by the maxima (ties drawn on purpose)."""
+    rng = np.random.default_rng(seed)
+    g = Graph("t", "f64")
+    a = g.input("a", shape)
+    x = rng.integers(0, 3, size=shape).astype(np.float64) if ties else _any(rng, shape)
+    out = g.emit("max", a, axes=axes, keepdims=keepdims)
+    tfn = lambda t: torch.amax(t, dim=axes, keepdim=keepdims)  # noqa: E731
+    if ties:   # finite differences do not hold at a tie: compare with torch only
+        _check_torch_only(g, out, {"a": x}, tfn, rng)
+    else:
+        _check(g, out, {"a": x}, tfn, rng, "torch")
+
+
+@needs_torch
+def test_maximum_gradient_splits_ties_as_torch():
+    rng = np.random.default_rng(1)
+    g = Graph("t", "f64")
+    a, b = g.input("a", (3, 4)), g.input("b", (4,))
+    x, y = rng.integers(0, 3, (3, 4)).astype(np.float64), rng.integers(0, 3, (4,)).astype(np.float64)
+    _check_torch_only(g, g.emit("maximum", a, b), {"a": x, "b": y}, torch.maximum, rng)
+
+
+@needs_torch
+@pytest.mark.parametrize("perm", [(1, 0), (0, 2, 1), (2, 0, 1), (1, 2, 0)])
+def test_transpose_gradient(perm):
+    rng = np.random.default_rng(0)
+    shape = (2, 3) if len(perm) == 2 else (2, 3, 4)
+    g = Graph("t", "f64")
+    a = g.input("a", shape)
+    _check(g, g.emit("transpose", a, perm=perm), {"a": _any(rng, shape)}, lambda t: t.permute(*perm), rng,
+           "torch")
+
+
+@needs_torch
+@settings(max_examples=10, deadline=None)
+@given(kind=st.sampled_from(["same", "row", "col", "scalar"]), seed=st.integers(0, 2**16))
+def test_where_gradient_with_broadcasting(kind, seed):
+    rng = np.random.default_rng(seed)
+    bshape = {"same": (3, 4), "row": (4,), "col": (3, 1), "scalar": ()}[kind]
+    g = Graph("t", "f64")
+    c, a, b = g.input("c", (3, 1) if kind == "row" else (4,)), g.input("a", (3, 4)), g.input("b", bshape)
+    cond = (rng.random((3, 1) if kind == "row" else (4,)) > 0.5).astype(np.float64)
+    out = g.emit("where", c, a, b)
+    tc = torch.tensor(cond) != 0
+    feed = {"a": _any(rng, (3, 4)), "b": _any(rng, bshape)}
+    g2 = g
+    # the condition is an input too, but not differentiated: bind it as a constant feed
+    _check_torch_only(g2, out, feed, lambda ta, tb: torch.where(tc, ta, tb), rng, extra={"c": cond})
+
+
+def _check_torch_only(g, out, inputs, torch_fn, rng, extra=None):
+    """loss = sum(out * R): d loss / d inputs by the interpreter and the NumPy code against torch."""
+    extra = extra or {}
+    shape = np.shape(interpret_out(g, out, {**inputs, **extra}))
+    r = rng.normal(size=tuple(int(d) for d in shape))
+    R = g.input("R", out.shape, "f64")
+    loss = g.emit("sum", g.emit("mul", out, R), axes=tuple(range(len(out.shape))), keepdims=False)
+    g.output("loss", loss)
+    for k, gn in differentiate(g, loss, [g.inputs[k] for k in inputs]).items():
+        g.output(f"d{k}", gn)
+    feed = {**inputs, **extra, "R": r}
+    tin = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in inputs.items()}
+    (torch_fn(*tin.values()) * torch.tensor(r)).sum().backward()
+    for res, what in ((interpret(g, feed), "interp"), (generate(g)(feed), "numpy")):
+        for k in inputs:
+            np.testing.assert_allclose(res[f"d{k}"], tin[k].grad.numpy(), rtol=1e-7, atol=1e-9,
+                                       err_msg=f"{what} d{k}")
+
+
+@needs_torch
+@pytest.mark.parametrize("axes,keepdims,mean", [((), True, False), ((1,), False, False), ((0, 2), True, True),
+                                                ((2,), False, True)])
+def test_unreduce_gradient(axes, keepdims, mean):
+    """unreduce broadcasts dy back over `axes` (a mean's share: / count); x gives only the shape."""
+    rng = np.random.default_rng(0)
+    xs = (2, 3, 4)
+    ds = tuple(1 if k in axes else d for k, d in enumerate(xs)) if keepdims else \
+        tuple(d for k, d in enumerate(xs) if k not in axes)
+    if axes == ():
+        ds = (3, 1)
+    g = Graph("t", "f64")
+    a, x = g.input("a", ds), g.input("x", xs)
+    count = float(np.prod([xs[k] for k in axes])) if axes else 1.0
+
+    def tfn(ta, tx):
+        t = ta if keepdims or not axes else ta.reshape([1 if k in axes else d for k, d in enumerate(xs)])
+        return t.expand(*xs) / (count if mean else 1.0) + 0 * tx
+    out = g.emit("unreduce", a, x, axes=axes, keepdims=keepdims, mean=mean)
+    _check_torch_only(g, out, {"a": _any(rng, ds)}, lambda ta: tfn(ta, torch.zeros(xs)), rng,
+                      extra={"x": _any(rng, xs)})

@@ -66,6 +66,8 @@ C_EXPR = {
     "softplus": "(fmax{f}({0}, ({T})0) + log1p{f}(exp{f}(-fabs{f}({0}))))",
     "relu_grad": "({0} * ({T})({1} > 0))",
     "equal": "(({T})({0} == {1}))", "greater": "(({T})({0} > {1}))",
+    "greater_equal": "(({T})({0} >= {1}))", "not_equal": "(({T})({0} != {1}))",
+    "where": "({0} != 0 ? {1} : {2})",
     "cast": "(({T}){0})",
     "leaky_relu": lambda c, n, a: f"({a[0]} > 0 ? {a[0]} : {a[0]} * ({c.T}){literal(n.attrs['alpha'])})",
     "leaky_grad": lambda c, n, a: f"({a[1]} > 0 ? {a[0]} : {a[0]} * ({c.T}){literal(n.attrs['alpha'])})",

@@ -63,6 +63,7 @@ class _Gen:
         self.pointer_slots: dict[str, tuple[int, str]] = {}   # graph-input variable -> (slot, dtype)
         self.addressed: list[str] = []   # buffers the native kernels reach only by address
         self.windows = None              # native.WindowKernels when the native path is on
+        self.py_scalars: set[int] = set()  # scalar nodes computed as Python floats (_python_scalars)
 
     # --- for emitters ---------------------------------------------------------------
     def scratch(self, n: Node, k, shape, dtype: Optional[str] = None) -> str:
@@ -102,7 +103,7 @@ class _Gen:
         """An expression for the address of node n's array: taken once in make()
         for buffers; for graph inputs, when the array object changes; views at
         their source's address plus their offset."""
-        if OPS[n.op].view:
+        if OPS[n.op].view and n.inputs[0].op != "const":
             base = self.pointer(n.inputs[0])
             off = n.attrs.get("offset", 0) * NP_DTYPE[n.dtype]().itemsize
             return f"({base} + {off})" if off else base
@@ -231,6 +232,7 @@ def generate(g: Graph, cpu_kernels: Optional[str] = None) -> NumpyProgram:
     for n in g.inputs.values():
         gen.var[n.id] = ident(n.attrs["name"])
     gen.hoisted = _hoistable(g, order, plan)
+    gen.py_scalars = _python_scalars(g)
     kernels = native.NativeKernels() if use_native(cpu_kernels) else None
     gen.windows = native.WindowKernels(kernels) if kernels is not None else None
     loops = _native_groups(gen, kernels) if kernels is not None else {}
@@ -255,7 +257,7 @@ def generate(g: Graph, cpu_kernels: Optional[str] = None) -> NumpyProgram:
         if plan.update_into.get(p.id) != in_name:
             gen.run.append(f"np.copyto({ident(in_name)}, {gen.var[p.id]})  # update {in_name}")
     args = ", ".join(ident(k) for k in g.inputs)
-    rets = ", ".join(gen.var[n.id] for n in g.outputs.values())
+    rets = ", ".join(_value(gen, n) for n in g.outputs.values())   # (a constant output is its literal)
     if gen.pointer_slots:
         dtypes = [f"np.{NP_DTYPE[dt].__name__}" for _, dt in sorted(gen.pointer_slots.values())]
         gen.make.insert(0, f"_P = _s.Pointers([{', '.join(dtypes)}])  # graph inputs' addresses")
@@ -320,6 +322,23 @@ def _emit_native_single(gen: _Gen, kernels, n: Node) -> bool:
     return True
 
 
+def _python_scalars(g: Graph) -> set[int]:
+    """Scalar nodes computed as Python floats (`lowering.SCALAR`): of scalar inputs,
+    and read only by nodes that take a Python float as well as an array (other
+    Python-float nodes, or elementwise NumPy emitters); a node read by a view, a
+    reduction or a reference fallback keeps its 0-d buffer."""
+    users = g.users()
+    out: set[int] = set()
+    for n in reversed(g.nodes):
+        if not (n.shape == () and n.dtype in ("f32", "f64") and n.op in lowering.SCALAR
+                and all(i.shape == () for i in n.inputs)):
+            continue
+        if all(u.id in out or (OPS[u.op].kind == "elementwise" and u.op in lowering.EMITTERS)
+               for u in users[n.id]):
+            out.add(n.id)
+    return out
+
+
 def _hoistable(g: Graph, order: list[Node], plan: MemoryPlan) -> set[int]:
     """Nodes whose value depends only on constants and the batch size: computed
     once per batch size in make(), not every step (e.g. the 1/B seed of a mean's
@@ -337,12 +356,16 @@ def _hoistable(g: Graph, order: list[Node], plan: MemoryPlan) -> set[int]:
 def _emit_node(gen: _Gen, n: Node) -> None:
     a = [_value(gen, i) for i in n.inputs]
     where = comment(n)
+    if OPS[n.op].view and n.inputs[0].op == "const":   # nothing to view: the constant, filled once
+        v = gen.var[n.id] = f"v{n.id}"
+        line = f"{v} = np.full({shape_src(n.shape)}, {a[0]}, {_np_dtype(n.dtype)})"
+        (gen.make if n.id in gen.hoisted else gen.run).append(line + where)
+        return
     if OPS[n.op].view:  # a view, no buffer
         v = gen.var[n.id] = f"v{n.id}"
         gen.run.append(f"{v} = {lowering.VIEWS[n.op](n, a)}{where}")
         return
-    if (n.shape == () and n.dtype in ("f32", "f64") and n.op in lowering.SCALAR
-            and all(i.shape == () for i in n.inputs)):
+    if n.id in gen.py_scalars:
         v = gen.var[n.id] = f"f{n.id}"
         line = f"{v} = {lowering.SCALAR[n.op].format(a=a[0], b=a[-1])}"
         (gen.make if n.id in gen.hoisted else gen.run).append(line + where)
@@ -359,7 +382,10 @@ def _emit_node(gen: _Gen, n: Node) -> None:
 def _value(gen: _Gen, n: Node) -> str:
     if n.id not in gen.var and n.op == "const":
         v = n.attrs["value"]
-        gen.var[n.id] = repr(v) if math.isfinite(v) else literal(v)
+        if n.dtype == "i64" and math.isfinite(v) and float(v).is_integer():
+            gen.var[n.id] = repr(int(v))      # an int: a float literal would make integer ops float
+        else:
+            gen.var[n.id] = repr(v) if math.isfinite(v) else literal(v)
     return gen.var[n.id]
 
 
@@ -372,6 +398,9 @@ def _code(gen: _Gen, n: Node, a: list[str], out: str) -> str:
     fn = f"ref{n.id}"
     attrs = {k: n.attrs[k] for k in opdef.attrs if k in n.attrs}
     gen.consts[fn] = (lambda f, kw: (lambda *xs: f(*xs, **kw)))(opdef.ref, attrs)
+    # the reference takes arrays: constants and Python-float scalars become NumPy scalars
+    a = [f"{_np_dtype(i.dtype)}({x})" if i.op == "const" or i.id in gen.py_scalars else x
+         for i, x in zip(n.inputs, a)]
     return f"np.copyto({out}, {fn}({', '.join(a)}), casting='unsafe')"
 
 

@@ -154,6 +154,13 @@ def _onehot(ctx, n, a, out):
     return f"{out}.fill(0); {out}[{ctx.arange(n.shape[0])}, {a[0]}] = 1"
 
 
+def _where(ctx, n, a, out):
+    # out = b, then a where the condition holds (a mask of the condition's shape, made once)
+    c = n.inputs[0]
+    mask = ctx.scratch(n, "m", c.shape, "bool")
+    return f"np.not_equal({a[0]}, 0, out={mask}); np.copyto({out}, {a[2]}); np.copyto({out}, {a[1]}, where={mask})"
+
+
 def _concat_flat(ctx, n, a, out):
     lines, off = [], 0
     for x, ax in zip(n.inputs, a):
@@ -172,6 +179,10 @@ EMITTERS: dict[str, Emitter] = {
     "maximum": "np.maximum({a}, {b}, out={out})",
     "equal": "np.equal({a}, {b}, out={out})",
     "greater": "np.greater({a}, {b}, out={out})",
+    "greater_equal": "np.greater_equal({a}, {b}, out={out})",
+    "not_equal": "np.not_equal({a}, {b}, out={out})",
+    "where": _where,
+    "transpose": "np.copyto({out}, np.transpose({a}, {perm}))",
     "neg": "np.negative({a}, out={out})",
     "exp": "np.exp({a}, out={out})",
     "log": "np.log({a}, out={out})",

@@ -72,6 +72,8 @@ POINTWISE: dict[str, Pointwise] = {
     "gelu": "_gelu({0})", "gelu_grad": "_gelu_grad({0}, {1})",
     "gelu_tanh": "_gelu_tanh({0})", "gelu_tanh_grad": "_gelu_tanh_grad({0}, {1})",
     "equal": "tl.where({0} == {1}, 1.0, 0.0)", "greater": "tl.where({0} > {1}, 1.0, 0.0)",
+    "greater_equal": "tl.where({0} >= {1}, 1.0, 0.0)", "not_equal": "tl.where({0} != {1}, 1.0, 0.0)",
+    "where": "tl.where({0} != 0, {1}, {2})",
     "relu_grad": "tl.where({1} > 0, {0}, 0.0)",
     "leaky_relu": lambda c, n: f"tl.where({c.arg(0)} > 0, {c.arg(0)}, {c.arg(0)} * {literal(n.attrs['alpha'])})",
     "leaky_grad": lambda c, n: f"tl.where({c.arg(1)} > 0, {c.arg(0)}, {c.arg(0)} * {literal(n.attrs['alpha'])})",
@@ -222,8 +224,13 @@ def _pad(gen, n):
     return True
 
 
+def _transpose(gen, n):
+    gen.run.append(f"{gen.buffer(n)}.copy_({gen.tensor(n.inputs[0])}.permute{tuple(n.attrs['perm'])!r})")
+    return True
+
+
 KERNELS: dict[str, Callable] = {
-    "concat": _concat, "slice": _slice, "pad": _pad,
+    "concat": _concat, "slice": _slice, "pad": _pad, "transpose": _transpose,
     "softmax": _softmax, "log_softmax": _softmax,
     "softmax_xent": _softmax_xent, "softmax_xent_grad": _softmax_xent,
     "argmax": _argmax, "take_label": _take_label, "onehot": _onehot,
