@@ -31,7 +31,7 @@ def optimizer_steps(kind: str, p, grads, hp: dict):
         elif kind == "rmsprop":
             rho, eps = hp["rho"], hp["eps"]
             s1 = rho * s1 + (1 - rho) * g * g
-            inc = lr * g / (np.sqrt(s1) + eps)
+            inc = lr * g / np.sqrt(s1 + eps)     # Keras 3 (torch: np.sqrt(s1) + eps)
             if mom:
                 s2 = mom * s2 + inc
                 p = p - s2

@@ -19,8 +19,9 @@ Semantics follow Keras:
   adam     m += (1-b1)(g-m);  v += (1-b2)(g²-v)
            p -= lr*sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(v)+eps)
   adamw    p -= lr*wd*p, then adam
-  rmsprop  v = rho*v + (1-rho)g²;  p -= lr*g/(sqrt(v)+eps)
-           (momentum: mom = momentum*mom + lr*g/(sqrt(v)+eps); p -= mom)
+  rmsprop  v = rho*v + (1-rho)g²;  p -= lr*g/sqrt(v+eps)   (Keras 3: eps inside the
+           square root; torch.optim.RMSprop puts it outside, sqrt(v)+eps)
+           (momentum: mom = momentum*mom + lr*g/sqrt(v+eps); p -= mom)
 """
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def update_param(g: Graph, name: str, params: Mapping[str, Any], p: Node, grad: 
         rho, eps = params["rho"], params["eps"]
         v = E("add", E("mul", state["v"], c(rho)), E("mul", E("square", grad), c(1.0 - rho)))
         new["v"] = v
-        inc = E("div", E("mul", grad, lr), E("add", E("sqrt", v), c(eps)))
+        inc = E("div", E("mul", grad, lr), E("sqrt", E("add", v, c(eps))))
         mom = params.get("momentum", 0.0)
         if mom > 0:
             inc = E("add", E("mul", state["momentum"], c(mom)), inc)

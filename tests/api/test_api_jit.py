@@ -253,7 +253,7 @@ def _keras(name, hp, p, g, s, t):
         p = p - lr_t * s["m"] / (np.sqrt(s["v"]) + hp["eps"])
     else:
         s["v"] = hp["rho"] * s["v"] + (1 - hp["rho"]) * g * g
-        inc = lr * g / (np.sqrt(s["v"]) + hp["eps"])
+        inc = lr * g / np.sqrt(s["v"] + hp["eps"])     # Keras 3: eps inside the root
         if hp.get("momentum", 0) > 0:
             s["momentum"] = hp["momentum"] * s["momentum"] + inc
             inc = s["momentum"]

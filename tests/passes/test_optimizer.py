@@ -47,10 +47,11 @@ CASES = [
      lambda ps: torch.optim.Adam(ps, lr=0.01, betas=(0.9, 0.999), eps=0.0)),
     ("adamw", {"lr": 0.01, "beta1": 0.9, "beta2": 0.99, "eps": 0.0, "weight_decay": 0.1},
      lambda ps: torch.optim.AdamW(ps, lr=0.01, betas=(0.9, 0.99), eps=0.0, weight_decay=0.1)),
-    ("rmsprop", {"lr": 0.01, "rho": 0.9, "momentum": 0.0, "eps": 1e-7},
-     lambda ps: torch.optim.RMSprop(ps, lr=0.01, alpha=0.9, eps=1e-7)),
-    ("rmsprop", {"lr": 0.01, "rho": 0.8, "momentum": 0.5, "eps": 1e-7},
-     lambda ps: torch.optim.RMSprop(ps, lr=0.01, alpha=0.8, eps=1e-7, momentum=0.5)),
+    # with eps = 0 Keras's rmsprop (eps inside the square root) and torch's (outside) agree
+    ("rmsprop", {"lr": 0.01, "rho": 0.9, "momentum": 0.0, "eps": 0.0},
+     lambda ps: torch.optim.RMSprop(ps, lr=0.01, alpha=0.9, eps=0.0)),
+    ("rmsprop", {"lr": 0.01, "rho": 0.8, "momentum": 0.5, "eps": 0.0},
+     lambda ps: torch.optim.RMSprop(ps, lr=0.01, alpha=0.8, eps=0.0, momentum=0.5)),
 ]
 
 
@@ -70,6 +71,8 @@ KERAS_CASES = [(name, params) for name, params, _ in CASES] + [
     ("adam", {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-3}),
     ("adamw", {"lr": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-2, "weight_decay": 0.04}),
     ("sgd", {"lr": 0.05, "momentum": 0.5, "nesterov": True}),
+    ("rmsprop", {"lr": 0.01, "rho": 0.9, "momentum": 0.0, "eps": 1e-2}),
+    ("rmsprop", {"lr": 0.01, "rho": 0.8, "momentum": 0.5, "eps": 1e-2}),
 ]
 
 
@@ -91,6 +94,18 @@ def test_adam_keras_epsilon_placement():
     m, v = 0.1 * gv, 0.001 * gv ** 2
     lr_t = 0.1 * np.sqrt(1 - 0.999) / (1 - 0.9)
     np.testing.assert_allclose(ours, p0 - lr_t * m / (np.sqrt(v) + 1e-3), rtol=1e-12)
+
+
+def test_rmsprop_keras_epsilon_placement():
+    """Keras 3: p -= lr * g / sqrt(v + eps); torch's sqrt(v) + eps gives another step
+    (here, for the small gradient, 10x larger)."""
+    p0 = np.array([1.0, -2.0])
+    gv = np.array([0.5, 1e-4])
+    ours = _run_ours("rmsprop", {"lr": 0.1, "rho": 0.9, "momentum": 0.0, "eps": 1e-7}, p0, [gv], 0.1)
+    v = 0.1 * gv ** 2
+    np.testing.assert_allclose(ours, p0 - 0.1 * gv / np.sqrt(v + 1e-7), rtol=1e-12)
+    torch_form = p0 - 0.1 * gv / (np.sqrt(v) + 1e-7)
+    assert abs(ours[1] - torch_form[1]) > 1e-3
 
 
 def test_parameters_are_updated_in_place():

@@ -181,8 +181,9 @@ OPTIMIZERS = {s.name: s for s in (
         _lr(0.001),
         Arg("rho", Float(0.0, 1.0, hi_open=True), 0.9, "decay of the mean square"),
         MOMENTUM,
-        EPS,
-    ), doc="RMSprop"),
+        replace(EPS, doc="added to the mean square, inside the square root (Keras 3's formula)"),
+    ), doc="RMSprop as Keras 3: `v = rho v + (1 - rho) g^2`, `p -= lr g / sqrt(v + eps)` (PyTorch's "
+           "RMSprop adds eps outside the square root: the two differ, most where v is small)"),
 )}
 
 
