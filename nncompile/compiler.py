@@ -136,7 +136,9 @@ class Program:
         pointing at its largest layer, instead of failing at the first allocation."""
         import math
         from .errors import fmt_bytes, physical_memory
-        sizes = [(math.prod(p.shape), info.layer) for info in self.graphs.infos for p in info.params]
+        # per layer, every tensor counted (weight and bias, gamma and beta, ...)
+        sizes = [(sum(math.prod(p.shape) for p in info.params), info.layer) for info in self.graphs.infos
+                 if info.params]
         if not sizes:
             return
         itemsize = NP_DTYPE[self.float_dtype]().itemsize

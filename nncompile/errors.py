@@ -100,9 +100,32 @@ class TrainingError(NNError):
     """Training cannot go on (for example a non-finite loss)."""
 
 
+# Names a user of Keras or PyTorch writes for one of ours (Keras's long and short names,
+# the papers' names of the initializers). A hint only where the intended name is among
+# the choices of the place it was written.
+OTHER_NAMES = {
+    "acc": "accuracy", "mean_squared_error": "mse", "mean_absolute_error": "mae",
+    "MSE": "mse", "MAE": "mae", "sparse_categorical_accuracy": "accuracy",
+    "categorical_accuracy": "accuracy", "binary_accuracy": "accuracy",
+    "xavier": "glorot_uniform", "xavier_uniform": "glorot_uniform", "xavier_normal": "glorot_normal",
+    "kaiming": "he_uniform", "kaiming_uniform": "he_uniform", "kaiming_normal": "he_normal",
+    "msra": "he_normal", "SGD": "sgd", "Adam": "adam", "AdamW": "adamw", "RMSprop": "rmsprop",
+    "swish": "silu", "identity": "linear", "crossentropy": "sparse_categorical_crossentropy",
+    "cross_entropy": "sparse_categorical_crossentropy", "nll": "sparse_categorical_crossentropy",
+    "bce": "binary_crossentropy", "BatchNormalization": "batchnorm", "Dense": "dense",
+    "Dropout": "dropout", "Flatten": "flatten", "Conv2D": "conv2d", "MaxPooling2D": "maxpool2d",
+    "AveragePooling2D": "avgpool2d", "LayerNormalization": "layernorm",
+}
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """Return "; did you mean 'x'?" for the closest choice, or ""."""
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    """Return "; did you mean 'x'?" for the intended choice (a known other name of
+    it, else the closest spelling), or ""."""
+    choices = list(choices)
+    other = OTHER_NAMES.get(name)
+    if other in choices:
+        return f"; did you mean '{other}'? ('{name}' is another name for it)"
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 

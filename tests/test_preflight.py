@@ -53,7 +53,7 @@ def test_binary_and_categorical_targets_in_unit_range():
         preflight(p, ds(np.array([[0.0], [1.0], [2.0]], np.float32)), None)
     assert "sample 2 has target 2, but binary_crossentropy needs targets in [0, 1]" in e.value.message
     p = program(["loss = categorical_crossentropy", "optimizer = sgd"])
-    with pytest.raises(DataError, match="sample 1's targets sum to 2"):
+    with pytest.raises(DataError, match="sample 1: the targets sum to 2"):
         preflight(p, ds(np.array([[1, 0, 0], [1, 1, 0]], np.float32)), None)
     with pytest.raises(DataError, match="non-finite target"):
         preflight(p, ds(np.array([[1, 0, 0], [np.nan, 1, 0]], np.float32)), None)

@@ -201,8 +201,68 @@ def _describe_token(tok: Token) -> str:
     return _TERMINAL_TEXT.get(t, repr(str(tok)))
 
 
+_SECTION_START = re.compile(r"^\s*([A-Za-z_]\w*)(?:\s+[A-Za-z_]\w*)?\s*\{\s*(#.*)?$")
+_COLON_SETTING = re.compile(r"^\s*([A-Za-z_]\w*)\s*:\s*(\S.*?)\s*(#.*)?$")
+
+
+def _open_blocks(text: str, before_line: int) -> list[tuple[str, int]]:
+    """The sections (`train {`, `model m {`) opened and not closed before line
+    `before_line`, outermost first: (kind, line). Braces in strings, comments and
+    value dicts are counted as such."""
+    stack: list[tuple[str, int]] = []
+    for no, line in enumerate(text.split("\n")[:max(0, before_line - 1)], start=1):
+        m = _SECTION_START.match(line)
+        if m:
+            stack.append((m.group(1), no))
+            continue
+        quote = None
+        for ch in line:
+            if quote:
+                quote = None if ch == quote else quote
+            elif ch in "\"'":
+                quote = ch
+            elif ch == "#":
+                break
+            elif ch == "{":
+                stack.append(("", no))
+            elif ch == "}" and stack:
+                stack.pop()
+    return [b for b in stack if b[0]]
+
+
+def _block_hint(e, tok, text: str, filename: str, source: str) -> Optional[CompileError]:
+    """A missing `}` (the next section starts, or the file ends, inside a block) or a
+    `key: value` setting: say so in the user's terms."""
+    at_end = tok is None or tok.type == "$END"
+    line = None if at_end else tok.line
+    lines = text.split("\n")
+    blocks = _open_blocks(text, len(lines) + 1 if at_end else line)
+    if blocks and (at_end or (tok.type == "LBRACE" and _SECTION_START.match(lines[line - 1]))):
+        kind, opened = blocks[-1]
+        where = "at the end of the file" if at_end else f"before line {line}"
+        n = len(lines) if at_end else line
+        while at_end and n > 1 and not lines[n - 1].strip():
+            n -= 1
+        loc = SourceLoc(filename, n, 1 if not at_end else len(lines[n - 1]) + 1)
+        return CompileError(f"the '{kind}' block opened on line {opened} is not closed", loc, source=source,
+                            hint=f"add '}}' {where}")
+    if not at_end:
+        m = _COLON_SETTING.match(lines[line - 1])
+        value = m.group(2) if m else ""
+        in_train = bool(blocks) and blocks[-1][0] == "train"
+        if m and in_train:
+            return CompileError("settings are written 'key = value', not 'key: value'",
+                                SourceLoc(filename, line, lines[line - 1].index(":") + 1), source=source,
+                                hint=f"did you mean '{m.group(1)} = {value}'?")
+    return None
+
+
 def _syntax_error(e: UnexpectedInput, filename: str, source: str, text: str,
                   recent: Optional[list] = None) -> CompileError:
+    if isinstance(e, (UnexpectedToken, UnexpectedEOF)):
+        better = _block_hint(e, getattr(e, "token", None), text, filename, source)
+        if better is not None:
+            return better
     line = getattr(e, "line", None)
     column = getattr(e, "column", None)
     if isinstance(e, UnexpectedCharacters):

@@ -55,6 +55,13 @@ class Dataset:
     name: str
     # the names of x's columns, in order, when the file had a header (CSV); else None
     columns: Optional[tuple[str, ...]] = None
+    # the file row of each sample (1-based, the header counted), for a CSV; else None
+    rows: Optional[np.ndarray] = None
+
+    def where(self, i: int) -> str:
+        """How messages name sample i: "row N" of the file for a CSV, else "sample i"
+        (0-based, as an index into the arrays)."""
+        return f"row {int(self.rows[i])}" if self.rows is not None else f"sample {i}"
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -260,7 +267,7 @@ def select_columns(ds: "Dataset", wanted: Sequence[str], ignore: Sequence[str] =
     if order == list(range(len(have))):
         return ds
     x = np.ascontiguousarray(ds.x.reshape(len(ds.x), -1)[:, order])
-    return Dataset(x, ds.y, ds.name, tuple(wanted))
+    return Dataset(x, ds.y, ds.name, tuple(wanted), ds.rows)
 
 
 def one_hot(y: np.ndarray, classes: int) -> np.ndarray:
@@ -445,6 +452,7 @@ def _load_csv(args: dict[str, Any], loc, feature_shape, label_kind) -> Dataset:
                      hint="pick the feature columns with `features`, or change the model's input shape")
     ds = _finish(x, y, name)
     ds.columns = tuple(features) if header else None
+    ds.rows = np.asarray(lines, np.int64)
     return ds
 
 
@@ -487,6 +495,10 @@ def _fail_missing_column(c, group, columns, header, header_line, rows, ctx: _Ctx
     msg = (f"row {header_line} (header): no {group} column '{c}'" if header
            else f"no {group} column '{c}'")
     hint = f"the columns are: {_list_names(columns)}{did_you_mean(c, columns)}"
+    sep = _other_separator(columns)
+    if sep:
+        hint += (f"\nthe file looks separated by {sep!r}, not commas (the header is one column): save it "
+                 f"comma-separated (e.g. `tr '{sep}' ',' < in.csv > out.csv`)")
     if header:
         if columns and all(_is_number(h) for h in columns):
             hint += "\nthe first row looks like data, not names: set header=false"
@@ -494,6 +506,13 @@ def _fail_missing_column(c, group, columns, header, header_line, rows, ctx: _Ctx
         hint = ("the file has no header (header=false), so its columns are named "
                 f"c0..c{len(columns) - 1}")
     ctx.fail(msg, hint=hint)
+
+
+def _other_separator(columns) -> Optional[str]:
+    """';', tab or '|' when a one-column header holds it (a file in another dialect)."""
+    if len(columns) != 1:
+        return None
+    return next((c for c in (";", "\t", "|") if c in columns[0]), None)
 
 
 def _is_number(s: str) -> bool:
@@ -911,10 +930,11 @@ def split(ds: Dataset, fraction: float, *, seed: int, stratify: bool = False,
         else:
             tr_idx.sort()
             va_idx.sort()
+    rows = (lambda idx: None if ds.rows is None else ds.rows[idx])
     train = Dataset(np.ascontiguousarray(ds.x[tr_idx]), np.ascontiguousarray(ds.y[tr_idx]),
-                    f"{ds.name} (training part)")
+                    f"{ds.name} (training part)", ds.columns, rows(tr_idx))
     val = Dataset(np.ascontiguousarray(ds.x[va_idx]), np.ascontiguousarray(ds.y[va_idx]),
-                  f"{ds.name} (validation split)")
+                  f"{ds.name} (validation split)", ds.columns, rows(va_idx))
     return train, val
 
 

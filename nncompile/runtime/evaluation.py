@@ -81,7 +81,7 @@ def _check_values(ds, y, loss, units, loc, src) -> None:
         bad = ~np.isfinite(flat).all(axis=1)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{ds.name}: sample {i} has a non-finite target ({flat[i].tolist()[:8]})", loc,
+            raise DataError(f"{ds.name}: {ds.where(i)} has a non-finite target ({flat[i].tolist()[:8]})", loc,
                             source=src)
     if loss == "sparse_categorical_crossentropy":
         flat = y.reshape(-1)
@@ -92,7 +92,7 @@ def _check_values(ds, y, loss, units, loc, src) -> None:
             i = int(np.flatnonzero(bad)[0])
             v = flat[i]
             shown = int(v) if float(v).is_integer() else float(v)
-            raise DataError(f"{ds.name}: sample {i} has label {shown}, but the model has {units} output "
+            raise DataError(f"{ds.name}: {ds.where(i)} has label {shown}, but the model has {units} output "
                             f"units (labels must be integers 0..{units - 1})", loc, source=src,
                             hint=f"make the last layer {max(units, int(np.nanmax(flat)) + 1)} units wide, "
                                  "or fix the labels")
@@ -103,7 +103,7 @@ def _check_values(ds, y, loss, units, loc, src) -> None:
             i = int(np.flatnonzero(bad)[0])
             row = flat[i]
             v = row[(row < 0) | (row > 1)][0]
-            raise DataError(f"{ds.name}: sample {i} has target {float(v):g}, but {loss} needs targets in "
+            raise DataError(f"{ds.name}: {ds.where(i)} has target {float(v):g}, but {loss} needs targets in "
                             f"[0, 1]", loc, source=src,
                             hint="for integer class labels use sparse_categorical_crossentropy")
         if loss == "categorical_crossentropy" and flat.shape[1] == units and flat.shape[1] > 1:
@@ -111,7 +111,7 @@ def _check_values(ds, y, loss, units, loc, src) -> None:
             off = np.abs(sums - 1.0) > 1e-3
             if off.any():
                 i = int(np.flatnonzero(off)[0])
-                raise DataError(f"{ds.name}: sample {i}'s targets sum to {float(sums[i]):g}, but "
+                raise DataError(f"{ds.name}: {ds.where(i)}: the targets sum to {float(sums[i]):g}, but "
                                 "categorical_crossentropy needs one-hot (or probability) rows summing to 1",
                                 loc, source=src)
 

@@ -21,6 +21,8 @@ warnings
   * patience >= epochs (early_stopping or reduce_on_plateau can never act)
   * a class of the training data missing from the validation data
   * binary_crossentropy on a softmax output with more than one unit
+  * softmax over a single unit (its output is always 1)
+  * accuracy as a metric of a regression loss (mse, mae)
   * every layer with parameters frozen (nothing to train)
 """
 from __future__ import annotations
@@ -80,6 +82,16 @@ def preflight(program, train, val=None, *, epochs: Optional[int] = None) -> list
              "independent yes/no, but softmax makes them compete", loss_loc,
              hint="use categorical_crossentropy (one-hot targets) or sparse_categorical_crossentropy "
                   "(integer labels) with softmax, or sigmoid units for multi-label targets")
+
+    if last == "softmax" and units == 1:
+        warn("softmax over a single unit always outputs 1.0: the model cannot learn anything",
+             program.graphs.infos[-1].layer.loc,
+             hint="for a yes/no output use sigmoid with binary_crossentropy; for K classes use K softmax units")
+    regression = t.loss.name in ("mse", "mae")
+    if regression and any(str(m).split("(")[0] == "accuracy" for m in t.metrics):
+        warn(f"accuracy with the regression loss {t.loss.name}: accuracy compares predicted classes, which "
+             "a regression output does not have", t.setting_locs.get("metrics", t.loc),
+             hint="drop accuracy (mse and mae are metrics too), or use a classification loss")
 
     # --- labels
     data_loc = t.setting_locs.get("data", t.loc)

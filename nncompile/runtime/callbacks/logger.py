@@ -60,7 +60,7 @@ class ProgressLogger(Callback):
         elif h.stop_reason:
             head = f"Training stopped: {h.stop_reason}"
         else:
-            head = f"Finished {h.epochs_run} epochs"
+            head = f"Finished {h.epochs_run} epoch{'' if h.epochs_run == 1 else 's'}"
         h.message = "; ".join([head] + self.loop.summary) + f" ({h.seconds:.1f} s)"
         self.display.message(h.message)
         at = h.final_epoch
