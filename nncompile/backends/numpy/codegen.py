@@ -367,6 +367,9 @@ def _emit_node(gen: _Gen, n: Node) -> None:
         return
     if n.id in gen.py_scalars:
         v = gen.var[n.id] = f"f{n.id}"
+        # a 0-d input array (step, lr) read as a Python float: arithmetic on 0-d arrays
+        # costs ~1 us an op, on floats ~50 ns
+        a = [f"float({x})" if i.op == "input" else x for i, x in zip(n.inputs, a)]
         line = f"{v} = {lowering.SCALAR[n.op].format(a=a[0], b=a[-1])}"
         (gen.make if n.id in gen.hoisted else gen.run).append(line + where)
         return

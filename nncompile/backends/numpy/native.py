@@ -62,6 +62,7 @@ C_PTR = {**C_TYPE, "i64": "int64_t"}
 CTYPES = {"float *": ctypes.c_void_p, "double *": ctypes.c_void_p, "int64_t *": ctypes.c_void_p,
           "double": ctypes.c_double, "long": ctypes.c_long, "uint32_t": ctypes.c_uint32}
 MIN_ELEMENTS = 256     # smaller groups stay on NumPy: a ctypes call costs about two NumPy calls
+MIN_OPS = 3            # ... unless they have this many ops (W3's Adam over 132 parameters: 12 calls)
 
 _compiler_lock = threading.Lock()
 _compiler: Optional[list] = None
@@ -280,7 +281,9 @@ class NativeKernels:
         shape = tuple(gr["shape"])
         if not shape or any(n.dtype not in C_TYPE or n.op not in c_lowering.C_EXPR for n in ns):
             return None
-        if len({n.dtype for n in ns}) != 1 or not _big(shape) or any(gen.hoisted_node(n) for n in ns):
+        # a small group is still worth one call when it replaces MIN_OPS NumPy calls
+        worth = _big(shape) or len(ns) >= MIN_OPS
+        if len({n.dtype for n in ns}) != 1 or not worth or any(gen.hoisted_node(n) for n in ns):
             return None
         for split in _splits(shape):
             loop = _Loop(self, gen, gr)
