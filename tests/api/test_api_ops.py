@@ -3,10 +3,13 @@ autograd in float64: nc.jit(nc.value_and_grad(sum(op(inputs) * R))) on the
 NumPy backend, optimized and not, against torch's value and gradients."""
 import numpy as np
 import pytest
-import torch
 
-import nncompile as nc
-from nncompile.ir.philox import dropout_keep_mask
+from extras import TORCH_REASON
+
+torch = pytest.importorskip("torch", reason=TORCH_REASON)
+
+import nncompile as nc  # noqa: E402
+from nncompile.ir.philox import dropout_keep_mask  # noqa: E402
 
 F = torch.nn.functional
 T = torch

@@ -56,7 +56,7 @@ BINARY = {
     "sub": (_any, _any, lambda a, b: a - b),
     "mul": (_any, _any, lambda a, b: a * b),
     "div": (_any, _pos, lambda a, b: a / b),
-    "maximum": (_any, _any, torch.maximum),
+    "maximum": (_any, _any, lambda a, b: T.maximum(a, b)),
 }
 
 

@@ -3,7 +3,11 @@ a test registers a new elementwise op, softsign(x) = x / (1 + |x|), and trains
 through it on both backends, against the reference interpreter and torch."""
 import numpy as np
 import pytest
-import torch
+
+from extras import TRITON_REASON
+
+torch = pytest.importorskip("torch", reason=TRITON_REASON)
+triton = pytest.importorskip("triton", reason=TRITON_REASON)
 
 from nncompile.backends.numpy import lowering as np_lowering
 from nncompile.backends.numpy.codegen import generate

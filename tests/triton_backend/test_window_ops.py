@@ -3,7 +3,11 @@ backend, with bias/activation/ReLU-mask epilogues fused into the conv kernels;
 one program and many (tiny blocks)."""
 import numpy as np
 import pytest
-import torch
+
+from extras import TRITON_REASON
+
+torch = pytest.importorskip("torch", reason=TRITON_REASON)
+triton = pytest.importorskip("triton", reason=TRITON_REASON)
 from hypothesis import assume, given, settings, strategies as st
 
 from nncompile.backends.numpy.codegen import generate
