@@ -5,7 +5,12 @@ the comparisons, the max-reduction and maximum gradients)."""
 import numpy as np
 import pytest
 
-import nncompile as nc
+from extras import TRITON_REASON
+
+torch = pytest.importorskip("torch", reason=TRITON_REASON)
+triton = pytest.importorskip("triton", reason=TRITON_REASON)
+
+import nncompile as nc  # noqa: E402
 
 
 def both(fn, specs, args, rtol=2e-5, atol=1e-6):
