@@ -36,7 +36,7 @@ from ...passes.fusion import groups_valid
 from ...ir import windows as ir_windows
 from ...passes.memory import MemoryPlan, has_buffer, plan_of
 from ..common import comment, describe, ident, literal, numel_src, shape_src
-from . import lowering, native, support
+from . import blas, lowering, native, support
 
 TILE = 32768          # elements per tile (128 KB per f32 operand): measured best of 16K-128K on W1, W2
 TILE_MIN = 4 * TILE   # smaller groups run untiled
@@ -177,7 +177,7 @@ class NumpyProgram:
         """The straight-line `run(*inputs)` for one batch size (buffers made once)."""
         run = self._runs.get(batch)
         if run is None:
-            run = self._runs[batch] = self._make(batch)
+            run = self._runs[batch] = blas.pinned(self._make(batch), blas.threads_for(self.graph, batch))
         return run
 
     # The backend interface the runtime uses to hold state (the Triton backend
