@@ -353,8 +353,7 @@ class NativeKernels:
                 return False
             axes = sum_to_axes(x.shape, n.shape) if n.op == "reduce_like" else norm_axes(n.attrs["axes"],
                                                                                           len(x.shape))
-            return bool(axes) and tuple(axes) == tuple(range(len(axes))) and len(axes) < len(x.shape) \
-                and _big(x.shape)
+            return bool(axes) and tuple(axes) == tuple(range(len(axes))) and _big(x.shape)
         if n.op in ("softmax_xent", "softmax_xent_grad"):
             z = n.inputs[0]
             return len(z.shape) == 2 and z.dtype in C_TYPE and _big(z.shape)
@@ -362,7 +361,7 @@ class NativeKernels:
 
     # --- reductions and rows --------------------------------------------------------------
     def reduction(self, gen, n: Node) -> str:
-        """A leading-axis sum/mean (bias gradients, batch statistics)."""
+        """A leading-axis sum/mean (bias gradients, batch statistics, the mean loss)."""
         x = n.inputs[0]
         axes = sum_to_axes(x.shape, n.shape) if n.op == "reduce_like" else norm_axes(n.attrs["axes"], len(x.shape))
         k = len(axes)
@@ -379,7 +378,7 @@ class NativeKernels:
             f"        for (long j = 0; j < nc; j++) out[j] += row[j];\n"
             f"    }}\n{scale}}}")
         return (f"_k.{name}({gen.pointer(n)}, {gen.pointer(x)}, {numel_src(x.shape[:k])}, "
-                f"{numel_src(x.shape[k:])})")
+                f"{numel_src(x.shape[k:]) if x.shape[k:] else '1'})")
 
     def softmax_xent(self, gen, n: Node, probs: str) -> str:
         """softmax_xent (loss per row; the probabilities kept for the gradient) or its gradient."""
