@@ -19,6 +19,7 @@ from .fusion import fuse_elementwise
 from .optimizer import optimizer_pass
 from .fuse_xent import fuse_softmax_xent
 from .memory import plan_memory
+from .mixed_precision import mixed_precision
 from .simplify import simplify
 
 Pass = Callable[[Graph], Graph]
@@ -27,6 +28,7 @@ Pass = Callable[[Graph], Graph]
 # the unoptimised graph that tests compare the optimised one against.
 REQUIRED: list[tuple[str, Pass]] = [
     ("autodiff", autodiff_pass),
+    ("mixed_precision", mixed_precision),
     ("optimizer", optimizer_pass),
     ("dce", dce),
 ]
@@ -34,6 +36,7 @@ REQUIRED: list[tuple[str, Pass]] = [
 PIPELINE: list[tuple[str, Pass]] = [
     ("fuse_softmax_xent", fuse_softmax_xent),
     ("autodiff", autodiff_pass),
+    ("mixed_precision", mixed_precision),
     ("flatten_params", flatten_params),
     ("optimizer", optimizer_pass),
     ("simplify", simplify),

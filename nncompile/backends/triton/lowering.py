@@ -82,12 +82,13 @@ POINTWISE: dict[str, Pointwise] = {
     "clip_grad": lambda c, n: (f"tl.where(({c.arg(1)} >= {literal(n.attrs['lo'])}) & "
                                f"({c.arg(1)} <= {literal(n.attrs['hi'])}), {c.arg(0)}, 0.0)"),
     "cast": lambda c, n: f"({c.arg(0)}).to({TL_DTYPE[n.attrs['dtype']]})",
+    "round_to": lambda c, n: f"_round_{n.attrs['precision']}({c.arg(0)}).to({TL_DTYPE[n.dtype]})",
     "unreduce": _unreduce,
     "dropout_mask": _dropout_mask,
 }
 # the device functions (kernels/functions.py) a template may call
 DEVICE_FUNCTIONS = {"_tanh": "tanh", "_gelu": "gelu", "_gelu_grad": "gelu_grad", "_gelu_tanh": "gelu_tanh",
-                    "_gelu_tanh_grad": "gelu_tanh_grad"}
+                    "_gelu_tanh_grad": "gelu_tanh_grad", "_round_bf16": "round_bf16", "_round_f16": "round_f16"}
 
 
 def pointwise_expr(ctx, n) -> str:

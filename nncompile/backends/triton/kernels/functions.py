@@ -62,3 +62,19 @@ def reduce_final(acc, scale, AXIS: tl.constexpr, REDUCE: tl.constexpr):
     if REDUCE == 1:
         return tl.max(acc, axis=AXIS)
     return tl.sum(acc, axis=AXIS) * scale
+
+
+@triton.jit
+def round_bf16(x):
+    # to the nearest bf16, ties to even, as f32 (ir/precision.py): by bits, because the
+    # interpreter's f32 -> bf16 conversion truncates where the GPU's cvt.rn rounds
+    x = x.to(tl.float32)
+    u = x.to(tl.uint32, bitcast=True)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).to(tl.float32, bitcast=True)
+    return tl.where(x != x, x, r)
+
+
+@triton.jit
+def round_f16(x):
+    # to the nearest fp16, ties to even (cvt.rn on the GPU, NumPy's in the interpreter)
+    return x.to(tl.float32).to(tl.float16).to(tl.float32)
