@@ -109,3 +109,42 @@ def test_every_kernel_of_a_mixed_program_compiles_aot_sm90():
     assert len(res) >= 10
     bad = [r for r in res if r["error"] or not r["smem_ok"]]
     assert not bad, bad
+
+
+def test_every_contraction_of_a_mixed_step_runs_a_16_bit_dot():
+    """The generated module hands each matmul its operands' precision and each
+    convolution kernel DOT=1 (bf16) / 2 (fp16); f32 programs keep DOT=0."""
+    for source, dot, operands in ((MIXED[2], 1, "'bf16'"), (MIXED[3], 2, "'f16'")):
+        code = nncompile.compile(source, backend="triton").compiled("train_step").source
+        launches = [l for l in code.splitlines() if "K.matmul(" in l or "K.conv2d" in l and "[grid" in l]
+        assert launches and all(f"operands={operands}" in l if "K.matmul(" in l else f"DOT={dot}" in l
+                                for l in launches), launches
+    plain = nncompile.compile(CNN.replace("PRECISION", "f32"), backend="triton").compiled("train_step").source
+    assert "operands=" not in plain and "DOT=1" not in plain and "DOT=2" not in plain
+
+
+PTX_SCRIPT = """
+import os, sys
+os.environ.pop("TRITON_INTERPRET", None)
+sys.path.insert(0, {root!r})
+import triton
+from triton.backends.compiler import GPUTarget
+from nncompile.backends.triton.kernels import matmul_aot_specs
+for dot, ty in ((1, "bf16"), (2, "f16")):
+    sp = next(s for s in matmul_aot_specs() if s["constexprs"]["DOT"] == dot)
+    sig = {{a: sp["signature"].get(a, "constexpr") for a in sp["kernel"].arg_names}}
+    ck = triton.compile(triton.compiler.ASTSource(fn=sp["kernel"], signature=sig, constexprs=sp["constexprs"]),
+                        target=GPUTarget("cuda", 90, 32), options={{"num_warps": sp["num_warps"]}})
+    ptx = ck.asm["ptx"]
+    mma = [l.strip() for l in ptx.splitlines() if "mma" in l and "." + ty in l]
+    print(dot, bool(mma), mma[0].split()[0] if mma else "-")
+"""
+
+
+def test_the_sm90_code_of_a_mixed_matmul_multiplies_16_bit_operands():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", PTX_SCRIPT.format(root=ROOT)], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = [l.split() for l in out.stdout.strip().splitlines()]
+    assert [l[:2] for l in lines] == [["1", "True"], ["2", "True"]], out.stdout
