@@ -254,3 +254,39 @@ def test_a_mixed_step_is_within_bf16_error_of_the_exact_step():
             np.linalg.norm(grads[k] - ref[k]) / np.linalg.norm(ref[k]) for k in ref])
     assert errs["f32"] < 1e-6
     assert 1e-5 < errs["mixed_f16"] < errs["mixed_bf16"] < 2.0 ** -6, errs
+
+
+def test_the_pass_as_ir_text():
+    """IR text in, IR text out: both operands of the matmul are rounded, the rest is not;
+    the pass is idempotent (it runs again on its own output's text unchanged)."""
+    import textwrap
+    from nncompile.ir.parser import parse_graph
+    from nncompile.ir.printer import print_graph
+    from nncompile.passes.mixed_precision import mixed_precision
+    src = textwrap.dedent("""
+        graph t {
+          meta precision="mixed_bf16"
+          %0: f32[B,4] = input {name="x", role="data"}
+          %1: f32[4,3] = input {name="w", role="param"}
+          %2: f32[B,3] = matmul %0, %1 {ta=false, tb=false}
+          %3: f32[B,3] = relu %2
+          return "y"=%3
+        }""").strip()
+    want = textwrap.dedent("""
+        graph t {
+          meta precision="mixed_bf16"
+          %0: f32[B,4] = input {name="x", role="data"}
+          %1: f32[4,3] = input {name="w", role="param"}
+          %2: f32[B,4] = round_to %0 {precision="bf16"}
+          %3: f32[4,3] = round_to %1 {precision="bf16"}
+          %4: f32[B,3] = matmul %2, %3 {ta=false, tb=false}
+          %5: f32[B,3] = relu %4
+          return "y"=%5
+        }""").strip()
+
+    def text(g):
+        return "\n".join(l.split("  #")[0].rstrip() for l in print_graph(g).splitlines())
+    out = text(mixed_precision(parse_graph(src)))
+    assert out == want
+    assert text(mixed_precision(parse_graph(out))) == want
+    assert "round_to" not in text(mixed_precision(parse_graph(src.replace("mixed_bf16", "f32"))))
