@@ -20,8 +20,8 @@ from nncompile.ir.interpret import interpret  # noqa: E402
 from nncompile.ir.ops import OPS  # noqa: E402
 from nncompile.passes.autodiff import differentiate  # noqa: E402
 from nncompile.passes.manager import PIPELINE, run_passes  # noqa: E402
+from rounded import TORCH_DTYPE, assert_same_bits, rounded_conv, rounded_matmul  # noqa: E402
 
-TORCH_DTYPE = {"bf16": torch.bfloat16, "f16": torch.float16}
 PRECISION = {"mixed_bf16": "bf16", "mixed_f16": "f16"}
 
 
@@ -42,12 +42,6 @@ def _torch_round(x, precision):
     return torch.from_numpy(np.ascontiguousarray(x)).to(TORCH_DTYPE[precision]).to(torch.from_numpy(x).dtype).numpy()
 
 
-def _same(a, b):
-    """Bit-equal, with every NaN equal to every NaN."""
-    assert np.array_equal(np.isnan(a), np.isnan(b))
-    np.testing.assert_array_equal(a[~np.isnan(a)].view(np.uint32), b[~np.isnan(b)].view(np.uint32))
-
-
 @pytest.mark.parametrize("precision", ["bf16", "f16"])
 def test_rounding_is_torch_bit_for_bit_on_every_path(precision):
     x = _hard_values()
@@ -57,7 +51,7 @@ def test_rounding_is_torch_bit_for_bit_on_every_path(precision):
     # round_to(neg x) = -round_to(x) in a group of three pointwise ops: the native path compiles it
     g.output("r", g.emit("neg", g.emit("round_to", g.emit("neg", xi), precision=precision)))
     g.output("ref", g.emit("round_to", xi, precision=precision))
-    _same(interpret(g, {"x": x})["ref"], want)
+    assert_same_bits(interpret(g, {"x": x})["ref"], want)
     g = run_passes(g, pipeline=[p for p in PIPELINE if p[0] != "autodiff"])[0]
     paths = ["numpy"] + (["native"] if native.find_compiler() else [])
     for path in paths:
@@ -65,8 +59,8 @@ def test_rounding_is_torch_bit_for_bit_on_every_path(precision):
         assert path == "numpy" or run.native
         with np.errstate(invalid="ignore", over="ignore"):
             out = run({"x": x})
-        _same(np.asarray(out["r"]), want)
-        _same(np.asarray(out["ref"]), want)
+        assert_same_bits(np.asarray(out["r"]), want)
+        assert_same_bits(np.asarray(out["ref"]), want)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "f16"])
@@ -160,41 +154,6 @@ train {{
 """
 
 
-def _rounded_mm(precision):
-    r = lambda t: t.to(TORCH_DTYPE[precision]).double()  # noqa: E731
-
-    class RoundedMatmul(torch.autograd.Function):
-        """a @ b on rounded operands; its gradients on rounded operands too (dy rounded)."""
-        @staticmethod
-        def forward(ctx, a, b):
-            ctx.save_for_backward(r(a), r(b))
-            return r(a) @ r(b)
-
-        @staticmethod
-        def backward(ctx, dy):
-            a, b = ctx.saved_tensors
-            return r(dy) @ b.T, a.T @ r(dy)
-    return RoundedMatmul.apply
-
-
-def _rounded_conv(precision):
-    r = lambda t: t.to(TORCH_DTYPE[precision]).double()  # noqa: E731
-
-    class RoundedConv(torch.autograd.Function):
-        """A 'same' 3x3 convolution on rounded operands; dx and dw read dy rounded."""
-        @staticmethod
-        def forward(ctx, x, w):
-            ctx.save_for_backward(r(x), r(w))
-            return F.conv2d(r(x), r(w), padding=1)
-
-        @staticmethod
-        def backward(ctx, dy):
-            x, w = ctx.saved_tensors
-            return (torch.nn.grad.conv2d_input(x.shape, w, r(dy), padding=1),
-                    torch.nn.grad.conv2d_weight(x, w.shape, r(dy), padding=1))
-    return RoundedConv.apply
-
-
 def _exact_conv(x, w):
     return F.conv2d(x, w, padding=1)
 
@@ -228,7 +187,7 @@ def test_mixed_loss_and_grads_equal_a_torch_reference_that_rounds_the_same_opera
     x, y = rng.standard_normal((8,) + shape), rng.integers(0, 3, 8)
     loss, grads = prog.loss_and_grads(params, x, y)
     p = PRECISION[precision]
-    for conv, mm, same in ((_rounded_conv(p), _rounded_mm(p), True), (_exact_conv, torch.matmul, False)):
+    for conv, mm, same in ((rounded_conv(p), rounded_matmul(p), True), (_exact_conv, torch.matmul, False)):
         tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
         tl = F.cross_entropy(forward(tp, torch.tensor(x), conv, mm), torch.tensor(y))
         tl.backward()

@@ -80,20 +80,8 @@ def test_steps_equal_torch_gradscaler_with_adam():
     the same skipped steps and scales, the same parameters (Adam's step count skips
     the skipped steps in both)."""
     torch = pytest.importorskip("torch", reason="needs torch (GradScaler, the oracle)")
-    r = lambda t: t.to(torch.float16).double()  # noqa: E731
-
-    class RoundedMatmul(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, a, b):
-            ctx.save_for_backward(r(a), r(b))
-            return r(a) @ r(b)
-
-        @staticmethod
-        def backward(ctx, dy):
-            a, b = ctx.saved_tensors
-            return r(dy) @ b.T, a.T @ r(dy)
-
-    mm = RoundedMatmul.apply
+    from rounded import rounded_matmul
+    mm = rounded_matmul("f16")
     prog = nncompile.compile(SRC.format(precision="mixed_f16"), float_dtype="f64")
     tr = prog.trainer(seed=0)
     p = {k: torch.tensor(v, requires_grad=True) for k, v in tr.host("params").items()}

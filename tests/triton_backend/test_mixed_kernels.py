@@ -2,7 +2,6 @@
 oracle), under the interpreter: the rounding is bit-exact, whole mixed programs
 agree at fp32 tolerance, and every kernel a mixed program generates compiles
 ahead of time for sm_90."""
-import json
 import os
 import subprocess
 import sys
@@ -22,7 +21,8 @@ from nncompile.ir.precision import round_to  # noqa: E402
 from nncompile.backends.triton import compile_graph  # noqa: E402
 from nncompile.passes.manager import PIPELINE, run_passes  # noqa: E402
 
-from test_backend import AOT_SCRIPT, ROOT, close  # noqa: E402
+from rounded import assert_same_bits  # noqa: E402
+from test_backend import ROOT, aot_results, close  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # masked-off lanes, inf * 0 (interpreter)
 
@@ -70,9 +70,7 @@ def test_the_rounding_kernel_is_the_emulation_bit_for_bit(precision):
     g.output("r", g.emit("round_to", g.input("x", (B,)), precision=precision))
     run = compile_graph(run_passes(g, pipeline=[p for p in PIPELINE if p[0] != "autodiff"])[0])
     got = np.asarray(run.to_host(run({"x": run.to_device(x)})["r"]))
-    want = round_to(x, precision)
-    assert np.array_equal(np.isnan(got), np.isnan(want))
-    np.testing.assert_array_equal(got[~np.isnan(got)].view(np.uint32), want[~np.isnan(want)].view(np.uint32))
+    assert_same_bits(got, round_to(x, precision))
 
 
 @pytest.mark.parametrize("source", MIXED, ids=["mlp_bf16", "mlp_f16", "cnn_bf16", "cnn_f16"])
@@ -100,12 +98,7 @@ def test_mixed_programs_match_the_numpy_emulation(source):
 
 
 def test_every_kernel_of_a_mixed_program_compiles_aot_sm90():
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    out = subprocess.run([sys.executable, "-c", AOT_SCRIPT.format(root=ROOT), json.dumps(MIXED)],
-                         capture_output=True, text=True, env=env, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res = aot_results(MIXED)
     assert len(res) >= 10
     bad = [r for r in res if r["error"] or not r["smem_ok"]]
     assert not bad, bad
