@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="the NumPy backend's fused loops: native (C, compiled once and cached), numpy "
                              "(NumPy alone), auto (native when a C compiler is found; the default, or "
                              "$NNCOMPILE_CPU_KERNELS)")
+        sp.add_argument("--precision", metavar="P",
+                        help="override the train block's precision: f32, mixed_bf16 or mixed_f16 (Keras's "
+                             "float32, mixed_bfloat16, mixed_float16 too); see docs/mixed-precision.md")
         return sp
 
     r = add("run", "compile and train the model as the file says")
@@ -197,7 +200,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _load(args):
     from .compiler import Program
     from .frontend.parser import parse_file, with_overrides
-    prog = parse_file(args.file)
+    prog = with_overrides(parse_file(args.file), precision=args.precision)    # it changes the graphs
     if args.cmd == "run":    # --epochs, --seed: checked as if the file said them
         with_overrides(prog, epochs=args.epochs, seed=args.seed)
     return prog, Program(prog, args.backend, optimize=not getattr(args, "no_opt", False),

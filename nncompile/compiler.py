@@ -97,6 +97,8 @@ def build_graphs(prog: ast.Program, float_dtype: str = "f32") -> Graphs:
     gt.meta["differentiate"] = "loss"
     gt.meta["optimizer"] = (opt.name, dict(opt.params), opt.loc)
     graphs.train_step = gt
+    for g in (gp, ge, gg, gt):      # inference too runs the contractions in the step's precision
+        g.meta["precision"] = prog.train.precision
     return graphs
 
 

@@ -207,3 +207,13 @@ def test_triton_backend_on_a_cpu_only_install_says_what_to_install(args):
     assert "error: the triton backend needs torch and triton, and torch is not installed" in r.stderr
     assert "pip install 'nncompile[triton]'" in r.stderr
     assert "internal compiler error" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_precision_on_the_command_line():
+    r = nnc("dump", EX / "textbook_classifier.nn", "--stage", "train", "--precision", "mixed_bfloat16")
+    assert r.returncode == 0, r.stderr
+    assert 'round_to' in r.stdout and 'precision="bf16"' in r.stdout
+    assert "round_to" not in nnc("dump", EX / "textbook_classifier.nn", "--stage", "train").stdout
+    r = nnc("run", EX / "textbook_classifier.nn", "--epochs", "1", "--precision", "bf16")
+    assert r.returncode == 2 and "unknown precision 'bf16'" in r.stderr and "mixed_bf16" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -156,6 +156,7 @@ class TrainDef:
     schedule: Optional[ScheduleSpec] = None
     init_from: Optional[InitFromSpec] = None
     augment: tuple[AugmentSpec, ...] = ()
+    precision: str = "f32"      # "f32", "mixed_bf16", "mixed_f16" (passes/mixed_precision.py)
 
 
 @dataclass(frozen=True)

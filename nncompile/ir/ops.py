@@ -42,6 +42,7 @@ import numpy as np
 
 from . import shapes as S
 from . import windows as W
+from .precision import round_to as _round_to
 from .special import erfc
 from .graph import B, Graph, Node
 from .shapes import IRError, norm_axes, sum_to_axes
@@ -359,6 +360,12 @@ unary("clip", lambda a, lo, hi: np.clip(a, lo, hi).astype(a.dtype),
       attrs=("lo", "hi"))
 op("cast", kind=ELEMENTWISE, infer=S.cast_rule, ref=lambda a, dtype: a.astype(NP_DTYPE[dtype]),
    grad=lambda g, n, dy: (g.emit("cast", dy, dtype=n.inputs[0].dtype),), attrs=("dtype",))
+# the value rounded to the nearest bf16 / f16 (ties to even), kept in its dtype: the cast
+# that mixed precision puts before every matmul and convolution operand
+# (passes/mixed_precision.py, ir/precision.py). Its gradient is the incoming gradient
+# rounded the same way, as torch's x.to(torch.bfloat16).float(): a bf16 value's gradient is bf16
+unary("round_to", lambda a, precision: _round_to(a, precision),
+      lambda g, n, dy: (g.emit("round_to", dy, precision=n.attrs["precision"]),), attrs=("precision",))
 
 # backward helpers of the activations: (dy, x or y) -> dx
 # relu'(x) * dy, with the mask taken from the relu's output (or input: same sign)

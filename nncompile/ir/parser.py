@@ -110,9 +110,11 @@ def _read_meta(g: Graph, no: int, m, comment: str) -> None:
         g.meta["optimizer"] = (_value(value), _attrs(attrs) if attrs else {}, loc)
     elif key == "lr_mult" and attrs:
         g.meta["lr_mult"] = _attrs(attrs)
+    elif key == "precision" and value is not None:
+        g.meta["precision"] = _value(value)
     else:
         raise IRParseError(f"line {no}: unknown meta line (expected meta differentiate=\"OUTPUT\", "
-                           "meta optimizer=\"NAME\" {...} or meta lr_mult {...})")
+                           "meta optimizer=\"NAME\" {...}, meta lr_mult {...} or meta precision=\"P\")")
 
 
 def parse_graph(text: str) -> Graph:

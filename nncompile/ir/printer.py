@@ -59,6 +59,8 @@ def pending_meta(g: Graph) -> list[str]:
     those passes means the same graph; results of passes (groups, the memory
     plan) are not printed: the passes recompute them."""
     lines = []
+    if g.meta.get("precision", "f32") != "f32":   # read by the mixed-precision and loss-scale passes
+        lines.append(f"meta precision={fmt_attr(g.meta['precision'])}")
     if g.meta.get("differentiate") is not None and not g.meta.get("differentiated"):
         lines.append(f"meta differentiate={fmt_attr(g.meta['differentiate'])}")
     opt = g.meta.get("optimizer")

@@ -18,7 +18,9 @@ from .flatten import flatten_params
 from .fusion import fuse_elementwise
 from .optimizer import optimizer_pass
 from .fuse_xent import fuse_softmax_xent
+from .loss_scale import scale_loss, skip_nonfinite, unscale_grads
 from .memory import plan_memory
+from .mixed_precision import mixed_precision
 from .simplify import simplify
 
 Pass = Callable[[Graph], Graph]
@@ -26,16 +28,24 @@ Pass = Callable[[Graph], Graph]
 # The passes a graph needs to mean what the program says (no optimisation):
 # the unoptimised graph that tests compare the optimised one against.
 REQUIRED: list[tuple[str, Pass]] = [
+    ("scale_loss", scale_loss),
     ("autodiff", autodiff_pass),
+    ("unscale_grads", unscale_grads),
+    ("mixed_precision", mixed_precision),
     ("optimizer", optimizer_pass),
+    ("skip_nonfinite", skip_nonfinite),
     ("dce", dce),
 ]
 
 PIPELINE: list[tuple[str, Pass]] = [
     ("fuse_softmax_xent", fuse_softmax_xent),
+    ("scale_loss", scale_loss),
     ("autodiff", autodiff_pass),
+    ("unscale_grads", unscale_grads),
+    ("mixed_precision", mixed_precision),
     ("flatten_params", flatten_params),
     ("optimizer", optimizer_pass),
+    ("skip_nonfinite", skip_nonfinite),
     ("simplify", simplify),
     ("cse", cse),
     ("dce", dce),

@@ -44,6 +44,8 @@ def initial_value(init: str, shape: tuple[int, ...], rng: np.random.Generator,
         return np.zeros(shape, dtype)
     if init == "ones":
         return np.ones(shape, dtype)
+    if init.startswith("constant:"):    # a state that starts elsewhere than 0 (passes/loss_scale.py)
+        return np.full(shape, float(init[len("constant:"):]), dtype)
     if init == "glorot_uniform":
         return _uniform(rng, math.sqrt(6.0 / (fan_in + fan_out)), shape, dtype)
     if init == "glorot_normal":

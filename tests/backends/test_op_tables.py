@@ -4,6 +4,7 @@ rows make (in-place aliasing, matmul epilogues)."""
 import numpy as np
 import pytest
 
+from nncompile.backends.numpy import support
 from nncompile.backends.numpy import lowering as np_lowering
 from nncompile.backends.triton import lowering as tr_lowering
 from nncompile.ir.graph import Graph
@@ -43,7 +44,7 @@ class _Ctx:
     """The bits of the NumPy generator an emitter may ask for, for one line."""
 
     def __init__(self):
-        self.make, self.env, self.probs, self.plan = [], {"np": np}, {}, None
+        self.make, self.env, self.probs, self.plan = [], {"np": np, "_s": support}, {}, None
 
     def scratch(self, n, k, shape, dtype=None):
         name = f"s{n.id}_{k}"
@@ -69,7 +70,7 @@ def test_numpy_emitters_of_inplace_ops_allow_out_to_alias_an_input(op):
     """The IR row says `inplace`: the memory plan may make `out` any same-shaped
     input. Run each emitter with out aliasing each input in turn."""
     d = OPS[op]
-    attrs = {"alpha": 0.2, "lo": -0.5, "hi": 0.5, "dtype": "f64"}
+    attrs = {"alpha": 0.2, "lo": -0.5, "hi": 0.5, "dtype": "f64", "precision": "bf16"}
     attrs = {k: v for k, v in attrs.items() if k in d.attrs}
     rng = np.random.default_rng(0)
     arity = 1 if d.infer.__name__ == "same" else 2

@@ -345,6 +345,7 @@ def test_cast_gradients(src, chain, oracle, shape, seed):
 
 def test_every_op_with_a_gradient_rule_is_tested():
     tested = set(UNARY) | set(BINARY) | {"matmul", "sum", "mean", "take_label", "reshape", "softmax_xent", "cast"}
+    tested |= {"round_to"}    # tests/passes/test_mixed_precision.py
     tested |= {"conv2d", "maxpool2d", "avgpool2d"}    # tests/ir/test_window_gradients.py
     tested |= {"concat", "slice", "pad"}
     tested |= {"max", "transpose", "where", "unreduce"}

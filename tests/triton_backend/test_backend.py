@@ -226,13 +226,19 @@ AOT_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_generated_kernels_compile_aot_sm90():
+def aot_results(sources) -> list[dict]:
+    """compile_all's report for every kernel the programs `sources` generate (in a process
+    without TRITON_INTERPRET: interpreted kernels cannot be compiled)."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    out = subprocess.run([sys.executable, "-c", AOT_SCRIPT.format(root=ROOT), json.dumps(list(MODELS.values()))],
+    out = subprocess.run([sys.executable, "-c", AOT_SCRIPT.format(root=ROOT), json.dumps(list(sources))],
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_generated_kernels_compile_aot_sm90():
+    res = aot_results(MODELS.values())
     assert len(res) >= 10
     bad = [r for r in res if r["error"] or not r["smem_ok"]]
     assert not bad, bad

@@ -82,6 +82,7 @@ C_EXPR = {
     "gelu_tanh_grad": _gelu_tanh_grad,
     "unreduce": _unreduce,
     "dropout_mask": _dropout,
+    "round_to": lambda c, n, a: f"(({c.T})nnc_round_{n.attrs['precision']}((float){a[0]}))",
 }
 
 
@@ -109,5 +110,32 @@ static inline float nnc_uniform(uint32_t key, uint64_t offset) {
     int32_t x = (int32_t)nnc_philox(key, offset);
     if (x < 0) x = ~x;
     return (float)x * 4.6566127342e-10f;
+}
+"""
+
+
+# round to the nearest bf16 / fp16 (ties to even) and back, bit-exact with ir/precision.py:
+# drop the low mantissa bits after adding just under half of the kept ulp (plus the kept
+# part's last bit, for ties to even); fp16 subnormals have a fixed quantum of 2^-24
+ROUNDING = r"""
+static inline float nnc_round_bf16(float x) {
+    uint32_t u;
+    if (x != x) return x;
+    memcpy(&u, &x, 4);
+    u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+static inline float nnc_round_f16(float x) {
+    uint32_t u, a;
+    if (x != x) return x;
+    memcpy(&u, &x, 4);
+    a = u & 0x7FFFFFFFu;
+    if (a < 0x38800000u) return rintf(x * 16777216.0f) * 5.9604644775390625e-8f;   /* |x| < 2^-14 */
+    u = (u + 0xFFFu + ((u >> 13) & 1u)) & 0xFFFFE000u;
+    if ((u & 0x7FFFFFFFu) >= 0x47800000u) u = (u & 0x80000000u) | 0x7F800000u;   /* past 65504: inf */
+    memcpy(&x, &u, 4);
+    return x;
 }
 """

@@ -197,6 +197,7 @@ EMITTERS: dict[str, Emitter] = {
     "softplus": "np.logaddexp(0, {a}, out={out})",
     "clip": "np.clip({a}, {lo}, {hi}, out={out})",
     "cast": "np.copyto({out}, {a}, casting='unsafe')",
+    "round_to": "_s.round_to({a}, {precision}, {out})",
     "relu_grad": _relu_grad,
     "sum": _reduce, "mean": _reduce, "max": _reduce,
     "unreduce": _unreduce,

@@ -424,6 +424,7 @@ class NativeKernels:
                 "#include <math.h>", "#include <stdint.h>", "#include <string.h>"]
         if self.uses_philox:
             head.append(c_lowering.PHILOX)
+        head.append(c_lowering.ROUNDING)
         return "\n".join(head + [""] + ["\n".join([f, ""]) for f in self.functions])
 
 

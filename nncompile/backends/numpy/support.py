@@ -7,6 +7,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ...ir import philox
+from ...ir.precision import round_to  # noqa: F401  (the generated code's `_s.round_to`)
 
 
 def dropout_mask(rng: np.ndarray, rate: float, stream: int, out: np.ndarray) -> None:

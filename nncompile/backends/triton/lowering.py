@@ -82,12 +82,13 @@ POINTWISE: dict[str, Pointwise] = {
     "clip_grad": lambda c, n: (f"tl.where(({c.arg(1)} >= {literal(n.attrs['lo'])}) & "
                                f"({c.arg(1)} <= {literal(n.attrs['hi'])}), {c.arg(0)}, 0.0)"),
     "cast": lambda c, n: f"({c.arg(0)}).to({TL_DTYPE[n.attrs['dtype']]})",
+    "round_to": lambda c, n: f"_round_{n.attrs['precision']}({c.arg(0)}).to({TL_DTYPE[n.dtype]})",
     "unreduce": _unreduce,
     "dropout_mask": _dropout_mask,
 }
 # the device functions (kernels/functions.py) a template may call
 DEVICE_FUNCTIONS = {"_tanh": "tanh", "_gelu": "gelu", "_gelu_grad": "gelu_grad", "_gelu_tanh": "gelu_tanh",
-                    "_gelu_tanh_grad": "gelu_tanh_grad"}
+                    "_gelu_tanh_grad": "gelu_tanh_grad", "_round_bf16": "round_bf16", "_round_f16": "round_f16"}
 
 
 def pointwise_expr(ctx, n) -> str:
@@ -239,6 +240,17 @@ KERNELS: dict[str, Callable] = {
 }
 
 
+def _operands(n) -> str | None:
+    """"bf16" / "f16" when every operand of contraction n is rounded to it (a mixed-precision
+    step, passes/mixed_precision.py): the kernel then runs its dot on 16-bit tensor cores."""
+    ps = {i.attrs["precision"] if i.op == "round_to" else None for i in n.inputs}
+    return ps.pop() if len(ps) == 1 else None
+
+
+def _dot(n) -> int:
+    return {None: 0, "bf16": 1, "f16": 2}[_operands(n)]
+
+
 def _matmul_group(gen, gr, ns):
     mm, root = ns[0], ns[-1]
     epi = gr.get("epilogue", {})
@@ -250,6 +262,8 @@ def _matmul_group(gen, gr, ns):
         kw.append(f"activation={epi['activation']!r}")
     if epi.get("mask") is not None:
         kw.append(f"relu_mask={gen.tensor(gen.byid[epi['mask']])}")
+    if _operands(mm):
+        kw.append(f"operands={_operands(mm)!r}")
     m_, n_ = root.shape
     k_ = a.shape[0] if mm.attrs.get("ta") else a.shape[1]
     gen.run.append(f"#   M,N,K = {dim(m_)},{dim(n_)},{dim(k_)}: 2*M*N*K flops; memory: reads "
@@ -292,7 +306,8 @@ def _conv_group(gen, gr, ns):
     bias = gen.tensor(gen.byid[epi["bias"]]) if epi.get("bias") is not None else out
     mask = gen.tensor(gen.byid[epi["mask"]]) if epi.get("mask") is not None else out
     act = {None: 0, "relu": 1, "sigmoid": 2, "tanh": 3}[epi.get("activation")]
-    consts = dict(HAS_BIAS=epi.get("bias") is not None, ACTIVATION=act, HAS_MASK=epi.get("mask") is not None)
+    consts = dict(HAS_BIAS=epi.get("bias") is not None, ACTIVATION=act, HAS_MASK=epi.get("mask") is not None,
+                  DOT=_dot(head))
     gen.make.append(f"geo{i} = {geo}")
     gen.make.append(f"bm{i}, bn{i}, bk{i}, w{i} = launch.conv_blocks({m}, {n_}, {k})")
     gen.make.append(f"grid{i} = (triton.cdiv({m}, bm{i}), triton.cdiv({n_}, bn{i}), {head.attrs['groups']})")
@@ -323,9 +338,10 @@ def _conv_filter(gen, n):
     gen.make.append(f"part{i} = torch.empty((sp{i}, {m}*{f}), device=dev, dtype=torch.float32) if sp{i} > 1 else {out}")
     gen.make.append(f"grid{i} = (triton.cdiv({m}, bm{i}), triton.cdiv({fg}, bn{i}), {groups} * sp{i})")
     gen.library_use(n=n, kernel="conv2d_grad_filter_kernel", ptr_nodes=[x, dy, n], ints=CONV_INTS + ("SPLIT", "K_PER_SPLIT"),
-                    constexprs={}, blocks=lambda interp: _conv_blocks_aot(m, fg, k), traffic=f"{n.op} {n.type_str}")
+                    constexprs={"DOT": _dot(n)}, blocks=lambda interp: _conv_blocks_aot(m, fg, k),
+                    traffic=f"{n.op} {n.type_str}")
     gen.run.append(f"K.conv2d_grad_filter_kernel[grid{i}]({gen.tensor(x)}, {gen.tensor(dy)}, part{i}, *geo{i}, "
-                   f"sp{i}, per{i}, PRECISION=PREC, BLOCK_M=bm{i}, BLOCK_N=bn{i}, BLOCK_K=bk{i}, num_warps=w{i})")
+                   f"sp{i}, per{i}, PRECISION=PREC, DOT={_dot(n)}, BLOCK_M=bm{i}, BLOCK_N=bn{i}, BLOCK_K=bk{i}, num_warps=w{i})")
     gen.run.append(f"if sp{i} > 1:  # add the split partials")
     gen.run.append(f"    K.reduce_cols(part{i}, sp{i}, {m}*{f}, out={out}.view(-1))")
     return True

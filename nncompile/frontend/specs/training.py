@@ -17,6 +17,9 @@ from .sources import DATA_SOURCES, read_augment, read_data
 from .types import ArgType, Bool, Choice, Float, Int, Path
 
 METRICS = ("accuracy", "mse", "mae")
+# the step's precision; Keras's policy names are aliases
+PRECISIONS = ("f32", "mixed_bf16", "mixed_f16")
+PRECISION_ALIASES = {"float32": "f32", "mixed_bfloat16": "mixed_bf16", "mixed_float16": "mixed_f16"}
 
 
 class Setting(ArgType):
@@ -380,7 +383,10 @@ TRAIN = Spec("train", (
     Arg("init_from", Setting(read_init_from, "`weights(path, layers=[...])` (§5.6)"), None,
         "initial weights (transfer learning)"),
     Arg("augment", Setting(read_augment, "a list of augmentations (§5.7)"), (), "applied to training batches only"),
+    Arg("precision", Choice(PRECISIONS, aliases=PRECISION_ALIASES), "f32",
+        "`mixed_bf16`, `mixed_f16`: matmuls and convolutions on bf16 / fp16 operands, the rest in f32 "
+        "(docs/mixed-precision.md)"),
 ))
 
 __all__ = ["TRAIN", "LOSSES", "CROSSENTROPY", "OPTIMIZERS", "SCHEDULES", "SPLIT", "EARLY_STOPPING", "WEIGHTS",
-           "METRICS", "logged_metrics", "resolve_mode"]
+           "METRICS", "PRECISIONS", "logged_metrics", "resolve_mode"]

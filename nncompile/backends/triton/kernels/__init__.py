@@ -42,17 +42,19 @@ def matmul_aot_specs() -> list[dict]:
     """Every matmul tile the autotuner may pick on a GPU, for fp32 (ieee and
     tf32) and bf16 operands, with the full epilogue."""
     specs = []
-    for dt, cfgs, prec in (("fp32", MATMUL_CONFIGS_32BIT, "tf32"), ("fp32", MATMUL_CONFIGS_32BIT[:1], "ieee"),
-                           ("bf16", MATMUL_CONFIGS_16BIT, "ieee")):
+    for dt, cfgs, prec, dot in (("fp32", MATMUL_CONFIGS_32BIT, "tf32", 0), ("fp32", MATMUL_CONFIGS_32BIT[:1], "ieee", 0),
+                                ("bf16", MATMUL_CONFIGS_16BIT, "ieee", 0),
+                                # a mixed-precision step's: fp32 operands holding bf16 / fp16 values
+                                ("fp32", MATMUL_CONFIGS_32BIT, "ieee", 1), ("fp32", MATMUL_CONFIGS_32BIT, "ieee", 2)):
         esz = 4 if dt == "fp32" else 2
         for cf in cfgs:
             if cf.smem_bytes(esz) > SMEM_LIMIT:
                 continue
             bm, bn, bk, gm, w, st = cf
             specs.append(dict(
-                name=f"matmul_{dt}_{prec}_{bm}x{bn}x{bk}_w{w}s{st}", kernel=matmul_kernel,
+                name=f"matmul_{dt}_{prec}_dot{dot}_{bm}x{bn}x{bk}_w{w}s{st}", kernel=matmul_kernel,
                 signature=dict(_MM_SIG, a_ptr=f"*{dt}", b_ptr=f"*{dt}"),
-                constexprs=dict(HAS_BIAS=True, ACTIVATION=3, HAS_MASK=True, UPCAST=False, PRECISION=prec,
+                constexprs=dict(HAS_BIAS=True, ACTIVATION=3, HAS_MASK=True, UPCAST=False, PRECISION=prec, DOT=dot,
                                 BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=gm),
                 num_warps=w, num_stages=st))
     return specs
@@ -94,11 +96,11 @@ def aot_specs() -> list[dict]:
                                ("conv2d_grad_input", conv2d_grad_input_kernel,
                                 ("dy_ptr", "w_ptr", "out_ptr", "bias_ptr", "mask_ptr"))):
         specs.append(dict(name=f"{name}_128x64x32", kernel=kernel, signature=dict(conv_ints, **{p: f32 for p in ptrs}),
-                          constexprs=dict(HAS_BIAS=True, ACTIVATION=1, HAS_MASK=True, PRECISION="ieee",
+                          constexprs=dict(HAS_BIAS=True, ACTIVATION=1, HAS_MASK=True, PRECISION="ieee", DOT=0,
                                           BLOCK_M=128, BLOCK_N=64, BLOCK_K=32), num_warps=4))
     specs.append(dict(name="conv2d_grad_filter_128x64x32", kernel=conv2d_grad_filter_kernel,
                       signature=dict(conv_ints, x_ptr=f32, dy_ptr=f32, out_ptr=f32, SPLIT="i32", K_PER_SPLIT="i32"),
-                      constexprs=dict(PRECISION="ieee", BLOCK_M=128, BLOCK_N=64, BLOCK_K=32), num_warps=4))
+                      constexprs=dict(PRECISION="ieee", DOT=0, BLOCK_M=128, BLOCK_N=64, BLOCK_K=32), num_warps=4))
     pool_ints = {a: "i32" for a in ("n", "H", "W", "C", "HO", "WO", "KH", "KW", "SH", "SW", "PT", "PL")}
     for is_max in (True, False):
         specs.append(dict(name=f"pool_max{int(is_max)}_1024", kernel=pool_kernel,

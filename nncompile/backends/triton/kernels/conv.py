@@ -11,7 +11,8 @@ never written to memory, each program gathers its tile of them on the fly.
                    split over SPLIT programs per tile (partials added by the
                    column-reduction kernel)
 
-Program grid: (M tiles, N tiles, groups [x SPLIT]). Accumulation in fp32; the
+Program grid: (M tiles, N tiles, groups [x SPLIT]). Accumulation in fp32 (operands
+in bf16 / fp16 with DOT 1 / 2: a mixed-precision step's, `functions.dot_operand`); the
 forward and input-gradient kernels apply the matmul kernel's epilogue (bias,
 activation, ReLU mask) to the accumulator before the single store. Memory
 traffic (ideal): forward reads x once per N tile and w once per M tile; the
@@ -24,7 +25,7 @@ import triton
 import triton.language as tl
 
 from ..launch import conv_blocks, interpreting
-from .functions import tanh
+from .functions import dot_operand, tanh
 
 
 @triton.jit
@@ -49,7 +50,7 @@ def _epilogue(acc, offs_m, ch, M, cmask, bias_ptr, mask_ptr, C_OUT,
 def conv2d_kernel(x_ptr, w_ptr, out_ptr, bias_ptr, mask_ptr,
                   B, H, W, C, HO, WO, F, KH, KW, SH, SW, PT, PL, DH, DW, CG, FG,
                   HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, HAS_MASK: tl.constexpr,
-                  PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                  PRECISION: tl.constexpr, DOT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     grp = tl.program_id(2)
     offs_m = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -70,7 +71,7 @@ def conv2d_kernel(x_ptr, w_ptr, out_ptr, bias_ptr, mask_ptr,
         a = tl.load(x_ptr + ((b[:, None] * H + ih) * W + iw) * C + grp * CG + c[None, :], mask=ok, other=0.0)
         wt = tl.load(w_ptr + kk[:, None] * F + grp * FG + offs_n[None, :],
                      mask=(kk[:, None] < K) & (offs_n[None, :] < FG), other=0.0)
-        acc = tl.dot(a.to(tl.float32), wt.to(tl.float32), acc, input_precision=PRECISION)
+        acc = tl.dot(dot_operand(a, DOT), dot_operand(wt, DOT), acc, input_precision=PRECISION)
     nmask = offs_n < FG
     ch = grp * FG + offs_n
     acc = _epilogue(acc, offs_m, ch, M, nmask, bias_ptr, mask_ptr, F, HAS_BIAS, ACTIVATION, HAS_MASK)
@@ -82,7 +83,7 @@ def conv2d_kernel(x_ptr, w_ptr, out_ptr, bias_ptr, mask_ptr,
 def conv2d_grad_input_kernel(dy_ptr, w_ptr, out_ptr, bias_ptr, mask_ptr,
                              B, H, W, C, HO, WO, F, KH, KW, SH, SW, PT, PL, DH, DW, CG, FG,
                              HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, HAS_MASK: tl.constexpr,
-                             PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                             PRECISION: tl.constexpr, DOT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                              BLOCK_K: tl.constexpr):
     grp = tl.program_id(2)
     offs_m = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -107,7 +108,7 @@ def conv2d_grad_input_kernel(dy_ptr, w_ptr, out_ptr, bias_ptr, mask_ptr,
         a = tl.load(dy_ptr + ((b[:, None] * HO + oh) * WO + ow) * F + grp * FG + f[None, :], mask=ok, other=0.0)
         wt = tl.load(w_ptr + ((r[:, None] * KW + s[:, None]) * CG + offs_n[None, :]) * F + grp * FG + f[:, None],
                      mask=(kk[:, None] < K) & (offs_n[None, :] < CG), other=0.0)
-        acc = tl.dot(a.to(tl.float32), wt.to(tl.float32), acc, input_precision=PRECISION)
+        acc = tl.dot(dot_operand(a, DOT), dot_operand(wt, DOT), acc, input_precision=PRECISION)
     nmask = offs_n < CG
     ch = grp * CG + offs_n
     acc = _epilogue(acc, offs_m, ch, M, nmask, bias_ptr, mask_ptr, C, HAS_BIAS, ACTIVATION, HAS_MASK)
@@ -118,7 +119,7 @@ def conv2d_grad_input_kernel(dy_ptr, w_ptr, out_ptr, bias_ptr, mask_ptr,
 @triton.jit
 def conv2d_grad_filter_kernel(x_ptr, dy_ptr, out_ptr,
                               B, H, W, C, HO, WO, F, KH, KW, SH, SW, PT, PL, DH, DW, CG, FG, SPLIT, K_PER_SPLIT,
-                              PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                              PRECISION: tl.constexpr, DOT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                               BLOCK_K: tl.constexpr):
     pid2 = tl.program_id(2)
     grp = pid2 // SPLIT
@@ -144,7 +145,7 @@ def conv2d_grad_filter_kernel(x_ptr, dy_ptr, out_ptr,
         a = tl.load(x_ptr + ((b[None, :] * H + ih) * W + iw) * C + grp * CG + c[:, None], mask=ok, other=0.0)
         d = tl.load(dy_ptr + kk[:, None] * F + grp * FG + offs_n[None, :],
                     mask=(kk[:, None] < k_hi) & (offs_n[None, :] < FG), other=0.0)
-        acc = tl.dot(a.to(tl.float32), d.to(tl.float32), acc, input_precision=PRECISION)
+        acc = tl.dot(dot_operand(a, DOT), dot_operand(d, DOT), acc, input_precision=PRECISION)
     # partials: out is [SPLIT, M, F] (SPLIT 1: the filter gradient itself, [KH*KW*CG, F])
     tl.store(out_ptr + split * (M * F) + offs_m[:, None] * F + grp * FG + offs_n[None, :],
              acc.to(out_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < FG))
@@ -161,7 +162,7 @@ def geometry(x_shape, w_shape, strides, padding, dilation, groups, out_hw):
 
 
 def conv2d(x, w, strides, padding, dilation, groups, out_hw, bias=None, activation=0, relu_mask=None,
-           out=None, precision="ieee"):
+           out=None, precision="ieee", dot=0):
     geo = geometry(x.shape, w.shape, strides, padding, dilation, groups, out_hw)
     m, fg, k = geo[0] * geo[4] * geo[5], geo[16], geo[7] * geo[8] * geo[15]
     out = torch.empty((geo[0],) + tuple(out_hw) + (geo[6],), device=x.device, dtype=x.dtype) if out is None else out
@@ -169,12 +170,12 @@ def conv2d(x, w, strides, padding, dilation, groups, out_hw, bias=None, activati
     conv2d_kernel[(triton.cdiv(m, bm), triton.cdiv(fg, bn), groups)](
         x, w, out, bias if bias is not None else out, relu_mask if relu_mask is not None else out, *geo,
         HAS_BIAS=bias is not None, ACTIVATION=activation, HAS_MASK=relu_mask is not None, PRECISION=precision,
-        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, num_warps=warps)
+        DOT=dot, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, num_warps=warps)
     return out
 
 
 def conv2d_grad_input(dy, w, strides, padding, dilation, groups, in_hw, relu_mask=None, out=None,
-                      precision="ieee"):
+                      precision="ieee", dot=0):
     b = dy.shape[0]
     c = w.shape[2] * groups
     geo = geometry((b,) + tuple(in_hw) + (c,), w.shape, strides, padding, dilation, groups, dy.shape[1:3])
@@ -183,7 +184,7 @@ def conv2d_grad_input(dy, w, strides, padding, dilation, groups, in_hw, relu_mas
     bm, bn, bk, warps = conv_blocks(m, geo[15], k)
     conv2d_grad_input_kernel[(triton.cdiv(m, bm), triton.cdiv(geo[15], bn), groups)](
         dy, w, out, out, relu_mask if relu_mask is not None else out, *geo,
-        HAS_BIAS=False, ACTIVATION=0, HAS_MASK=relu_mask is not None, PRECISION=precision,
+        HAS_BIAS=False, ACTIVATION=0, HAS_MASK=relu_mask is not None, PRECISION=precision, DOT=dot,
         BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, num_warps=warps)
     return out
 
@@ -197,7 +198,7 @@ def filter_split(m: int, n: int, k: int, groups: int, bm: int, bn: int) -> int:
 
 
 def conv2d_grad_filter(x, dy, window, strides, padding, dilation, groups, out=None, partials=None,
-                       precision="ieee"):
+                       precision="ieee", dot=0):
     from .columns import reduce_cols
     c, f = x.shape[3], dy.shape[3]
     w_shape = tuple(window) + (c // groups, f)
@@ -210,7 +211,7 @@ def conv2d_grad_filter(x, dy, window, strides, padding, dilation, groups, out=No
     target = out if split == 1 else (partials if partials is not None else
                                      torch.empty((split, m * f), device=x.device, dtype=torch.float32))
     conv2d_grad_filter_kernel[(triton.cdiv(m, bm), triton.cdiv(fg, bn), groups * split)](
-        x, dy, target, *geo, split, per, PRECISION=precision, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, num_warps=warps)
+        x, dy, target, *geo, split, per, PRECISION=precision, DOT=dot, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, num_warps=warps)
     if split > 1:
         reduce_cols(target, split, m * f, out=out.view(-1))
     return out

@@ -2,6 +2,11 @@
 import triton
 import triton.language as tl
 
+from ..launch import interpreting
+
+# 16-bit tl.dot is wrong in the interpreter (an upstream bug): there the operands stay fp32
+_NATIVE_DOT = tl.constexpr(not interpreting())
+
 
 @triton.jit
 def tanh(x):
@@ -62,3 +67,33 @@ def reduce_final(acc, scale, AXIS: tl.constexpr, REDUCE: tl.constexpr):
     if REDUCE == 1:
         return tl.max(acc, axis=AXIS)
     return tl.sum(acc, axis=AXIS) * scale
+
+
+@triton.jit
+def round_bf16(x):
+    # to the nearest bf16, ties to even, as f32 (ir/precision.py): by bits, because the
+    # interpreter's f32 -> bf16 conversion truncates where the GPU's cvt.rn rounds
+    x = x.to(tl.float32)
+    u = x.to(tl.uint32, bitcast=True)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).to(tl.float32, bitcast=True)
+    return tl.where(x != x, x, r)
+
+
+@triton.jit
+def round_f16(x):
+    # to the nearest fp16, ties to even (cvt.rn on the GPU, NumPy's in the interpreter)
+    return x.to(tl.float32).to(tl.float16).to(tl.float32)
+
+
+@triton.jit
+def dot_operand(x, DOT: tl.constexpr):
+    # a tl.dot operand: bf16 (DOT 1) or fp16 (DOT 2) for a mixed-precision contraction,
+    # on tensor cores with fp32 accumulation; its values were rounded by round_to already,
+    # so the conversion is exact and fp32 (DOT 0, and the interpreter) gives the same products
+    if DOT == 1 and _NATIVE_DOT:
+        y = x.to(tl.bfloat16)
+    elif DOT == 2 and _NATIVE_DOT:
+        y = x.to(tl.float16)
+    else:
+        y = x.to(tl.float32)
+    return y

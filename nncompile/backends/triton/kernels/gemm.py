@@ -33,7 +33,7 @@ import triton
 import triton.language as tl
 
 from ..launch import MatmulConfig, interp_matmul_config, interpreting, matmul_candidates
-from .functions import tanh
+from .functions import dot_operand, tanh
 
 # the activations the epilogue applies: the IR ops whose row says epilogue="activation"
 ACTIVATIONS = {None: 0, "none": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
@@ -46,7 +46,7 @@ def matmul_kernel(
     stride_am, stride_ak, stride_bk, stride_bn,
     stride_cm, stride_cn, stride_mm, stride_mn,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, HAS_MASK: tl.constexpr,
-    UPCAST: tl.constexpr, PRECISION: tl.constexpr,
+    UPCAST: tl.constexpr, PRECISION: tl.constexpr, DOT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
 ):
@@ -75,7 +75,11 @@ def matmul_kernel(
         k_rem = K - k * BLOCK_K
         a = tl.load(a_ptrs, mask=offs_k[None, :] < k_rem, other=0.0)
         b = tl.load(b_ptrs, mask=offs_k[:, None] < k_rem, other=0.0)
-        if UPCAST:
+        if DOT != 0:
+            # fp32 operands that a mixed-precision step rounded: 16-bit tensor-core dot
+            a = dot_operand(a, DOT)
+            b = dot_operand(b, DOT)
+        elif UPCAST:
             # Interpreter only: its bf16 tl.dot is wrong, do it in fp32.
             a = a.to(tl.float32)
             b = b.to(tl.float32)
@@ -187,7 +191,7 @@ def clear_autotune_cache(disk: bool = False):
     _AUTOTUNE.clear(disk)
 
 
-def _launch_matmul(cfg, a, b, c, bias, mask_src, M, N, K, sa, sb, act, precision):
+def _launch_matmul(cfg, a, b, c, bias, mask_src, M, N, K, sa, sb, act, precision, dot=0):
     bm, bn, bk, gm, warps, stages = cfg
     grid = (triton.cdiv(M, bm) * triton.cdiv(N, bn),)
     dummy = c
@@ -199,18 +203,18 @@ def _launch_matmul(cfg, a, b, c, bias, mask_src, M, N, K, sa, sb, act, precision
         mask_src.stride(0) if mask_src is not None else 0,
         mask_src.stride(1) if mask_src is not None else 0,
         HAS_BIAS=bias is not None, ACTIVATION=act, HAS_MASK=mask_src is not None,
-        UPCAST=interpreting() and a.dtype != torch.float32, PRECISION=precision,
+        UPCAST=interpreting() and a.dtype != torch.float32, PRECISION=precision, DOT=dot,
         BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=gm,
         num_warps=warps, num_stages=stages,
     )
 
 
-def _pick_matmul_config(a, b, c, bias, mask_src, M, N, K, sa, sb, act, precision):
+def _pick_matmul_config(a, b, c, bias, mask_src, M, N, K, sa, sb, act, precision, dot=0):
     if interpreting():
         return interp_matmul_config(M, N, K)
     esz = a.element_size()
     key = "|".join(str(x) for x in (
-        torch.cuda.get_device_name(a.device), triton.__version__, a.dtype, c.dtype, precision,
+        torch.cuda.get_device_name(a.device), triton.__version__, a.dtype, c.dtype, precision, dot,
         M, N, K, sa[0] == 1, sb[0] == 1, bias is not None, act, mask_src is not None))
     cfg = _AUTOTUNE.get(key, disk=True)
     if cfg is not None:
@@ -224,7 +228,8 @@ def _pick_matmul_config(a, b, c, bias, mask_src, M, N, K, sa, sb, act, precision
         for cf in cands:
             try:
                 t = triton.testing.do_bench(
-                    lambda: _launch_matmul(cf, a, b, scratch, bias, mask_src, M, N, K, sa, sb, act, precision),
+                    lambda: _launch_matmul(cf, a, b, scratch, bias, mask_src, M, N, K, sa, sb, act, precision,
+                                           dot),
                     warmup=5, rep=20)
             except Exception:  # out of resources etc.: skip the config
                 continue
@@ -236,8 +241,12 @@ def _pick_matmul_config(a, b, c, bias, mask_src, M, N, K, sa, sb, act, precision
     return best
 
 
+# the DOT constexpr of the contraction kernels for the `operands` of a mixed-precision step
+DOT_OPERANDS = {None: 0, "bf16": 1, "f16": 2}
+
+
 def matmul(a, b, *, trans_a=False, trans_b=False, bias=None, activation=None, out=None,
-           relu_mask=None, precision="ieee", out_dtype=None, config=None):
+           relu_mask=None, precision="ieee", out_dtype=None, config=None, operands=None):
     """``out = act(op(a) @ op(b) + bias) * (relu_mask > 0)`` with fp32 accumulation.
 
     a: (M, K), or (K, M) if ``trans_a``;  b: (K, N), or (N, K) if ``trans_b``.
@@ -248,7 +257,9 @@ def matmul(a, b, *, trans_a=False, trans_b=False, bias=None, activation=None, ou
     "tf32"/"tf32x3" for fp32 operands (ignored for bf16/fp16 operands, which
     always use tensor cores with fp32 accumulation).  out_dtype defaults to
     a.dtype; ``out`` (M, N) may be given instead.  ``config`` forces a
-    :class:`MatmulConfig` (skips the autotuner)."""
+    :class:`MatmulConfig` (skips the autotuner).  operands: "bf16" / "f16" for fp32
+    operands that hold bf16 / fp16 values (a mixed-precision step's, rounded by
+    round_to): the dot runs on 16-bit tensor cores, exactly the same products."""
     if a.dim() != 2 or b.dim() != 2:
         raise ValueError("matmul: a and b must be 2-D")
     if a.dtype != b.dtype:
@@ -296,7 +307,8 @@ def matmul(a, b, *, trans_a=False, trans_b=False, bias=None, activation=None, ou
         if sb[0] != 1:
             b = (b if trans_b else b.t()).contiguous()  # (N, K), K contiguous
             sb = (1, b.stride(0))
+    dot = DOT_OPERANDS[operands]
     cfg = MatmulConfig(*config) if config is not None else _pick_matmul_config(
-        a, b, out, bias, relu_mask, M, N, K, sa, sb, act, precision)
-    _launch_matmul(cfg, a, b, out, bias, relu_mask, M, N, K, sa, sb, act, precision)
+        a, b, out, bias, relu_mask, M, N, K, sa, sb, act, precision, dot)
+    _launch_matmul(cfg, a, b, out, bias, relu_mask, M, N, K, sa, sb, act, precision, dot)
     return out
