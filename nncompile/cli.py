@@ -1,4 +1,4 @@
-"""`nncompile` command line: run | check | summary | dump | predict | evaluate.
+"""`nncompile` command line: run | check | summary | dump | predict | evaluate | export | import.
 
 Every mistake in the user's input is printed as `file:line:col: error: ...`
 with the source line and a caret, and exits with status 2; no traceback.
@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="a .csv (header; target columns as in the train block, or --target) or .npz (x, y); "
                          "default: the train block's data")
     ev.add_argument("--target", metavar="COLS", help="with a CSV: the target column(s), comma-separated")
+    ex = add("export", "write the inference graph with trained weights as an ONNX model (docs/onnx.md)")
+    ex.add_argument("--weights", required=True, metavar="W", help="a weights_*.npz file or a run folder")
+    ex.add_argument("-o", "--output", required=True, metavar="OUT", help="the .onnx file to write")
+    ex.add_argument("--force", action="store_true",
+                    help="replace OUT even if it is not an ONNX model that nncompile wrote")
     return p
 
 
@@ -250,6 +255,9 @@ def _dispatch(args) -> int:
         return _predict(args, program)
     if args.cmd == "evaluate":
         return _evaluate(args, program)
+    if args.cmd == "export":
+        from .onnx.cli import export_command
+        return export_command(args, program)
     return 2
 
 
