@@ -31,8 +31,8 @@ def require_onnx(what: str = "ONNX"):
 
 
 def load(path, backend: str = "numpy"):
-    """An ONNX model file (or ModelProto) as an `OnnxFunction` (see load.py)."""
-    from .load import load as _load
+    """An ONNX model file (or ModelProto) as an `OnnxFunction` (see loader.py)."""
+    from .loader import load as _load
     return _load(path, backend=backend)
 
 
