@@ -21,10 +21,10 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..errors import NNError
+from ..errors import CompileError, NNError
 from . import require_onnx
 
-MIN_OPSET = 9      # older opsets had other broadcasting rules (the `broadcast` attribute)
+MIN_OPSET = 7      # older opsets had other broadcasting rules (the `broadcast` attribute)
 
 
 class Unsupported(NNError):
@@ -159,9 +159,10 @@ OPS["LogSoftmax"] = lambda c, ins, a: _coerced(c, ins, a, "log_softmax")
 @row("MatMul")
 def _matmul(c, ins, a):
     x, w = c.tensor(ins[0]), c.tensor(ins[1])
-    if getattr(x, "ndim", 0) > 2 and getattr(w, "ndim", 0) == 2:     # a stack of rows times a matrix
-        lead = x.shape[:-1]
-        return (x.reshape(-1, x.shape[-1]) @ w).reshape(*lead, w.shape[1])
+    if getattr(x, "ndim", 0) > 2 and getattr(w, "ndim", 0) == 2:
+        # a stack of rows times a matrix; the graph API's @ is 2-D and its batch axis cannot
+        # merge with the others, so: a broadcast product summed over the inner axis
+        return _nc().sum(_nc().expand_dims(x, -1) * w, axis=-2)
     if getattr(x, "ndim", 0) > 2 or getattr(w, "ndim", 0) > 2:
         raise c.fail(f"batched MatMul of ranks {x.ndim} and {w.ndim}: only 2-D (and N-D @ 2-D) are supported")
     return x @ w
@@ -202,18 +203,19 @@ def _reshape(c, ins, a):
     shape = [int(d) for d in c.const(ins[1], "shape").reshape(-1)]
     if not a.get("allowzero", 0):
         shape = [x.shape[k] if d == 0 else d for k, d in enumerate(shape)]
-    if shape and shape[0] != B and B in x.shape and c.static_batch is not None and shape[0] == c.static_batch:
+    if shape and B in x.shape and shape[0] not in (B, -1):
+        if shape[0] != c.static_batch:
+            raise c.fail(f"the shape {shape} fixes the batch axis to {shape[0]}; the batch size varies here",
+                         hint="export the model with a shape of 0 or -1 for the batch (torch.flatten(x, 1), "
+                              "x.reshape(x.shape[0], -1))")
         shape[0] = B        # the file's fixed batch size, written into the shape
     return _nc().reshape(x, tuple(shape))
 
 
 @row("Transpose")
 def _transpose(c, ins, a):
-    x = c.tensor(ins[0])
     perm = a.get("perm")
-    if perm is not None and perm[0] != 0:
-        raise c.fail(f"perm={list(perm)} moves the batch axis")
-    return _nc().transpose(x, None if perm is None else tuple(perm))
+    return _nc().transpose(c.tensor(ins[0]), None if perm is None else tuple(perm))
 
 
 @row("Concat")
@@ -248,6 +250,8 @@ OPS["ReduceSum"] = _reduce("sum", 13)
 
 @row("BatchNormalization")
 def _batchnorm(c, ins, a):
+    if not a.get("spatial", 1):
+        raise c.fail("spatial=0 (statistics per element, not per channel) is not supported")
     if a.get("training_mode", 0):
         raise c.fail("training_mode=1: only inference batch normalization (the running statistics) is supported")
     x = c.tensor(ins[0])
@@ -448,7 +452,12 @@ class OnnxFunction:
             if nd.op_type == "Constant":
                 values[nd.output[0]] = _constant(onnx, nd, a)
                 continue
-            out = OPS[nd.op_type](c, list(nd.input), a)
+            try:
+                out = OPS[nd.op_type](c, list(nd.input), a)
+            except Unsupported:
+                raise
+            except CompileError as e:     # the graph API's check, said of the ONNX node
+                raise c.fail(e.message.removeprefix("nc.")) from None
             values[nd.output[0]] = out
             for extra in nd.output[1:]:
                 if extra:
