@@ -246,6 +246,7 @@ def _reduce(fn: str, attr_until: int):
 
 OPS["ReduceMean"] = _reduce("mean", 18)
 OPS["ReduceSum"] = _reduce("sum", 13)
+OPS["ReduceMax"] = _reduce("max", 18)
 
 
 @row("BatchNormalization")
@@ -404,7 +405,7 @@ class OnnxFunction:
         for t in g.initializer:
             arr = onnx.numpy_helper.to_array(t)
             if np.issubdtype(arr.dtype, np.floating):
-                self.params[t.name] = np.ascontiguousarray(arr, np.float32)
+                self.params[t.name] = np.array(arr, np.float32)     # a writable copy
             else:
                 self.consts[t.name] = arr
         from ..api import B, f32, i64

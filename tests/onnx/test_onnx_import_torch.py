@@ -1,0 +1,119 @@
+"""Networks built and exported by PyTorch (torch.onnx.export), imported with
+nc.onnx.load: predictions against torch's, and fine-tuning the imported
+function with the graph API's gradients."""
+import io
+import warnings
+
+import numpy as np
+import pytest
+
+from extras import ONNX_REASON, TORCH_REASON
+
+onnx = pytest.importorskip("onnx", reason=ONNX_REASON)
+pytest.importorskip("onnxruntime", reason=ONNX_REASON)
+torch = pytest.importorskip("torch", reason=TORCH_REASON)
+nn = torch.nn
+
+import nncompile as nc  # noqa: E402
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.out = nn.Linear(10, 16), nn.Linear(16, 8), nn.Linear(8, 3)
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, x):
+        h = torch.tanh(self.fc2(self.drop(torch.relu(self.fc1(x)))))
+        return torch.log_softmax(self.out(h), dim=-1)
+
+
+class ConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.c2 = nn.Conv2d(8, 6, 3, stride=2, groups=2)
+        self.pool = nn.AvgPool2d(2, ceil_mode=True)
+        self.fc = nn.Linear(6 * 2 * 2, 4)
+
+    def forward(self, x):
+        h = nn.functional.leaky_relu(self.bn(self.c1(x)), 0.1)
+        h = torch.sigmoid(self.pool(self.c2(nn.functional.max_pool2d(h, 2, 1))))
+        return torch.softmax(self.fc(torch.flatten(h, 1)), dim=1)
+
+
+class ResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.a = nn.Conv2d(8, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.b = nn.Conv2d(8, 8, 1)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        h = torch.relu(self.stem(x))
+        h = torch.relu(h + self.b(torch.relu(self.bn(self.a(h)))))
+        g = torch.cat([h.mean(dim=(2, 3)), torch.amax(h, dim=(2, 3))], dim=1)
+        return self.fc(g)
+
+
+def export(module, x, fold=True):
+    module.eval()
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):    # statistics away from 0 and 1
+            nn.init.normal_(m.weight)
+            nn.init.normal_(m.bias)
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), buf, dynamo=False, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, opset_version=17,
+                          do_constant_folding=fold,
+                          training=torch.onnx.TrainingMode.EVAL if fold else torch.onnx.TrainingMode.PRESERVE)
+    return onnx.load_from_string(buf.getvalue())
+
+
+CASES = [(MLP, (10,)), (ConvNet, (3, 8, 8)), (ResNet, (1, 6, 6))]
+
+
+@pytest.mark.parametrize("net,shape", CASES, ids=[c[0].__name__ for c in CASES])
+@pytest.mark.parametrize("fold", [True, False], ids=["folded", "unfolded"])
+def test_torch_models_predict_as_torch(net, shape, fold):
+    torch.manual_seed(0)
+    module = net()
+    x = torch.randn(5, *shape)
+    model = export(module, x, fold)
+    f = nc.onnx.load(model)
+    with torch.no_grad():
+        for n in (5, 2):     # the batch axis is symbolic
+            np.testing.assert_allclose(f(x[:n].numpy()), module(x[:n]).numpy(), rtol=1e-4, atol=1e-5)
+    if not fold:      # batch norm kept as a node
+        assert "BatchNormalization" in {nd.op_type for nd in model.graph.node} or net is MLP
+
+
+def test_the_imported_function_fine_tunes_with_the_graph_api():
+    """One SGD step on the imported MLP's weights through nc.value_and_grad equals
+    torch's step on the module."""
+    torch.manual_seed(0)
+    module = MLP()
+    x, y = torch.randn(8, 10), torch.randint(0, 3, (8,))
+    f = nc.onnx.load(export(module, x))
+
+    def loss(params, x, y):
+        return nc.mean(nc.sparse_categorical_crossentropy(y, nc.exp(f.fn(params, x))))
+
+    step = nc.jit(nc.value_and_grad(loss), f.params, nc.f32[nc.B, 10], nc.i64[nc.B])
+    value, grads = step(f.params, x.numpy(), y.numpy())
+    module.eval()
+    ref = nn.functional.nll_loss(module(x), y)
+    ref.backward()
+    assert abs(float(value) - ref.item()) < 1e-5
+    names = {n: p for n, p in module.named_parameters()}
+    for k, g in grads.items():      # torch's initializer names are its parameter names (or Gemm weights)
+        if k in names:
+            np.testing.assert_allclose(g, names[k].grad.numpy(), rtol=1e-4, atol=1e-6)
+    assert any(k in names for k in grads)
