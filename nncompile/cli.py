@@ -88,6 +88,13 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", required=True, metavar="OUT", help="the .onnx file to write")
     ex.add_argument("--force", action="store_true",
                     help="replace OUT even if it is not an ONNX model that nncompile wrote")
+    im = sub.add_parser("import", help="write an ONNX model that is a layer graph as a .nn program and weights",
+                        description="write an ONNX model that is a layer graph as a .nn program and weights "
+                                    "(docs/onnx.md)")
+    im.add_argument("file", help="the .onnx model")
+    im.add_argument("-o", "--output", required=True, metavar="OUT.nn", help="the .nn program to write")
+    im.add_argument("--weights-out", metavar="W.npz", help="the weights file (default: OUT.npz beside OUT.nn)")
+    im.add_argument("--force", action="store_true", help="replace files that nncompile import did not write")
     return p
 
 
@@ -210,6 +217,9 @@ def _load(args):
 
 
 def _dispatch(args) -> int:
+    if args.cmd == "import":
+        from .onnx.cli import import_command
+        return import_command(args)
     if args.cmd == "dump" and args.stage == "ast":
         from .frontend.parser import parse_file
         from pprint import pformat

@@ -507,17 +507,23 @@ def _graph_name(model) -> str:
     return name if name and not name[0].isdigit() else f"m_{name}"
 
 
+def read_model(path):
+    """(ModelProto, the name errors give it) of an ONNX file or a ModelProto."""
+    onnx = require_onnx("importing ONNX")
+    if not isinstance(path, (str, os.PathLike)):
+        return path, "<model>"
+    source = os.fspath(path)
+    if os.path.isdir(source):
+        raise NNError(f"{source}: is a folder, not an ONNX file")
+    if not os.path.exists(source):
+        raise NNError(f"{source}: no such ONNX file")
+    try:
+        return onnx.load(source), source
+    except Exception as e:  # noqa: BLE001 - a file that is not a model: say so, no traceback
+        raise NNError(f"{source}: not a readable ONNX model ({type(e).__name__}: {e})") from None
+
+
 def load(path, backend: str = "numpy") -> OnnxFunction:
     """Read an ONNX file (or a ModelProto) into an `OnnxFunction`."""
-    onnx = require_onnx("importing ONNX")
-    if isinstance(path, (str, os.PathLike)):
-        source = os.fspath(path)
-        if not os.path.exists(source):
-            raise NNError(f"{source}: no such ONNX file")
-        try:
-            model = onnx.load(source)
-        except Exception as e:  # noqa: BLE001 - a file that is not a model: say so, no traceback
-            raise NNError(f"{source}: not a readable ONNX model ({type(e).__name__}: {e})") from None
-    else:
-        model, source = path, "<model>"
+    model, source = read_model(path)
     return OnnxFunction(model, source, backend)
