@@ -152,3 +152,11 @@ def test_cli_export_from_a_run_folder(tmp_path):
     assert (tmp_path / "x.csv").read_text() == "a,b\n1,2\n"
     r = nnc("export", src, "--weights", tmp_path / "run", "-o", tmp_path / "x.csv", "--force", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+
+
+def test_an_op_without_an_onnx_form_is_an_error_naming_it():
+    from nncompile.onnx.export import export_graph
+    g, _, _ = nncompile.trace(lambda p, y: nncompile.take_label(p, y), nncompile.f32[nncompile.B, 3],
+                              nncompile.i64[nncompile.B])
+    with pytest.raises(NNError, match="cannot export op 'take_label'"):
+        export_graph(g, {}, name="t")
