@@ -2,11 +2,9 @@
 become a .nn program and weights that predict as torch does; the round trip
 import -> fine-tune (init_from, frozen, lr_mult) -> export; and the messages for
 what the language cannot say."""
-import io
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ import nncompile  # noqa: E402
 from nncompile.errors import NNError  # noqa: E402
 from nncompile.onnx.layers import to_program  # noqa: E402
 from nncompile.runtime.weights import load_weights  # noqa: E402
+from torch_export import export  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,26 +53,6 @@ class MLP(nn.Module):
         return torch.softmax(self.out(h), -1)
 
 
-def export(module, x, path=None, fold=False):
-    torch.manual_seed(1)
-    module.eval()
-    for m in module.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            nn.init.normal_(m.weight)
-            nn.init.normal_(m.bias)
-            m.running_mean.normal_()
-            m.running_var.uniform_(0.5, 2.0)
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (x,), buf, dynamo=False, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, opset_version=17, do_constant_folding=fold,
-                          training=torch.onnx.TrainingMode.EVAL if fold else torch.onnx.TrainingMode.PRESERVE)
-    if path is not None:
-        Path(path).write_bytes(buf.getvalue())
-    return onnx.load_from_string(buf.getvalue())
-
-
 def nnc(*args, cwd):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "nncompile", *map(str, args)], capture_output=True, text=True,
@@ -101,7 +80,7 @@ def test_imported_program_predicts_as_torch(net, shape, fold):
 def test_import_fine_tune_export_round_trip(tmp_path):
     torch.manual_seed(0)
     module = DigitsCNN()
-    export(module, torch.randn(2, 1, 8, 8), tmp_path / "cnn.onnx")
+    export(module, torch.randn(2, 1, 8, 8), tmp_path / "cnn.onnx", fold=False)
     r = nnc("import", tmp_path / "cnn.onnx", "-o", tmp_path / "cnn.nn", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "agree with the ONNX graph" in r.stderr
@@ -163,13 +142,13 @@ def test_not_expressible_names_the_node_and_why(tmp_path):
     class Odd(nn.Module):
         def forward(self, x):
             return torch.cos(x)
-    export(Odd(), torch.randn(2, 4), tmp_path / "odd.onnx")
+    export(Odd(), torch.randn(2, 4), tmp_path / "odd.onnx", fold=False)
     r = nnc("import", tmp_path / "odd.onnx", "-o", tmp_path / "odd.nn", cwd=tmp_path)
     assert r.returncode == 2 and "(Cos, opset 17) has no layer" in r.stderr
 
 
 def test_import_keeps_files_it_did_not_write(tmp_path):
-    export(MLP(), torch.randn(2, 6), tmp_path / "m.onnx")
+    export(MLP(), torch.randn(2, 6), tmp_path / "m.onnx", fold=False)
     (tmp_path / "m.nn").write_text("model mine { input x: f32[1]\n dense out(1) }\n")
     r = nnc("import", tmp_path / "m.onnx", "-o", tmp_path / "m.nn", cwd=tmp_path)
     assert r.returncode == 2 and "--force" in r.stderr
@@ -192,4 +171,4 @@ def test_a_channels_first_output_is_refused():
         def forward(self, x):
             return self.c(x)
     with pytest.raises(NNError, match=r"output is an image"):
-        to_program(export(ConvOut(), torch.randn(2, 1, 5, 5)), "conv.onnx")
+        to_program(export(ConvOut(), torch.randn(2, 1, 5, 5), fold=False), "conv.onnx")

@@ -1,9 +1,6 @@
 """Networks built and exported by PyTorch (torch.onnx.export), imported with
 nc.onnx.load: predictions against torch's, and fine-tuning the imported
 function with the graph API's gradients."""
-import io
-import warnings
-
 import numpy as np
 import pytest
 
@@ -15,6 +12,7 @@ torch = pytest.importorskip("torch", reason=TORCH_REASON)
 nn = torch.nn
 
 import nncompile as nc  # noqa: E402
+from torch_export import export  # noqa: E402
 
 
 class MLP(nn.Module):
@@ -59,24 +57,6 @@ class ResNet(nn.Module):
         return self.fc(g)
 
 
-def export(module, x, fold=True):
-    module.eval()
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):    # statistics away from 0 and 1
-            nn.init.normal_(m.weight)
-            nn.init.normal_(m.bias)
-            m.running_mean.normal_()
-            m.running_var.uniform_(0.5, 2.0)
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (x,), buf, dynamo=False, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, opset_version=17,
-                          do_constant_folding=fold,
-                          training=torch.onnx.TrainingMode.EVAL if fold else torch.onnx.TrainingMode.PRESERVE)
-    return onnx.load_from_string(buf.getvalue())
-
-
 CASES = [(MLP, (10,)), (ConvNet, (3, 8, 8)), (ResNet, (1, 6, 6))]
 
 
@@ -86,7 +66,7 @@ def test_torch_models_predict_as_torch(net, shape, fold):
     torch.manual_seed(0)
     module = net()
     x = torch.randn(5, *shape)
-    model = export(module, x, fold)
+    model = export(module, x, fold=fold)
     f = nc.onnx.load(model)
     with torch.no_grad():
         for n in (5, 2):     # the batch axis is symbolic
