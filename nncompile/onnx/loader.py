@@ -15,7 +15,6 @@ is traced between two transposes (the graph API's images are channels last).
 """
 from __future__ import annotations
 
-import math
 import os
 from typing import Any, Callable, Optional
 
@@ -181,10 +180,6 @@ def _gemm(c, ins, a):
         bias = c.tensor(ins[2])
         y = y + (bias * beta if beta != 1.0 else bias)
     return y
-
-
-def _shape_of(x) -> tuple:
-    return tuple(x.shape)
 
 
 @row("Flatten")
@@ -471,15 +466,31 @@ class OnnxFunction:
             outs.append(v)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
+    def _named_fn(self):
+        """`fn` with a signature (params, <the inputs' names>), so that the traced graph's
+        inputs are named `params.<initializer>` and after the ONNX inputs."""
+        import inspect
+        import re
+        names: list[str] = []
+        for n in self.input_names:
+            k = re.sub(r"\W", "_", n)
+            k = k if k.isidentifier() and k != "params" else f"input_{len(names)}"
+            names.append(k if k not in names else f"{k}_{len(names)}")
+        P = inspect.Parameter
+        f = lambda params, *inputs: self.fn(params, *inputs)  # noqa: E731
+        f.__signature__ = inspect.Signature([P("params", P.POSITIONAL_OR_KEYWORD)] +
+                                            [P(k, P.POSITIONAL_OR_KEYWORD) for k in names])
+        f.__name__ = _graph_name(self.model)
+        return f
+
     def trace(self):
         """The IR graph (`nc.trace`): inputs `params.<name>` for the weights, then the model's inputs."""
         from ..api import trace
-        return trace(self.fn, self.params, *self.specs, name=_graph_name(self.model))[0]
+        return trace(self._named_fn(), self.params, *self.specs)[0]
 
     def jit(self, backend: Optional[str] = None, **kwargs):
         from ..api import jit
-        return jit(self.fn, self.params, *self.specs, backend=backend or self.backend,
-                   name=_graph_name(self.model), **kwargs)
+        return jit(self._named_fn(), self.params, *self.specs, backend=backend or self.backend, **kwargs)
 
     def __call__(self, *inputs, backend: Optional[str] = None):
         key = backend or self.backend

@@ -97,3 +97,17 @@ def test_the_imported_function_fine_tunes_with_the_graph_api():
         if k in names:
             np.testing.assert_allclose(g, names[k].grad.numpy(), rtol=1e-4, atol=1e-6)
     assert any(k in names for k in grads)
+
+
+def test_the_traced_graph_compiles_with_compile_graph():
+    torch.manual_seed(0)
+    module = ResNet()
+    x = torch.randn(4, 1, 6, 6)
+    f = nc.onnx.load(export(module, x, fold=False))
+    g = f.trace()
+    assert any(n.op == "conv2d" for n in g.nodes)
+    run = nc.compile_graph(g)
+    out = run(**{f"params.{k}": v for k, v in f.params.items()}, x=x.numpy())
+    with torch.no_grad():
+        np.testing.assert_allclose(out, module(x).numpy(), rtol=1e-4, atol=1e-5)
+    assert "opset 17" in repr(f) and f.input_names == ["x"]
