@@ -201,9 +201,39 @@ def _pool(b: _Builder, n: Node) -> str:
     return b.from_nchw(n, y)
 
 
-def export_graph(g: Graph, tensors: Mapping[str, np.ndarray], *, name: str, doc: str = ""):
+def _batchnorm_input(g: Graph, layer: str, nodes: list) -> Optional[Node]:
+    """The input of an inference batch norm layer's nodes, if they are the lowering's
+    (x - moving_mean) * 1/sqrt(moving_variance + eps) * gamma + beta; else None."""
+    mm, beta = g.inputs.get(f"{layer}.moving_mean"), g.inputs.get(f"{layer}.beta")
+    last = nodes[-1]
+    sub = next((n for n in nodes if n.op == "sub" and n.inputs[1] is mm), None)
+    if sub is None or last.op != "add" or last.inputs[1] is not beta or sub.inputs[0].layer == layer:
+        return None
+    return sub.inputs[0]
+
+
+def _emit_batchnorm(b: _Builder, g: Graph, n: Node, x: Node, args: tuple[float, float]) -> str:
+    """One BatchNormalization node (channels on axis 1) for the layer that ends in `n`;
+    `args`: (epsilon, momentum), the momentum kept for whoever trains the model next."""
+    ins = [b.names[g.inputs[f"{n.layer}.{k}"].id] for k in ("gamma", "beta", "moving_mean", "moving_variance")]
+    attrs = {"epsilon": float(args[0]), "momentum": float(args[1])}
+    r = len(x.shape)
+    if r == 2:
+        return b.node(n, "BatchNormalization", [b.name_of(x)] + ins, **attrs)
+    if r == 4:
+        return b.from_nchw(n, b.node(n, "BatchNormalization", [b.to_nchw(x)] + ins, **attrs))
+    to = [0, r - 1, *range(1, r - 1)]
+    back = [to.index(k) for k in range(r)]
+    y = b.node(n, "BatchNormalization", [b.node(n, "Transpose", [b.name_of(x)], perm=to)] + ins, **attrs)
+    return b.node(n, "Transpose", [y], perm=back)
+
+
+def export_graph(g: Graph, tensors: Mapping[str, np.ndarray], *, name: str, doc: str = "",
+                 batchnorms: Mapping[str, tuple[float, float]] = {}):
     """The ONNX ModelProto of inference graph `g`; `tensors` holds every param and
-    state input. Raises NNError naming the node for an op that has no ONNX form."""
+    state input; `batchnorms` names the batch norm layers (their epsilon and momentum),
+    each exported as one BatchNormalization node. Raises NNError naming the node
+    for an op that has no ONNX form."""
     onnx = require_onnx("exporting to ONNX")
     h = onnx.helper
     b = _Builder(onnx, g)
@@ -231,8 +261,18 @@ def export_graph(g: Graph, tensors: Mapping[str, np.ndarray], *, name: str, doc:
         else:
             dims = ["batch" if d == B else int(d) for d in node.shape]
             inputs.append(h.make_tensor_value_info(key, ONNX_DTYPE[node.dtype], dims))
-    for n in g.live_nodes():
+    live = g.live_nodes()
+    by_layer: dict[str, list[Node]] = {}
+    for n in live:
+        if n.layer in batchnorms and n.op != "input":
+            by_layer.setdefault(n.layer, []).append(n)
+    bn_in = {layer: _batchnorm_input(g, layer, nodes) for layer, nodes in by_layer.items()}
+    for n in live:
         if n.op == "input":
+            continue
+        if bn_in.get(n.layer) is not None:      # the layer's nodes: one BatchNormalization at its last
+            if n is by_layer[n.layer][-1]:
+                b.names[n.id] = _emit_batchnorm(b, g, n, bn_in[n.layer], batchnorms[n.layer])
             continue
         emit = EXPORT.get(n.op)
         if emit is None:
@@ -284,7 +324,9 @@ def export_program(program, tensors: Mapping[str, np.ndarray], path: Optional[st
     """The ONNX model of a Program's inference graph, written atomically to `path` if given."""
     g = program.graphs.unoptimized["predict"]
     src = program.ast.filename or "<string>"
-    model = export_graph(g, tensors, name=program.ast.model.name,
+    bns = {i.layer.name: (i.layer.args["epsilon"], i.layer.args["momentum"]) for i in program.graphs.infos
+           if i.layer.kind == "batchnorm"}
+    model = export_graph(g, tensors, name=program.ast.model.name, batchnorms=bns,
                          doc=f"model '{program.ast.model.name}' from {src}, exported by nncompile")
     onnx = require_onnx()
     onnx.checker.check_model(model, full_check=True)

@@ -38,8 +38,13 @@ class Val:
     """An ONNX value as the program sees it: the layer that makes it and its sample shape."""
     layer: str
     shape: tuple                    # without the batch; images as (H, W, C)
-    image: bool = False             # ONNX holds it as [N, C, H, W]
+    image: bool = False             # an image: ONNX holds it as [N, C, H, W], or [N, H, W, C] if nhwc
     chw: Optional[tuple] = None     # flattened from an image: ONNX's element order (C, H, W)
+    nhwc: bool = False              # channels last in ONNX too (Keras / tf2onnx models, our own exports)
+
+    def made_by(self, layer: str) -> "Val":
+        """The same value (shape, layout) as the output of `layer`."""
+        return Val(layer, self.shape, self.image, self.chw, self.nhwc)
 
 
 @dataclass
@@ -75,7 +80,6 @@ class Importer:
         self.names: set[str] = set()
         self.node = None
         self.input_name = "x"
-        self.skip: dict[str, str] = {}      # a bias Add folded into the MatMul before it -> the MatMul
 
     # --- helpers ------------------------------------------------------------------------------------
     def fail(self, why: str, hint: Optional[str] = None) -> NotExpressible:
@@ -149,8 +153,9 @@ class Importer:
         name = re.sub(r"\W", "_", vi.name)
         self.input_name = name if name and not name[0].isdigit() else "x"
         image = len(dims) == 3
-        shape = (dims[1], dims[2], dims[0]) if image else tuple(dims)
-        self.vals[vi.name] = Val(self.input_name, shape, image)
+        nhwc = input_is_nhwc(self.model)
+        shape = tuple(dims) if nhwc or not image else (dims[1], dims[2], dims[0])
+        self.vals[vi.name] = Val(self.input_name, shape, image, nhwc=nhwc)
         for nd in g.node:
             self.node = nd
             rule = RULES.get(nd.op_type)
@@ -208,23 +213,30 @@ def _matmul(imp: Importer, ins, a):
     w = imp.const(ins[1], "right operand")
     if w.ndim != 2:
         raise imp.fail(f"a right operand of rank {w.ndim}")
-    x = imp.val(ins[0])
-    # a bias Add that reads only this product folds into the dense layer
-    out = imp.node.output[0]
-    nxt = _only_user(imp, out)
-    b = None
-    if nxt is not None and nxt.op_type == "Add":
-        other = [i for i in nxt.input if i != out]
-        if len(other) == 1 and other[0] in imp.consts and imp.consts[other[0]].size == w.shape[1]:
-            b = imp.consts[other[0]].reshape(-1)
-            imp.skip[nxt.output[0]] = out
-    _dense(imp, x, w, b)
+    _dense(imp, imp.val(ins[0]), w, None)      # a bias Add after it folds in (_add)
 
 
-def _only_user(imp: Importer, name: str):
-    if imp.users.get(name, 0) != 1:
-        return None
-    return next((nd for nd in imp.model.graph.node if name in nd.input), None)
+def _fold_bias(imp: Importer, ins) -> bool:
+    """Add(layer output, stored vector) right after a dense or conv layer without a
+    bias, whose output nothing else reads: that layer's bias."""
+    consts = [i for i in ins if i in imp.consts]
+    if len(ins) != 2 or len(consts) != 1:
+        return False
+    x = imp.vals.get(next(i for i in ins if i not in imp.consts))
+    b = imp.consts[consts[0]]
+    last = imp.layers[-1] if imp.layers else None
+    if x is None or last is None or x.layer != last.name or last.kind not in ("dense", "conv2d"):
+        return False
+    channels = x.shape[-1]
+    # the bias's axis: the last one, or ONNX's channel axis 1 of an NCHW image ([C, 1, 1])
+    fits = b.shape in ((channels,), (1, channels)) if not (x.image and not x.nhwc) else b.shape == (channels, 1, 1)
+    value = [i for i in ins if i not in imp.consts][0]
+    if not fits or "use_bias=false" not in last.args or last.activation or imp.users.get(value, 0) != 1:
+        return False
+    last.args.remove("use_bias=false")
+    imp.weights[f"{last.name}.bias"] = np.ascontiguousarray(b.reshape(-1), np.float32)
+    imp.out(x)
+    return True
 
 
 def _same_or_valid(imp: Importer, a, hw, window, strides, dilation) -> str:
@@ -259,9 +271,42 @@ def _pair(v) -> str:
 
 def _image_in(imp: Importer, ins) -> Val:
     x = imp.val(ins[0])
-    if not x.image:
-        raise imp.fail(f"it needs an image [N, C, H, W], got a sample shape {list(x.shape)}")
+    if not x.image or x.nhwc:
+        raise imp.fail(f"it needs an image [N, C, H, W], got a sample shape {list(x.shape)}"
+                       f"{' held channels last' if x.nhwc else ''}")
     return x
+
+
+TO_NCHW, TO_NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
+
+
+def input_is_nhwc(model) -> bool:
+    """Whether the image input is channels last in the file: it goes only into
+    transposes to NCHW (tf2onnx's pattern, and nncompile's own exports)."""
+    g = model.graph
+    inits = {t.name for t in g.initializer}
+    vi = next(i for i in g.input if i.name not in inits)
+    readers = [nd for nd in g.node if vi.name in nd.input]
+    return (len(vi.type.tensor_type.shape.dim) == 4 and bool(readers)
+            and all(nd.op_type == "Transpose" and _perm(nd) == TO_NCHW for nd in readers))
+
+
+def _perm(node) -> Optional[list]:
+    return next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+
+
+def _transpose(imp: Importer, ins, a):
+    """Between channels first and last (the transposes around a channels-last
+    model's Conv and pooling nodes): no layer, the same image."""
+    x = imp.val(ins[0])
+    perm = list(a.get("perm", []))
+    if x.image and perm == (TO_NCHW if x.nhwc else TO_NHWC):
+        v = x.made_by(x.layer)
+        v.nhwc = not x.nhwc
+        imp.out(v)
+        return
+    raise imp.fail(f"perm={perm}: only the transposes between channels first and channels last of an image "
+                   "have no effect on layers")
 
 
 def _conv(imp: Importer, ins, a):
@@ -320,7 +365,7 @@ def _pool(kind: str):
 
 def _global(kind: str):
     def rule(imp: Importer, ins, a):
-        x = _image_in(imp, ins)
+        x = imp.val(ins[0]) if imp.node.op_type.startswith("Reduce") else _image_in(imp, ins)
         layer = imp.add_layer(kind, [], x)
         # ONNX keeps [N, C, 1, 1]: a flatten or reshape to [N, C] after it is the identity here
         imp.out(Val(layer.name, (x.shape[2],)))
@@ -335,7 +380,7 @@ def _spatial_reduce(kind: str, attr_until: int):
             axes = a.get("axes")
         else:
             axes = [int(v) for v in imp.const(ins[1], "axes").reshape(-1)] if len(ins) > 1 and ins[1] else None
-        if not x.image or axes is None or sorted(int(v) % 4 for v in axes) != [2, 3]:
+        if not x.image or axes is None or sorted(int(v) % 4 for v in axes) != ([1, 2] if x.nhwc else [2, 3]):
             raise imp.fail(f"a reduction over axes {axes}; only the mean or maximum over height and width of "
                            "an image (global pooling) has a layer")
         _global(kind)(imp, ins, a)
@@ -364,21 +409,22 @@ def _activation(imp: Importer, ins, a):
         imp.out(x)
         return
     layer = imp.add_layer("activation", [act], x)
-    imp.out(Val(layer.name, x.shape, x.image, x.chw))
+    imp.out(x.made_by(layer.name))
 
 
 def _batchnorm(imp: Importer, ins, a):
     if a.get("training_mode", 0):
         raise imp.fail("training_mode=1")
     x = imp.val(ins[0])
-    if not x.image and len(x.shape) != 1:
-        raise imp.fail(f"a value of shape {list(x.shape)}")
+    if not x.image and len(x.shape) != 1 or x.nhwc:
+        raise imp.fail(f"a value of shape {list(x.shape)}{' held channels last' if x.nhwc else ''}: ONNX "
+                       "normalizes axis 1")
     eps = float(a.get("epsilon", 1e-5))
     momentum = float(a.get("momentum", 0.9))
     layer = imp.add_layer("batchnorm", [_num(momentum), f"epsilon={_num(eps)}"], x)
     for key, i in (("gamma", 1), ("beta", 2), ("moving_mean", 3), ("moving_variance", 4)):
         imp.weights[f"{layer.name}.{key}"] = np.ascontiguousarray(imp.const(ins[i], key), np.float32)
-    imp.out(Val(layer.name, x.shape, x.image, x.chw))
+    imp.out(x.made_by(layer.name))
 
 
 def _flatten(imp: Importer, ins, a):
@@ -394,7 +440,7 @@ def _to_flat(imp: Importer, x: Val):
         return
     layer = imp.add_layer("flatten", [], x)
     h, w, c = x.shape
-    imp.out(Val(layer.name, (h * w * c,), chw=(c, h, w)))
+    imp.out(Val(layer.name, (h * w * c,), chw=None if x.nhwc else (c, h, w)))
 
 
 def _reshape(imp: Importer, ins, a):
@@ -411,7 +457,7 @@ def _merge(kind: str):
     def rule(imp: Importer, ins, a):
         xs = [imp.val(i) for i in ins]
         first = xs[0]
-        if any(v.shape != first.shape or v.image != first.image for v in xs):
+        if any(v.shape != first.shape or v.image != first.image or v.nhwc != first.nhwc for v in xs):
             raise imp.fail("its operands have different shapes (the language's merges do not broadcast)")
         args = ["from=[" + ", ".join(v.layer for v in xs) + "]"]
         if kind == "concat":
@@ -420,7 +466,7 @@ def _merge(kind: str):
             if axis == 0:
                 raise imp.fail("concat along the batch axis")
             # NCHW's axis 1 (channels) is the last axis here; H and W come first
-            axis = {1: -1, 2: 0, 3: 1}[axis] if first.image else axis - 1
+            axis = {1: -1, 2: 0, 3: 1}[axis] if first.image and not first.nhwc else axis - 1
             args.append(f"axis={axis}")
             shape = list(first.shape)
             shape[axis] = sum(v.shape[axis] for v in xs)
@@ -432,7 +478,7 @@ def _merge(kind: str):
         if kind == "concat" and any(v.chw is not None for v in xs):
             raise imp.fail("a concat of flattened images (their element order differs channels last)")
         layer = imp.add_layer(kind, args)
-        imp.out(Val(layer.name, shape, first.image, first.chw if kind != "concat" else None))
+        imp.out(Val(layer.name, shape, first.image, first.chw if kind != "concat" else None, first.nhwc))
     return rule
 
 
@@ -446,15 +492,12 @@ def _dropout(imp: Importer, ins, a):
     if len(ins) > 1 and ins[1]:
         rate = float(imp.const(ins[1], "ratio").reshape(()))
     layer = imp.add_layer("dropout", [_num(rate)], x)
-    imp.out(Val(layer.name, x.shape, x.image, x.chw))
+    imp.out(x.made_by(layer.name))
 
 
 def _add(imp: Importer, ins, a):
-    out = imp.node.output[0]
-    if out in imp.skip:     # the bias of the MatMul before it
-        imp.out(imp.vals[imp.skip[out]])
-        return
-    _merge("add")(imp, ins, a)
+    if not _fold_bias(imp, ins):
+        _merge("add")(imp, ins, a)
 
 
 RULES = {
@@ -464,7 +507,7 @@ RULES = {
     "Tanh": _activation, "Softmax": _activation, "LeakyRelu": _activation, "Gelu": _activation,
     "BatchNormalization": _batchnorm, "Flatten": _flatten, "Reshape": _reshape, "Add": _add,
     "Mul": _merge("multiply"), "Concat": _merge("concat"), "Identity": _identity, "Dropout": _dropout,
-    "ReduceMean": _spatial_reduce("global_avgpool2d", 18), "ReduceMax": _spatial_reduce("global_maxpool2d", 18),
+    "Transpose": _transpose, "ReduceMean": _spatial_reduce("global_avgpool2d", 18), "ReduceMax": _spatial_reduce("global_maxpool2d", 18),
 }
 
 
@@ -506,7 +549,7 @@ def check_program(text: str, weights: dict, model, samples: int = 4):
     state = {k: v for k, v in weights.items()}
     got = program.predict(state, x)
     ref = OnnxFunction(model, "<model>")
-    want = ref(x.transpose(0, 3, 1, 2) if len(shape) == 3 else x)
+    want = ref(x.transpose(0, 3, 1, 2) if len(shape) == 3 and not input_is_nhwc(model) else x)
     want = np.asarray(want).reshape(got.shape)
     diff = float(np.max(np.abs(got - want))) if got.size else 0.0
     if not diff <= 1e-4 * (1.0 + float(np.max(np.abs(want)))):

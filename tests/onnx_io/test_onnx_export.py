@@ -160,3 +160,31 @@ def test_an_op_without_an_onnx_form_is_an_error_naming_it():
                               nncompile.i64[nncompile.B])
     with pytest.raises(NNError, match="cannot export op 'take_label'"):
         export_graph(g, {}, name="t")
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_every_export_imports_back_as_the_same_program(path):
+    """export -> `nncompile import`'s conversion: the same layers, weights and predictions
+    (batch norm comes back from its BatchNormalization node, convolutions from between
+    their transposes)."""
+    from nncompile.onnx.layers import check_program, to_program
+    prog = nncompile.compile(str(path))
+    w = random_weights(prog)
+    model = prog.export_onnx(w)
+    text, w2 = to_program(model, path.name)
+    back, _ = check_program(text, w2, model)
+    kinds = lambda p: [layer.kind for layer in p.ast.model.layers if layer.kind not in ("dropout", "activation")]  # noqa: E731
+    assert kinds(back) == kinds(prog)
+    bn = [layer for layer in back.ast.model.layers if layer.kind == "batchnorm"]
+    assert all(layer.args["momentum"] == 0.99 and layer.args["epsilon"] == 1e-3 for layer in bn)
+    x = np.random.default_rng(3).normal(size=(6,) + tuple(prog.ast.model.input.shape)).astype(np.float32)
+    np.testing.assert_allclose(back.predict(w2, x), prog.predict(w, x), rtol=1e-5, atol=1e-6)
+
+
+def test_batch_norm_exports_as_one_node():
+    prog = nncompile.compile(str(ROOT / "examples" / "digits_cnn.nn"))
+    model = check_export(prog, random_weights(prog))
+    bn = [nd for nd in model.graph.node if nd.op_type == "BatchNormalization"]
+    assert len(bn) == 1 and bn[0].name.startswith("bn1/")
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in bn[0].attribute}
+    assert abs(attrs["epsilon"] - 1e-3) < 1e-9 and abs(attrs["momentum"] - 0.99) < 1e-7
