@@ -171,9 +171,11 @@ class Importer:
             raise NNError(f"{self.source}: the model's output is an image [N, C, H, W]; only flat outputs "
                           "are imported (their order would differ in channels last)")
         dim_text = ", ".join(str(d) for d in shape)
-        lines = [HEADER, f"# from {self.source} (opset {self.opset}); the weights are in the file beside it.",
-                 "# Images are channels last here: feed x as [N, H, W, C] (ONNX's [N, C, H, W] transposed).",
-                 f"model {_model_name(g.name)} {{", f"  {'input':<16} {self.input_name}: f32[{dim_text}]"]
+        lines = [HEADER, f"# from {self.source} (opset {self.opset}); the weights are in the file beside it."]
+        if image and not nhwc:
+            lines.append(f"# Images are channels last here: feed {self.input_name} as [N, H, W, C] (the ONNX "
+                         "model's [N, C, H, W] transposed).")
+        lines += [f"model {_model_name(g.name)} {{", f"  {'input':<16} {self.input_name}: f32[{dim_text}]"]
         lines += [f"  {layer.text()}" for layer in self.layers]
         lines.append("}")
         return "\n".join(lines) + "\n", self.weights

@@ -188,3 +188,52 @@ def test_batch_norm_exports_as_one_node():
     assert len(bn) == 1 and bn[0].name.startswith("bn1/")
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in bn[0].attribute}
     assert abs(attrs["epsilon"] - 1e-3) < 1e-9 and abs(attrs["momentum"] - 0.99) < 1e-7
+
+
+# ops that only training graphs hold (gradients, losses, masks, the flat parameter buffer)
+TRAINING_ONLY = {"input", "relu_grad", "leaky_grad", "gelu_grad", "gelu_tanh_grad", "clip_grad", "unreduce",
+                 "reduce_like", "softmax_xent", "softmax_xent_grad", "take_label", "onehot", "dropout_mask",
+                 "conv2d_grad_input", "conv2d_grad_filter", "maxpool2d_grad", "avgpool2d_grad", "slice_flat",
+                 "concat_flat"}
+
+
+def test_every_inference_op_of_the_ir_table_has_an_onnx_row():
+    """A new IR op that a layer or activation lowers to needs a row in onnx/export.py: EXPORT
+    (or, if only training graphs hold it, a place in TRAINING_ONLY)."""
+    from nncompile.ir.ops import OPS
+    from nncompile.onnx.export import EXPORT
+    missing = sorted(set(OPS) - set(EXPORT) - TRAINING_ONLY)
+    assert not missing, f"IR ops without an ONNX export row: {missing}"
+
+
+def test_the_rows_layers_do_not_use_against_onnxruntime():
+    """The EXPORT rows the layers never reach (comparisons, where, clip, cast, pad,
+    slice, argmax, the other reductions, ...), through a traced graph-API function."""
+    from nncompile.onnx.export import export_graph
+    nc = nncompile
+
+    def fn(x, z):
+        h = nc.where(nc.greater(x, 0.1), nc.square(x), nc.clip(x, -0.5, 0.5))
+        h = h + nc.equal(x, x) - nc.not_equal(x, z) * nc.greater_equal(z, x) + nc.sign(x) * nc.abs(z)
+        h = nc.maximum(nc.negative(h), nc.softplus(z)) + nc.gelu(x, approximate=True) + nc.leaky_relu(z, 0.3)
+        p = nc.pad(h[:, 1:3, :], ((0, 0), (1, 0), (0, 2)))              # [B, 3, 6]
+        t = p.transpose(0, 2, 1).reshape(nc.B, 18)
+        c = nc.concatenate([t, nc.cast(nc.argmax(t), nc.f32).reshape(nc.B, 1)], axis=1)
+        return (nc.log_softmax(c) + nc.sum(x, axis=(1, 2), keepdims=True).reshape(nc.B, 1),
+                nc.max(z, axis=1), nc.exp(nc.log(nc.abs(x) + 1.0)), nc.argmax(c))
+    specs = (nc.f32[nc.B, 4, 4], nc.f32[nc.B, 4, 4])
+    g, _, _ = nc.trace(fn, *specs)
+    ops = {n.op for n in g.nodes}
+    assert {"where", "greater", "equal", "not_equal", "greater_equal", "clip", "square", "sign", "abs", "neg",
+            "maximum", "softplus", "gelu_tanh", "leaky_relu", "pad", "slice", "transpose", "reshape", "concat",
+            "cast", "argmax", "log_softmax", "sum", "max", "exp", "log"} <= ops, ops
+    model = export_graph(g, {}, name="rows")
+    onnx.checker.check_model(model, full_check=True)
+    rng = np.random.default_rng(0)
+    x, z = rng.normal(size=(5, 4, 4)).astype(np.float32), rng.normal(size=(5, 4, 4)).astype(np.float32)
+    z[0, 0, :] = x[0, 0, :]     # equal and not_equal both ways
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"x": x, "z": z})
+    want = nc.jit(fn, *specs)(x, z)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
