@@ -231,7 +231,7 @@ def _emit_batchnorm(b: _Builder, g: Graph, n: Node, x: Node, args: tuple[float, 
 def export_graph(g: Graph, tensors: Mapping[str, np.ndarray], *, name: str, doc: str = "",
                  batchnorms: Mapping[str, tuple[float, float]] = {}):
     """The ONNX ModelProto of inference graph `g`; `tensors` holds every param and
-    state input; `batchnorms` names the batch norm layers (their epsilon and momentum),
+    state input (and any other input stored in the model, by name); `batchnorms` names the batch norm layers (their epsilon and momentum),
     each exported as one BatchNormalization node. Raises NNError naming the node
     for an op that has no ONNX form."""
     onnx = require_onnx("exporting to ONNX")
@@ -248,7 +248,7 @@ def export_graph(g: Graph, tensors: Mapping[str, np.ndarray], *, name: str, doc:
     for key, node in g.inputs.items():
         spec = g.input_specs[key]
         b.names[node.id] = key
-        if spec.role in ("param", "state"):
+        if spec.role in ("param", "state") or key in tensors:
             from ..ir.ops import NP_DTYPE
             a = np.asarray(tensors[key], NP_DTYPE[node.dtype])
             if tuple(a.shape) != tuple(node.shape):

@@ -492,6 +492,12 @@ class OnnxFunction:
         from ..api import jit
         return jit(self._named_fn(), self.params, *self.specs, backend=backend or self.backend, **kwargs)
 
+    def export(self, params=None, path=None, *, force: bool = False):
+        """The model with `params` (default: the file's) as a new ONNX model (nc.onnx.export)."""
+        from . import export
+        return export(self._named_fn(), self.params if params is None else params, *self.specs, path=path,
+                      force=force)
+
     def __call__(self, *inputs, backend: Optional[str] = None):
         key = backend or self.backend
         if key not in self._jitted:

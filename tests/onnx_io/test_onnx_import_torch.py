@@ -7,7 +7,7 @@ import pytest
 from extras import ONNX_REASON, TORCH_REASON
 
 onnx = pytest.importorskip("onnx", reason=ONNX_REASON)
-pytest.importorskip("onnxruntime", reason=ONNX_REASON)
+ort = pytest.importorskip("onnxruntime", reason=ONNX_REASON)
 torch = pytest.importorskip("torch", reason=TORCH_REASON)
 nn = torch.nn
 
@@ -111,3 +111,28 @@ def test_the_traced_graph_compiles_with_compile_graph():
     with torch.no_grad():
         np.testing.assert_allclose(out, module(x).numpy(), rtol=1e-4, atol=1e-5)
     assert "opset 17" in repr(f) and f.input_names == ["x"]
+
+
+def test_fine_tuned_imported_function_exports_again(tmp_path):
+    """load -> one Adam step with nc.optim -> m.export(params): onnxruntime on the new
+    file gives the function's predictions with the new weights."""
+    torch.manual_seed(0)
+    f = nc.onnx.load(export(ResNet(), torch.randn(2, 1, 6, 6), fold=False))
+    x = np.random.default_rng(0).normal(size=(6, 1, 6, 6)).astype(np.float32)
+    y = np.arange(6) % 5
+    opt = nc.optim.adam(lr=0.05)
+
+    def train_step(params, state, x, y):
+        loss = lambda p: nc.mean(nc.sparse_categorical_crossentropy(y, f.fn(p, x), from_logits=True))  # noqa: E731
+        value, grads = nc.value_and_grad(loss)(params)
+        params, state = opt.update(params, grads, state)
+        return params, state
+
+    step = nc.jit(train_step, f.params, opt.init(f.params), *f.specs, nc.i64[nc.B])
+    params, _ = step(f.params, opt.init(f.params), x, y)
+    assert not np.allclose(params["fc.weight"], f.params["fc.weight"])
+    f.export(params, tmp_path / "tuned.onnx")
+    model = onnx.load(str(tmp_path / "tuned.onnx"))
+    assert model.graph.input[0].name == "x" and model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, f.jit()(params, x), rtol=1e-4, atol=1e-5)
