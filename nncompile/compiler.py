@@ -259,7 +259,7 @@ class Program:
         parameters and the batch-norm state (as `load_weights` returns them). Needs
         `pip install 'nncompile[onnx]'` (docs/onnx.md). An existing file at `path` is
         replaced only if nncompile wrote it, or with force=True."""
-        from .onnx.export import export_program
+        from .onnx.exporter import export_program
         return export_program(self, params, path, force=force)
 
 

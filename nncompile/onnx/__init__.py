@@ -40,7 +40,7 @@ def export(fn, params, *specs, path=None, name=None, force: bool = False):
     import numpy as np
 
     from ..api import trace, tree
-    from .export import export_graph, write_model
+    from .exporter import export_graph, write_model
     g, _, _ = trace(fn, params, *specs, name=name)
     leaves, _ = tree.flatten(params)
     stored = {k: np.asarray(v) for k, (_, v) in zip(list(g.inputs)[:len(leaves)], leaves)}

@@ -8,7 +8,7 @@ import numpy as np
 
 def export_command(args, program) -> int:
     from ..runtime.weights import load_weights, resolve
-    from .export import export_program, write_model
+    from .exporter import export_program, write_model
     weights = load_weights(args.weights, program)
     model = export_program(program, weights)
     write_model(model, args.output, sources=[args.file, resolve(args.weights)], force=args.force)

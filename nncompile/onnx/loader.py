@@ -424,6 +424,13 @@ class OnnxFunction:
             self.input_names.append(vi.name)
             self.specs.append(dtype[(B, *dims[1:])])
         self.output_names = [o.name for o in g.output]
+        # a Constant node's float tensor is data like an initializer (PyTorch writes some
+        # tensors that way): a weight, so that it can be an operand (scalars stay numbers)
+        for nd in g.node:
+            if nd.op_type == "Constant":
+                arr = _constant(onnx, nd, _attrs(onnx, nd))
+                if np.issubdtype(arr.dtype, np.floating) and arr.size > 1:
+                    self.params[nd.output[0]] = np.array(arr, np.float32)
         for nd in g.node:
             if nd.domain not in ("", "ai.onnx"):
                 raise Unsupported(f"{source}: node '{nd.name or nd.output[0]}' ({nd.domain}.{nd.op_type}, opset "
@@ -446,7 +453,8 @@ class OnnxFunction:
             c.node = nd
             a = _attrs(onnx, nd)
             if nd.op_type == "Constant":
-                values[nd.output[0]] = _constant(onnx, nd, a)
+                if nd.output[0] not in params:      # a float tensor constant is a weight (see __init__)
+                    values[nd.output[0]] = _constant(onnx, nd, a)
                 continue
             try:
                 out = OPS[nd.op_type](c, list(nd.input), a)

@@ -155,7 +155,7 @@ def test_cli_export_from_a_run_folder(tmp_path):
 
 
 def test_an_op_without_an_onnx_form_is_an_error_naming_it():
-    from nncompile.onnx.export import export_graph
+    from nncompile.onnx.exporter import export_graph
     g, _, _ = nncompile.trace(lambda p, y: nncompile.take_label(p, y), nncompile.f32[nncompile.B, 3],
                               nncompile.i64[nncompile.B])
     with pytest.raises(NNError, match="cannot export op 'take_label'"):
@@ -198,10 +198,10 @@ TRAINING_ONLY = {"input", "relu_grad", "leaky_grad", "gelu_grad", "gelu_tanh_gra
 
 
 def test_every_inference_op_of_the_ir_table_has_an_onnx_row():
-    """A new IR op that a layer or activation lowers to needs a row in onnx/export.py: EXPORT
+    """A new IR op that a layer or activation lowers to needs a row in onnx/exporter.py: EXPORT
     (or, if only training graphs hold it, a place in TRAINING_ONLY)."""
     from nncompile.ir.ops import OPS
-    from nncompile.onnx.export import EXPORT
+    from nncompile.onnx.exporter import EXPORT
     missing = sorted(set(OPS) - set(EXPORT) - TRAINING_ONLY)
     assert not missing, f"IR ops without an ONNX export row: {missing}"
 
@@ -209,7 +209,7 @@ def test_every_inference_op_of_the_ir_table_has_an_onnx_row():
 def test_the_rows_layers_do_not_use_against_onnxruntime():
     """The EXPORT rows the layers never reach (comparisons, where, clip, cast, pad,
     slice, argmax, the other reductions, ...), through a traced graph-API function."""
-    from nncompile.onnx.export import export_graph
+    from nncompile.onnx.exporter import export_graph
     nc = nncompile
 
     def fn(x, z):

@@ -279,3 +279,23 @@ def test_missing_file_and_garbage(tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"\x00\x01garbage")
     with pytest.raises(NNError, match="not a readable ONNX model"):
         nc.onnx.load(tmp_path / "bad.onnx")
+
+
+def test_constant_nodes_as_operands_and_shapes():
+    """A float Constant tensor is an operand (a weight); an int64 one a static shape."""
+    from onnx import TensorProto, helper, numpy_helper
+    x = arr(2, 3, 4)
+    w = arr(12)
+    nodes = [helper.make_node("Constant", [], ["s"], value=numpy_helper.from_array(np.array([0, 12], np.int64))),
+             helper.make_node("Constant", [], ["w"], value=numpy_helper.from_array(w)),
+             helper.make_node("Constant", [], ["k"], value_float=2.0),
+             helper.make_node("Reshape", ["x", "s"], ["r"]),
+             helper.make_node("Mul", ["r", "w"], ["m"]),
+             helper.make_node("Add", ["m", "k"], ["y0"])]
+    g = helper.make_graph(nodes, "c", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4])],
+                          [helper.make_tensor_value_info("y0", TensorProto.FLOAT, ["N", 12])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
+    m.ir_version = 8
+    got = compare(m, {"x": x})
+    np.testing.assert_allclose(got, x.reshape(2, 12) * w + 2.0, rtol=1e-6)
+    assert "w" in nc.onnx.load(m).params
