@@ -27,6 +27,12 @@ TO_NCHW, TO_NHWC = (0, 3, 1, 2), (0, 2, 3, 1)
 ONNX_DTYPE = {"f32": 1, "i64": 7, "f64": 11}     # TensorProto.FLOAT, INT64, DOUBLE
 
 
+def onnx_dtype(dtype: str) -> int:
+    if dtype not in ONNX_DTYPE:
+        raise NNError(f"the IR dtype {dtype} has no ONNX export here (exported: {', '.join(ONNX_DTYPE)})")
+    return ONNX_DTYPE[dtype]
+
+
 class _Builder:
     """The ONNX graph being built: nodes, initializers, and each IR node's value name."""
 
@@ -98,7 +104,7 @@ _simple("log_softmax", "LogSoftmax", axis=-1)
 EXPORT["transpose"] = lambda b, n: b.node(n, "Transpose", [b.name_of(n.inputs[0])], perm=list(n.attrs["perm"]))
 EXPORT["leaky_relu"] = lambda b, n: b.node(n, "LeakyRelu", [b.name_of(n.inputs[0])], alpha=float(n.attrs["alpha"]))
 EXPORT["square"] = lambda b, n: b.node(n, "Mul", [b.name_of(n.inputs[0])] * 2)
-EXPORT["cast"] = lambda b, n: b.node(n, "Cast", [b.name_of(n.inputs[0])], to=ONNX_DTYPE[n.attrs["dtype"]])
+EXPORT["cast"] = lambda b, n: b.node(n, "Cast", [b.name_of(n.inputs[0])], to=onnx_dtype(n.attrs["dtype"]))
 EXPORT["argmax"] = lambda b, n: b.node(n, "ArgMax", [b.name_of(n.inputs[0])], axis=-1, keepdims=0)
 EXPORT["concat"] = lambda b, n: b.node(n, "Concat", [b.name_of(i) for i in n.inputs], axis=int(n.attrs["axis"]))
 
@@ -123,7 +129,7 @@ def _compare(b: _Builder, n: Node) -> str:
         mask = b.node(n, "Not", [b.node(n, "Equal", ins)])
     else:
         mask = b.node(n, {"equal": "Equal", "greater": "Greater", "greater_equal": "GreaterOrEqual"}[n.op], ins)
-    return b.node(n, "Cast", [mask], to=ONNX_DTYPE[n.dtype])     # the IR's comparisons are 0/1 numbers
+    return b.node(n, "Cast", [mask], to=onnx_dtype(n.dtype))     # the IR's comparisons are 0/1 numbers
 
 
 @_row("where")
@@ -260,7 +266,7 @@ def export_graph(g: Graph, tensors: Mapping[str, np.ndarray], *, name: str, doc:
             b.inits.append(onnx.numpy_helper.from_array(a, key))
         else:
             dims = ["batch" if d == B else int(d) for d in node.shape]
-            inputs.append(h.make_tensor_value_info(key, ONNX_DTYPE[node.dtype], dims))
+            inputs.append(h.make_tensor_value_info(key, onnx_dtype(node.dtype), dims))
     live = g.live_nodes()
     by_layer: dict[str, list[Node]] = {}
     for n in live:
@@ -285,7 +291,7 @@ def export_graph(g: Graph, tensors: Mapping[str, np.ndarray], *, name: str, doc:
         src = b.name_of(node)
         b.nodes.append(h.make_node("Identity", [src], [oname], name=f"{oname}:Identity"))
         dims = ["batch" if d == B else int(d) for d in node.shape]
-        outputs.append(h.make_tensor_value_info(oname, ONNX_DTYPE[node.dtype], dims))
+        outputs.append(h.make_tensor_value_info(oname, onnx_dtype(node.dtype), dims))
     graph = h.make_graph(_drop_cancelling(b.nodes), name, inputs, outputs, initializer=b.inits)
     model = h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET)], producer_name="nncompile",
                          doc_string=doc)

@@ -172,3 +172,32 @@ def test_a_channels_first_output_is_refused():
             return self.c(x)
     with pytest.raises(NNError, match=r"output is an image"):
         to_program(export(ConvOut(), torch.randn(2, 1, 5, 5), fold=False), "conv.onnx")
+
+
+def test_dropout_and_unfused_activations_become_layers():
+    """Gemm -> Dropout(0.25) -> Relu (the dropout between them: an activation layer) ->
+    MatMul + Add (a dense layer and its bias) -> Softmax (folded into it)."""
+    from onnx import TensorProto, helper, numpy_helper
+    from nncompile.onnx.layers import check_program
+    rng = np.random.default_rng(0)
+    w1, b1, w2, b2 = (rng.normal(size=s).astype(np.float32) for s in ((5, 4), (5,), (5, 3), (3,)))
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], name="hidden", transB=1, alpha=0.5),
+             helper.make_node("Dropout", ["h", "r"], ["d"], name="drop"),
+             helper.make_node("Relu", ["d"], ["a"], name="act"),
+             helper.make_node("MatMul", ["a", "w2"], ["m"], name="out/MatMul"),
+             helper.make_node("Add", ["m", "b2"], ["z"], name="out/Add"),
+             helper.make_node("Softmax", ["z"], ["y"], name="out/Softmax", axis=-1)]
+    inits = [numpy_helper.from_array(v, k) for k, v in
+             (("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2), ("r", np.array(0.25, np.float32)))]
+    g = helper.make_graph(nodes, "hand", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], initializer=inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    text, weights = to_program(model, "hand.onnx")
+    assert "dense            hidden(5)" in text and "dropout          drop(0.25)" in text
+    assert "activation       act(relu)" in text and "dense            out(3, softmax)" in text
+    prog, _ = check_program(text, weights, model)
+    x = rng.normal(size=(4, 4)).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(prog.predict(weights, x), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(weights["hidden.weight"], 0.5 * w1.T)     # alpha folded in
