@@ -136,3 +136,18 @@ def test_fine_tuned_imported_function_exports_again(tmp_path):
     assert model.graph.input[0].name == "x" and model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_allclose(got, f.jit()(params, x), rtol=1e-4, atol=1e-5)
+
+
+def test_gelu_from_opset_20_both_forms():
+    """PyTorch writes GELU as a Gelu node from opset 20 (before it, with Erf: not supported)."""
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(4, 6), nn.GELU(), nn.Linear(6, 3), nn.GELU(approximate="tanh"))
+    x = torch.randn(5, 4) * 2
+    model = export(module, x, opset=20)
+    assert [nd.op_type for nd in model.graph.node].count("Gelu") == 2
+    with torch.no_grad():
+        np.testing.assert_allclose(nc.onnx.load(model)(x.numpy()), module(x).numpy(), rtol=1e-4, atol=1e-5)
+    from nncompile.onnx.layers import check_program, to_program
+    text, w = to_program(model, "gelu.onnx")
+    assert "gelu(approximate=true)" in text
+    check_program(text, w, model)
