@@ -63,7 +63,9 @@ class Layer:
 
 class Importer:
     def __init__(self, model, source: str):
+        from .loader import fuse_erf_gelu
         onnx = require_onnx("importing ONNX")
+        model = fuse_erf_gelu(model)
         self.onnx, self.model, self.source = onnx, model, source
         g = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
@@ -497,6 +499,11 @@ def _dropout(imp: Importer, ins, a):
     imp.out(x.made_by(layer.name))
 
 
+def _constant(imp: Importer, ins, a):
+    from .loader import constant_value as value
+    imp.consts[imp.node.output[0]] = value(imp.onnx, imp.node, a)
+
+
 def _add(imp: Importer, ins, a):
     if not _fold_bias(imp, ins):
         _merge("add")(imp, ins, a)
@@ -509,7 +516,8 @@ RULES = {
     "Tanh": _activation, "Softmax": _activation, "LeakyRelu": _activation, "Gelu": _activation,
     "BatchNormalization": _batchnorm, "Flatten": _flatten, "Reshape": _reshape, "Add": _add,
     "Mul": _merge("multiply"), "Concat": _merge("concat"), "Identity": _identity, "Dropout": _dropout,
-    "Transpose": _transpose, "ReduceMean": _spatial_reduce("global_avgpool2d", 18), "ReduceMax": _spatial_reduce("global_maxpool2d", 18),
+    "Transpose": _transpose, "Constant": _constant, "ReduceMean": _spatial_reduce("global_avgpool2d", 18),
+    "ReduceMax": _spatial_reduce("global_maxpool2d", 18),
 }
 
 

@@ -15,6 +15,7 @@ is traced between two transposes (the graph API's images are channels last).
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Callable, Optional
 
@@ -366,7 +367,7 @@ OPS["GlobalMaxPool"] = _global("max")
 
 # --- the model ---------------------------------------------------------------------------------------
 
-def _constant(onnx, node, a) -> np.ndarray:
+def constant_value(onnx, node, a) -> np.ndarray:
     if "value" in a:
         return onnx.numpy_helper.to_array(a["value"])
     for key, dt in (("value_float", np.float32), ("value_floats", np.float32), ("value_int", np.int64),
@@ -386,8 +387,9 @@ class OnnxFunction:
     """
 
     def __init__(self, model, source: str, backend: str = "numpy"):
-        self.model, self.source, self.backend = model, source, backend
         onnx = require_onnx("importing ONNX")
+        model = fuse_erf_gelu(model)
+        self.model, self.source, self.backend = model, source, backend
         self._onnx = onnx
         g = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
@@ -428,7 +430,7 @@ class OnnxFunction:
         # tensors that way): a weight, so that it can be an operand (scalars stay numbers)
         for nd in g.node:
             if nd.op_type == "Constant":
-                arr = _constant(onnx, nd, _attrs(onnx, nd))
+                arr = constant_value(onnx, nd, _attrs(onnx, nd))
                 if np.issubdtype(arr.dtype, np.floating) and arr.size > 1:
                     self.params[nd.output[0]] = np.array(arr, np.float32)
         for nd in g.node:
@@ -454,7 +456,7 @@ class OnnxFunction:
             a = _attrs(onnx, nd)
             if nd.op_type == "Constant":
                 if nd.output[0] not in params:      # a float tensor constant is a weight (see __init__)
-                    values[nd.output[0]] = _constant(onnx, nd, a)
+                    values[nd.output[0]] = constant_value(onnx, nd, a)
                 continue
             try:
                 out = OPS[nd.op_type](c, list(nd.input), a)
@@ -530,6 +532,62 @@ def _graph_name(model) -> str:
     import re
     name = re.sub(r"\W", "_", model.graph.name or "onnx_model")
     return name if name and not name[0].isdigit() else f"m_{name}"
+
+
+def fuse_erf_gelu(model):
+    """PyTorch writes the exact GELU before opset 20 as x * (erf(x / sqrt 2) + 1) * 0.5
+    (Div, Erf, Add, Mul, Mul): a copy of the model with each such chain one Gelu node,
+    which both importers read (there is no Erf in the IR)."""
+    onnx = require_onnx("importing ONNX")
+    g = model.graph
+    consts = {t.name: onnx.numpy_helper.to_array(t) for t in g.initializer}
+    for nd in g.node:
+        if nd.op_type == "Constant":
+            consts[nd.output[0]] = constant_value(onnx, nd, _attrs(onnx, nd))
+    users: dict[str, list] = {}
+    for nd in g.node:
+        for i in nd.input:
+            users.setdefault(i, []).append(nd)
+    outputs = {o.name for o in g.output}
+
+    def only_user(name):
+        us = users.get(name, [])
+        return us[0] if len(us) == 1 and name not in outputs else None
+
+    def other(nd, name):
+        rest = [i for i in nd.input if i != name]
+        return rest[0] if len(rest) == 1 else None
+
+    def is_const(name, value):
+        v = consts.get(name)
+        return v is not None and v.size == 1 and abs(float(v.reshape(())) - value) <= 1e-4 * abs(value)
+
+    replace: dict[int, object] = {}
+    drop: set[int] = set()
+    for div in g.node:
+        if div.op_type != "Div" or len(div.input) != 2 or not is_const(div.input[1], math.sqrt(2.0)):
+            continue
+        x = div.input[0]
+        erf = only_user(div.output[0])
+        add = erf is not None and erf.op_type == "Erf" and only_user(erf.output[0])
+        if not add or add.op_type != "Add" or not is_const(other(add, erf.output[0]), 1.0):
+            continue
+        mul = only_user(add.output[0])
+        if mul is None or mul.op_type != "Mul" or other(mul, add.output[0]) != x:
+            continue
+        half = only_user(mul.output[0])
+        if half is None or half.op_type != "Mul" or not is_const(other(half, mul.output[0]), 0.5):
+            continue
+        replace[id(div)] = onnx.helper.make_node("Gelu", [x], [half.output[0]], name=(half.name or div.name) + "/gelu")
+        drop |= {id(erf), id(add), id(mul), id(half)}
+    if not replace:
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    nodes = [replace.get(id(nd), nd) for nd in g.node if id(nd) not in drop]
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    return out
 
 
 def read_model(path):

@@ -138,16 +138,19 @@ def test_fine_tuned_imported_function_exports_again(tmp_path):
     np.testing.assert_allclose(got, f.jit()(params, x), rtol=1e-4, atol=1e-5)
 
 
-def test_gelu_from_opset_20_both_forms():
-    """PyTorch writes GELU as a Gelu node from opset 20 (before it, with Erf: not supported)."""
+@pytest.mark.parametrize("opset", [17, 20])
+def test_gelu_both_forms(opset):
+    """PyTorch writes GELU as a Gelu node from opset 20; before it, the exact one as
+    x * (erf(x / sqrt 2) + 1) * 0.5 (read as one Gelu) and the tanh one spelled out."""
     torch.manual_seed(0)
-    module = nn.Sequential(nn.Linear(4, 6), nn.GELU(), nn.Linear(6, 3), nn.GELU(approximate="tanh"))
+    module = nn.Sequential(nn.Linear(4, 6), nn.GELU(), nn.Linear(6, 3),
+                           nn.GELU(approximate="tanh" if opset >= 20 else "none"))
     x = torch.randn(5, 4) * 2
-    model = export(module, x, opset=20)
-    assert [nd.op_type for nd in model.graph.node].count("Gelu") == 2
+    model = export(module, x, opset=opset)
+    assert [nd.op_type for nd in model.graph.node].count("Gelu" if opset >= 20 else "Erf") == 2
     with torch.no_grad():
         np.testing.assert_allclose(nc.onnx.load(model)(x.numpy()), module(x).numpy(), rtol=1e-4, atol=1e-5)
     from nncompile.onnx.layers import check_program, to_program
     text, w = to_program(model, "gelu.onnx")
-    assert "gelu(approximate=true)" in text
+    assert ("gelu(approximate=true)" if opset >= 20 else "(6, gelu)") in text
     check_program(text, w, model)
