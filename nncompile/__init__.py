@@ -17,7 +17,8 @@ from .compiler import Program, compile
 from .errors import CompileError, DataError, NNError, SourceLoc, TrainingError, WeightsError
 from .api import *  # noqa: F401,F403  (the graph API: nc.jit, nc.f32, nc.B, nc.relu, ...)
 from .api import __all__ as _api
+from . import onnx  # noqa: E402  (nc.onnx.load; the onnx package itself is imported when used)
 
 __all__ = ["compile", "Program", "CompileError", "DataError", "NNError", "SourceLoc", "TrainingError",
-           "WeightsError", *_api]
+           "WeightsError", "onnx", *_api]
 __version__ = "0.1.0"

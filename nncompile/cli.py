@@ -1,4 +1,4 @@
-"""`nncompile` command line: run | check | summary | dump | predict | evaluate.
+"""`nncompile` command line: run | check | summary | dump | predict | evaluate | export | import.
 
 Every mistake in the user's input is printed as `file:line:col: error: ...`
 with the source line and a caret, and exits with status 2; no traceback.
@@ -86,6 +86,18 @@ def _parser() -> argparse.ArgumentParser:
                     help="a .csv (header; target columns as in the train block, or --target) or .npz (x, y); "
                          "default: the train block's data")
     ev.add_argument("--target", metavar="COLS", help="with a CSV: the target column(s), comma-separated")
+    ex = add("export", "write the inference graph with trained weights as an ONNX model (docs/onnx.md)")
+    ex.add_argument("--weights", required=True, metavar="W", help="a weights_*.npz file or a run folder")
+    ex.add_argument("-o", "--output", required=True, metavar="OUT", help="the .onnx file to write")
+    ex.add_argument("--force", action="store_true",
+                    help="replace OUT even if it is not an ONNX model that nncompile wrote")
+    im = sub.add_parser("import", help="write an ONNX model that is a layer graph as a .nn program and weights",
+                        description="write an ONNX model that is a layer graph as a .nn program and weights "
+                                    "(docs/onnx.md)")
+    im.add_argument("file", help="the .onnx model")
+    im.add_argument("-o", "--output", required=True, metavar="OUT.nn", help="the .nn program to write")
+    im.add_argument("--weights-out", metavar="W.npz", help="the weights file (default: OUT.npz beside OUT.nn)")
+    im.add_argument("--force", action="store_true", help="replace files that nncompile import did not write")
     return p
 
 
@@ -208,6 +220,9 @@ def _load(args):
 
 
 def _dispatch(args) -> int:
+    if args.cmd == "import":
+        from .onnx.cli import import_command
+        return import_command(args)
     if args.cmd == "dump" and args.stage == "ast":
         from .frontend.parser import parse_file
         from pprint import pformat
@@ -253,6 +268,9 @@ def _dispatch(args) -> int:
         return _predict(args, program)
     if args.cmd == "evaluate":
         return _evaluate(args, program)
+    if args.cmd == "export":
+        from .onnx.cli import export_command
+        return export_command(args, program)
     return 2
 
 

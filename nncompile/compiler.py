@@ -255,6 +255,15 @@ class Program:
         from .runtime.report import summary
         return summary(self)
 
+    def export_onnx(self, params: Mapping[str, np.ndarray], path=None, *, force: bool = False):
+        """The inference graph (batch norm on the running statistics, no dropout) as an
+        ONNX model; written atomically to `path` when given. `params` holds the
+        parameters and the batch-norm state (as `load_weights` returns them). Needs
+        `pip install 'nncompile[onnx]'` (docs/onnx.md). An existing file at `path` is
+        replaced only if nncompile wrote it, or with force=True."""
+        from .onnx.exporter import export_program
+        return export_program(self, params, path, force=force)
+
 
 def compile(path_or_source: str, backend: str = "numpy", **kwargs) -> Program:
     """Compile a `.nn` file (a path) or `.nn` source text into a Program."""

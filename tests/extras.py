@@ -29,6 +29,7 @@ HAVE_MATPLOTLIB = installed("matplotlib")
 TORCH_REASON = "needs torch (the reference for gradients and optimizers): pip install -e '.[test]'"
 TRITON_REASON = "needs torch and triton (the GPU backend, run here under the interpreter): pip install -e '.[triton]'"
 MATPLOTLIB_REASON = "needs matplotlib (the curves.png plot): pip install -e '.[plots]'"
+ONNX_REASON = "needs onnx and onnxruntime (ONNX export and import): pip install -e '.[onnx]'"
 
 needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason=TORCH_REASON)
 needs_triton = pytest.mark.skipif(not HAVE_TRITON, reason=TRITON_REASON)
