@@ -61,6 +61,10 @@ MODELS = {
     # gelu, leaky relu, layer norm, l1/l2 penalties, mse, adamw
     "mse_adamw": src(["dense h(8, gelu, l2=0.01, l1=0.001)", "layernorm ln", "dense h2(5, leaky_relu)",
                       "dense o(2)"], "mse", "adamw(lr=0.01)", metrics="[mse, mae]"),
+    # Keras's other activations (issue 16)
+    "keras_activations": src(["dense h(8, elu(0.5))", "dense h2(8, selu)", "dense h3(8, swish)",
+                              "dense h4(8, softsign)", "dense h5(6, hard_sigmoid)", "dense h6(6, softplus)",
+                              "dense o(2, exponential)"], "mse", "adam(lr=0.01)", metrics="[mse]"),
     # mae, plain sgd, no bias
     "mae_sgd": src(["dense h(8, relu, use_bias=false)", "dense o(2)"], "mae", "sgd(lr=0.05)",
                    metrics="[mae]"),

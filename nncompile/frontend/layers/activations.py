@@ -24,6 +24,20 @@ def _gelu(g, h, approximate: bool):
     return g.emit("gelu_tanh" if approximate else "gelu", h)
 
 
+# Keras's selu constants (Klambauer et al. 2017)
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def _selu(g, h):
+    return g.emit("mul", g.emit("elu", h, alpha=SELU_ALPHA), g.const(SELU_SCALE, h.dtype))
+
+
+def _hard_sigmoid(g, h):
+    # Keras 3: relu6(x + 3) / 6
+    return g.emit("div", g.emit("clip", g.emit("add", h, g.const(3.0, h.dtype)), lo=0.0, hi=6.0),
+                  g.const(6.0, h.dtype))
+
+
 @dataclass(frozen=True)
 class Activation:
     name: str
@@ -59,8 +73,17 @@ ACTIVATIONS = {a.name: a for a in (
     Activation("leaky_relu", "leaky_relu", args=(
         Arg("negative_slope", Float(0.0), 0.2, "the slope for x < 0", positional=True, aliases=("alpha",)),),
         attr={"negative_slope": "alpha"}, doc="x for x > 0, else negative_slope * x (Keras's default slope 0.2)"),
+    Activation("elu", "elu", args=(
+        Arg("alpha", Float(), 1.0, "the scale of the negative part", positional=True),),
+        doc="x for x > 0, else alpha * (exp(x) - 1)"),
+    Activation("selu", None, emit=_selu, doc="`scale * elu(x, alpha)`, alpha = 1.67326, scale = 1.05070 (Keras's)"),
+    Activation("silu", "silu", doc="x * sigmoid(x) (`swish` is the same)"),
+    Activation("softplus", "softplus", doc="log(1 + exp(x))"),
+    Activation("softsign", "softsign", doc="x / (1 + |x|)"),
+    Activation("hard_sigmoid", None, emit=_hard_sigmoid, doc="`relu6(x + 3) / 6` (Keras 3's; Keras 2's slope was 0.2)"),
+    Activation("exponential", "exp", doc="exp(x)"),
 )}
-ALIASES = {"none": "linear"}
+ALIASES = {"none": "linear", "swish": "silu"}
 
 
 def _canonical(act: Activation, values: dict) -> str:
