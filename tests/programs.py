@@ -79,9 +79,11 @@ def scale(base: int) -> int:
 
 ACTS = ("relu", "sigmoid", "tanh", "softmax", "linear", "gelu", "leaky_relu")
 # as written; the checked value of the last two is the canonical call text (activations.resolve)
+# (exponential is left out: stacked, it overflows float32 on random data)
 HIDDEN_ACTS = ("relu", "sigmoid", "tanh", "linear", "gelu", "leaky_relu", "none", "gelu(approximate=true)",
-               "leaky_relu(0.05)")
-CANONICAL_ACT = {"none": "linear", "leaky_relu(0.05)": "leaky_relu(negative_slope=0.05)"}
+               "leaky_relu(0.05)", "elu", "elu(0.5)", "selu", "silu", "swish", "softplus", "softsign", "hard_sigmoid")
+CANONICAL_ACT = {"none": "linear", "leaky_relu(0.05)": "leaky_relu(negative_slope=0.05)", "elu(0.5)": "elu(alpha=0.5)",
+                 "swish": "silu"}
 
 
 def canonical_act(act: str) -> str:
@@ -497,6 +499,8 @@ def program_specs(draw, *, image: bool = True, max_hidden: int = 3, allow_dropou
             params["momentum"] = _num(draw, 0.0, 0.9)
         if opt != "sgd" and draw(st.booleans()):
             params["eps"] = _num(draw, 1e-10, 1e-3, log=True)
+    if draw(st.integers(0, 3)) == 0:   # gradient clipping: one way at most (Keras)
+        params[draw(st.sampled_from(("clipnorm", "global_clipnorm", "clipvalue")))] = _num(draw, 0.01, 2.0, log=True)
     metrics = draw(st.lists(st.sampled_from(["accuracy", "mse", "mae"]), unique=True, max_size=3))
     spec = ProgramSpec(shape, layers, loss, from_logits, units, (units,), opt, params, metrics)
 

@@ -39,7 +39,10 @@ def _act(h, fn):
     return {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
             "softmax": lambda t: torch.softmax(t, -1), "linear": lambda t: t,
             "gelu": lambda t: F.gelu(t, approximate="tanh" if params.get("approximate") else "none"),
-            "leaky_relu": lambda t: F.leaky_relu(t, params.get("negative_slope"))}[act.name](h)
+            "leaky_relu": lambda t: F.leaky_relu(t, params.get("negative_slope")),
+            "elu": lambda t: F.elu(t, params.get("alpha")), "selu": F.selu, "silu": F.silu, "softplus": F.softplus,
+            "softsign": F.softsign, "hard_sigmoid": lambda t: F.relu6(t + 3) / 6, "exponential": torch.exp,
+            }[act.name](h)
 
 
 def torch_forward(ast, p, x):

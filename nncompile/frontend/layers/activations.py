@@ -79,7 +79,7 @@ ACTIVATIONS = {a.name: a for a in (
     Activation("selu", None, emit=_selu, doc="`scale * elu(x, alpha)`, alpha = 1.67326, scale = 1.05070 (Keras's)"),
     Activation("silu", "silu", doc="x * sigmoid(x) (`swish` is the same)"),
     Activation("softplus", "softplus", doc="log(1 + exp(x))"),
-    Activation("softsign", "softsign", doc="x / (1 + |x|)"),
+    Activation("softsign", "softsign", doc="x / (1 + abs(x))"),
     Activation("hard_sigmoid", None, emit=_hard_sigmoid, doc="`relu6(x + 3) / 6` (Keras 3's; Keras 2's slope was 0.2)"),
     Activation("exponential", "exp", doc="exp(x)"),
 )}

@@ -159,6 +159,25 @@ def _lr(default: float) -> Arg:
                aliases=("learning_rate",), label="lr (learning rate)")
 
 
+def _one_way_of_clipping(scope: Scope) -> None:
+    given = [k for k in CLIPPING if scope.values[k] is not None]
+    if len(given) > 1:
+        raise scope.err(f"{given[0]} and {given[1]} are both set; gradients are clipped one way",
+                        scope.raw[given[1]].loc, hint=f"keep one of {', '.join(CLIPPING)}")
+
+
+# Keras 3's clipping arguments of every optimizer (passes/optimizer.py: clip_gradients).
+# Keras refuses clipnorm with global_clipnorm and silently ignores clipvalue beside
+# either; here any two are an error
+CLIP_ARGS = (
+    Arg("clipnorm", Float(0.0, lo_open=True), None,
+        "clip each gradient to this L2 norm, by its own norm: `g * c / max(norm(g), c)`"),
+    Arg("global_clipnorm", Float(0.0, lo_open=True), None,
+        "clip all gradients together to this L2 norm: `g * c / max(N, c)`, N the norm of them all"),
+    Arg("clipvalue", Float(0.0, lo_open=True), None, "clip each gradient element to `[-c, c]`"),
+)
+CLIPPING = tuple(a.name for a in CLIP_ARGS)
+
 MOMENTUM = Arg("momentum", Float(0.0, 1.0, hi_open=True), 0.0, "momentum (0: none)")
 EPS = Arg("eps", Float(0.0, lo_open=True), 1e-7, "added to the denominator, outside the square root",
           aliases=("epsilon",))
@@ -167,13 +186,15 @@ ADAM = Spec("adam", (
     Arg("beta1", Float(0.0, 1.0, hi_open=True), 0.9, "decay of the first-moment estimate", aliases=("beta_1",)),
     Arg("beta2", Float(0.0, 1.0, hi_open=True), 0.999, "decay of the second-moment estimate", aliases=("beta_2",)),
     EPS,
-), doc="Adam, with the bias-corrected learning rate")
+    *CLIP_ARGS,
+), doc="Adam, with the bias-corrected learning rate", rules=(_one_way_of_clipping,))
 OPTIMIZERS = {s.name: s for s in (
     Spec("sgd", (
         _lr(0.01),
         MOMENTUM,
         Arg("nesterov", Bool(), False, "Nesterov momentum (needs momentum > 0)"),
-    ), doc="stochastic gradient descent", rules=(_nesterov_needs_momentum,)),
+        *CLIP_ARGS,
+    ), doc="stochastic gradient descent", rules=(_nesterov_needs_momentum, _one_way_of_clipping)),
     ADAM,
     ADAM.extend("adamw", Arg("weight_decay", Float(0.0), 0.004, "decoupled weight decay, scaled by lr"),
                 doc="Adam with decoupled weight decay"),
@@ -182,7 +203,8 @@ OPTIMIZERS = {s.name: s for s in (
         Arg("rho", Float(0.0, 1.0, hi_open=True), 0.9, "decay of the mean square"),
         MOMENTUM,
         replace(EPS, doc="added to the mean square, inside the square root (Keras 3's formula)"),
-    ), doc="RMSprop as Keras 3: `v = rho v + (1 - rho) g^2`, `p -= lr g / sqrt(v + eps)` (PyTorch's "
+        *CLIP_ARGS,
+    ), rules=(_one_way_of_clipping,), doc="RMSprop as Keras 3: `v = rho v + (1 - rho) g^2`, `p -= lr g / sqrt(v + eps)` (PyTorch's "
            "RMSprop adds eps outside the square root: the two differ, most where v is small)"),
 )}
 
@@ -383,4 +405,4 @@ TRAIN = Spec("train", (
 ))
 
 __all__ = ["TRAIN", "LOSSES", "CROSSENTROPY", "OPTIMIZERS", "SCHEDULES", "SPLIT", "EARLY_STOPPING", "WEIGHTS",
-           "METRICS", "logged_metrics", "resolve_mode"]
+           "METRICS", "CLIPPING", "logged_metrics", "resolve_mode"]
