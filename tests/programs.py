@@ -19,15 +19,16 @@ What is drawn:
 * an input of 1 to 3 dimensions (each 1..4); on image-shaped activations the
   layer kinds that accept them, then `flatten`;
 * 0..`max_hidden` hidden layers (dense / dropout / batchnorm / layernorm /
-  activation / flatten), each written with random positional and key arguments
+  activation / flatten; every activation but exponential), each written with random positional and key arguments
   (aliases, `none`, quoted strings, trailing commas, explicit or automatic
   names), L1/L2, initializers, `use_bias`, and on layers with parameters now
   and then `frozen=true` or `lr_mult`;
 * an output that matches the loss (softmax, sigmoid or logits with
-  `from_logits=true`, for each of the five losses), optionally as a separate
-  `activation` layer and with a trailing dropout;
+  `from_logits=true`, for each of the five losses; a cross-entropy now and then
+  with `label_smoothing`), optionally as a separate `activation` layer and with
+  a trailing dropout;
 * a train block: every optimizer with random in-range hyper-parameters (lr by
-  position or key), metrics (a list or a bare name), epochs, batch size,
+  position or key) and now and then one way of gradient clipping, metrics (a list or a bare name), epochs, batch size,
   log_every, seed, validation (`split(...)` or a number), early stopping with a
   monitor drawn from the logged metrics, a learning-rate schedule, augmentation
   (noise; flip and crop on image inputs), synthetic data of the right size;
@@ -120,6 +121,7 @@ class ProgramSpec:
     metrics: list
     settings: dict = field(default_factory=dict)   # epochs, batch_size, ..., data, schedule, augment
     source: str = ""
+    label_smoothing: float = 0.0                   # cross-entropies
 
     @property
     def features(self) -> int:
@@ -503,6 +505,8 @@ def program_specs(draw, *, image: bool = True, max_hidden: int = 3, allow_dropou
         params[draw(st.sampled_from(("clipnorm", "global_clipnorm", "clipvalue")))] = _num(draw, 0.01, 2.0, log=True)
     metrics = draw(st.lists(st.sampled_from(["accuracy", "mse", "mae"]), unique=True, max_size=3))
     spec = ProgramSpec(shape, layers, loss, from_logits, units, (units,), opt, params, metrics)
+    if loss.endswith("crossentropy") and draw(st.integers(0, 3)) == 0:
+        spec.label_smoothing = _num(draw, 0.0, 0.5)
 
     lines = [f"model {draw(st.sampled_from(['m', 'net', 'model_1']))} {{",
              f"  input x: f32[{', '.join(map(str, shape))}]"]
@@ -523,7 +527,9 @@ def program_specs(draw, *, image: bool = True, max_hidden: int = 3, allow_dropou
 
 def _train_block(draw, spec: ProgramSpec) -> list:
     opt, params, metrics, loss, units = spec.optimizer, spec.opt_params, spec.metrics, spec.loss, spec.out_units
-    tl = [f"  loss = {loss}" + ("(from_logits=true)" if spec.from_logits else "")]
+    largs = (["from_logits=true"] if spec.from_logits else []) + (
+        [f"label_smoothing={_fmt(spec.label_smoothing)}"] if spec.label_smoothing else [])
+    tl = [f"  loss = {loss}" + (f"({', '.join(largs)})" if largs else "")]
     if params:
         items = [f"{k}={_fmt(v)}" for k, v in params.items()]
         if "lr" in params and draw(st.booleans()):

@@ -731,13 +731,28 @@ def _clipped_log(p: Tensor) -> Tensor:
     return _emit("log", _emit("clip", p, lo=EPS_PROB, hi=1.0 - EPS_PROB))
 
 
+def _smoothed(y: Tensor, label_smoothing: float, k: float) -> Tensor:
+    """Keras's smoothed targets y (1 - ls) + ls / k (k: the classes; 2 for binary)."""
+    ls = float(label_smoothing)
+    if not 0.0 <= ls <= 1.0:
+        raise fail(f"label_smoothing is in [0, 1], got {label_smoothing}")
+    if ls == 0.0:
+        return y
+    return _emit("add", _emit("mul", y, as_tensor(1.0 - ls, y.trace, y.dtype)), as_tensor(ls / k, y.trace, y.dtype))
+
+
 @api("sparse_categorical_crossentropy")
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False,
+                                    label_smoothing: float = 0.0) -> Tensor:
     """-log p[y] per sample: integer labels y_true [B], predictions [B, classes]
     (probabilities, clipped to [1e-7, 1 - 1e-7]; or logits with from_logits=True,
-    then one stable fused kernel)."""
+    then one stable fused kernel). With label_smoothing, the labels' one-hot rows
+    smoothed as categorical_crossentropy's (as PyTorch's cross_entropy)."""
     y, p = _t(y_true), _float(_t(y_pred))
     _check_labels("sparse_categorical_crossentropy", y, p)
+    if label_smoothing:
+        onehot = _emit("onehot", y, depth=p.shape[-1], dtype=p.dtype)
+        return categorical_crossentropy(onehot, p, from_logits, label_smoothing)
     if from_logits:
         if p.ndim == 2:
             return _emit("softmax_xent", p, y)
@@ -746,20 +761,24 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -
 
 
 @api("categorical_crossentropy")
-def categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
-    """-sum(y * log p) over the last axis, for one-hot (or soft) targets."""
+def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0) -> Tensor:
+    """-sum(y * log p) over the last axis, for one-hot (or soft) targets (smoothed:
+    y (1 - ls) + ls / classes, as Keras)."""
     y, p = _pair(_float(_t(y_true)), _float(_t(y_pred)))
     _same_shape("categorical_crossentropy", y, p)
+    y = _smoothed(y, label_smoothing, p.shape[-1] if p.ndim else 1)
     logp = _emit("log_softmax", p) if from_logits else _clipped_log(p)
     return _emit("neg", _emit("sum", _emit("mul", y, logp), axes=(p.ndim - 1,), keepdims=False))
 
 
 @api("binary_crossentropy")
-def binary_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
+def binary_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0) -> Tensor:
     """Mean over the last axis of -(y log p + (1-y) log(1-p)); with from_logits,
-    softplus(z) - z*y (finite for any logit)."""
+    softplus(z) - z*y (finite for any logit); smoothed targets y (1 - ls) + ls / 2
+    (Keras)."""
     y, p = _pair(_float(_t(y_true)), _float(_t(y_pred)))
     _same_shape("binary_crossentropy", y, p)
+    y = _smoothed(y, label_smoothing, 2.0)
     if from_logits:
         t = _emit("sub", _emit("softplus", p), _emit("mul", p, y))
     else:

@@ -113,12 +113,19 @@ def build_loss(g: Graph, prog: ast.Program, mo: ModelOut, y: Node) -> Node:
     E, c = g.emit, g.const
     all_axes = lambda n: tuple(range(len(n.shape)))
     with g.at(spec.loc, "loss"):
-        if spec.name == "sparse_categorical_crossentropy":
+        ls = spec.label_smoothing
+        if spec.name == "sparse_categorical_crossentropy" and not ls:
             data = E("mean", E("neg", E("take_label", _log_probs(g, mo, spec), y)), axes=(0,), keepdims=False)
-        elif spec.name == "categorical_crossentropy":
+        elif spec.name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
+            if y.dtype == "i64":     # sparse labels, smoothed: as their one-hot rows
+                y = E("onehot", y, depth=mo.out.shape[-1], dtype=mo.out.dtype)
+            if ls:                   # Keras: y (1 - ls) + ls / K
+                y = E("add", E("mul", y, c(1.0 - ls)), c(ls / mo.out.shape[-1]))
             per = E("sum", E("mul", y, _log_probs(g, mo, spec)), axes=(-1,), keepdims=False)
             data = E("neg", E("mean", per, axes=(0,), keepdims=False))
         elif spec.name == "binary_crossentropy":
+            if ls:                   # Keras: y (1 - ls) + ls / 2
+                y = E("add", E("mul", y, c(1.0 - ls)), c(0.5 * ls))
             z = mo.logits if (mo.final_activation == "sigmoid" and mo.logits is not None
                               and not spec.from_logits) else (mo.out if spec.from_logits else None)
             if z is not None:

@@ -96,11 +96,15 @@ def torch_loss(ast, p, x, y):
             return torch.log_softmax(out, -1)
         return torch.log(torch.clamp(out, EPS_PROB, 1 - EPS_PROB))
 
-    if spec.name == "sparse_categorical_crossentropy":
+    ls, k = spec.label_smoothing, out.shape[-1]
+    if spec.name == "sparse_categorical_crossentropy" and ls:
+        data = -((F.one_hot(y, k).to(out.dtype) * (1 - ls) + ls / k) * log_probs()).sum(-1).mean()
+    elif spec.name == "sparse_categorical_crossentropy":
         data = -log_probs().gather(-1, y.unsqueeze(-1)).mean()
     elif spec.name == "categorical_crossentropy":
-        data = -(y * log_probs()).sum(-1).mean()
+        data = -((y * (1 - ls) + ls / k) * log_probs()).sum(-1).mean()
     elif spec.name == "binary_crossentropy":
+        y = y * (1 - ls) + 0.5 * ls
         z = pre if (last == "sigmoid" and pre is not None and not spec.from_logits) else (
             out if spec.from_logits else None)
         if z is not None:

@@ -113,9 +113,10 @@ CROSSENTROPY = ("binary_crossentropy", "categorical_crossentropy", "sparse_categ
 
 
 def _only_crossentropy_logits(scope: Scope) -> None:
-    if scope.values["from_logits"]:
-        raise scope.err(f"from_logits only applies to cross-entropy losses, not {scope.spec.name}",
-                        scope.raw["from_logits"].loc)
+    for key in ("from_logits", "label_smoothing"):
+        if scope.values[key]:
+            raise scope.err(f"{key} only applies to cross-entropy losses, not {scope.spec.name}",
+                            scope.raw[key].loc)
 
 
 def _logits_need_linear_output(scope: Scope) -> None:
@@ -130,7 +131,10 @@ def _logits_need_linear_output(scope: Scope) -> None:
 
 FROM_LOGITS = Arg("from_logits", Bool(), False,
                   "the model's output is logits (its last activation is linear); cross-entropy losses only")
-LOSSES = {name: Spec(name, (FROM_LOGITS,), doc, rules=(
+LABEL_SMOOTHING = Arg("label_smoothing", Float(0.0, 1.0), 0.0,
+                      "targets `y (1 - ls) + ls / K` over K classes (binary: `y (1 - ls) + ls / 2`), as Keras; "
+                      "cross-entropy losses only (sparse labels as their one-hot rows, as PyTorch)")
+LOSSES = {name: Spec(name, (FROM_LOGITS, LABEL_SMOOTHING), doc, rules=(
     _logits_need_linear_output if name in CROSSENTROPY else _only_crossentropy_logits,)) for name, doc in (
     ("mse", "mean squared error"),
     ("mae", "mean absolute error"),
@@ -144,7 +148,8 @@ def read_loss(scope: Scope, v, what: str) -> LossSpec:
     name_v, args = (v.name, v.args) if isinstance(v, RCall) else (v, [])
     name = scope.reader.get_choice(name_v, "loss", tuple(LOSSES))
     call = LOSSES[name].call(scope, args, f"loss {name}", v.loc)
-    return LossSpec(name=name, from_logits=call.values["from_logits"], loc=v.loc)
+    return LossSpec(name=name, from_logits=call.values["from_logits"], loc=v.loc,
+                    label_smoothing=call.values["label_smoothing"])
 
 
 # ------------------------------------------------------------------ optimizers
@@ -385,7 +390,7 @@ def read_metrics(scope: Scope, v, what: str) -> tuple[str, ...]:
 TRAIN = Spec("train", (
     Arg("data", Setting(read_data, "a data source (§5.1)"), None,
         "the training data; without it the runner must be given data"),
-    Arg("loss", Setting(read_loss, "a loss name, or `NAME(from_logits=true)`"), doc="the training objective",
+    Arg("loss", Setting(read_loss, "a loss name, or a call `NAME(from_logits=true, label_smoothing=0.1)`"), doc="the training objective",
         example="add e.g.  loss = mse"),
     Arg("optimizer", Setting(read_optimizer, "an optimizer name or call (§5.2)"), doc="the update rule",
         example="add e.g.  optimizer = adam(lr=0.001)"),
