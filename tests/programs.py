@@ -21,7 +21,7 @@ What is drawn:
 * 0..`max_hidden` hidden layers (dense / dropout / batchnorm / layernorm /
   activation / flatten; every activation but exponential), each written with random positional and key arguments
   (aliases, `none`, quoted strings, trailing commas, explicit or automatic
-  names), L1/L2, initializers, `use_bias`, and on layers with parameters now
+  names), L1/L2, initializers (with arguments too), `use_bias`, and on layers with parameters now
   and then `frozen=true` or `lr_mult`;
 * an output that matches the loss (softmax, sigmoid or logits with
   `from_logits=true`, for each of the five losses; a cross-entropy now and then
@@ -85,6 +85,14 @@ HIDDEN_ACTS = ("relu", "sigmoid", "tanh", "linear", "gelu", "leaky_relu", "none"
                "leaky_relu(0.05)", "elu", "elu(0.5)", "selu", "silu", "swish", "softplus", "softsign", "hard_sigmoid")
 CANONICAL_ACT = {"none": "linear", "leaky_relu(0.05)": "leaky_relu(negative_slope=0.05)", "elu(0.5)": "elu(alpha=0.5)",
                  "swish": "silu"}
+
+
+# kernel initializers as written -> their checked value
+INITS = {i: i for i in ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros", "lecun_uniform",
+                        "lecun_normal", "orthogonal", "variance_scaling")}
+INITS.update({"truncated_normal(stddev=0.1)": "truncated_normal(stddev=0.1)", "orthogonal(0.5)": "orthogonal(gain=0.5)",
+              "variance_scaling(2.0, mode=fan_out, distribution=uniform)":
+              "variance_scaling(scale=2, mode=fan_out, distribution=uniform)"})
 
 
 def canonical_act(act: str) -> str:
@@ -185,9 +193,9 @@ def _dense(draw, shape, *, units=None, act=None, **_):
         kw += [("l1", l1), ("l2", l2)]
         a.update(l1=l1, l2=l2)
     if draw(st.booleans()):
-        init = draw(st.sampled_from(["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros"]))
+        init = draw(st.sampled_from(sorted(INITS)))
         kw.append((draw(st.sampled_from(["init", "kernel_initializer"])), init))
-        a["init"] = init
+        a["init"] = INITS[init]
     if draw(st.integers(0, 4)) == 0:
         kw.append(("use_bias", False))
         a["use_bias"] = False

@@ -80,3 +80,13 @@ def test_activation_arguments_are_checked():
         _act_program("selu(2)")
     with pytest.raises(CompileError, match="alpha"):
         _act_program("elu(alpha=true)")
+
+
+def test_summary_and_graph_name_the_activation_as_checked():
+    from nncompile.graphviz import render
+    p = nncompile.compile("model m {\n  input x: f32[6]\n  dense h(5, elu(0.5))\n  activation(swish)\n}\n")
+    text = p.summary()
+    assert "h (dense, elu(alpha=0.5))" in text and "(activation, silu)" in text
+    for fmt in ("svg", "html"):
+        picture = render(p, "layers", fmt)
+        assert "elu(alpha=0.5)" in picture and "silu" in picture, fmt

@@ -3,21 +3,17 @@
 An activation is written as a name (`relu`, `gelu`) or, where it takes
 arguments, as a call (`gelu(approximate=true)`, `leaky_relu(0.1)`), the
 arguments checked against the activation's `Spec` like any call's. The checked
-value is a string: the bare name when every argument has its default, else the
-canonical call text (`leaky_relu(negative_slope=0.1)`), so labels, summaries
-and saved settings show what runs; `resolve` turns that string back into the
-row and its arguments.
+value is a string (`specs/calls.py`): the bare name when every argument has its
+default, else the canonical call text (`leaky_relu(negative_slope=0.1)`);
+`resolve` turns that string back into the row and its arguments.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable, Optional
 
-from ..raw import RCall, RName, RStr, describe
-from ..specs import Arg, ArgType, Bool, Float, Spec
-from ..values import fmt
+from ..specs import Arg, Bool, Float, Spec
+from ..specs.calls import CallChoice, parse_call
 
 
 def _gelu(g, h, approximate: bool):
@@ -86,57 +82,16 @@ ACTIVATIONS = {a.name: a for a in (
 ALIASES = {"none": "linear", "swish": "silu"}
 
 
-def _canonical(act: Activation, values: dict) -> str:
-    given = [(a.name, values[a.name]) for a in act.args if values[a.name] != a.default]
-    if not given:
-        return act.name
-    text = ", ".join(f"{k}={'true' if v is True else 'false' if v is False else fmt(v)}" for k, v in given)
-    return f"{act.name}({text})"
-
-
-_CALL = re.compile(r"^(\w+)(?:\((.*)\))?$")
-
-
-@lru_cache(maxsize=None)
-def _resolve(fn: str) -> tuple[Activation, tuple]:
-    m = _CALL.match(fn)
-    if m is None or ALIASES.get(m.group(1), m.group(1)) not in ACTIVATIONS:
-        raise KeyError(f"not an activation: {fn!r}")
-    act = ACTIVATIONS[ALIASES.get(m.group(1), m.group(1))]
-    values = {a.name: a.default for a in act.args}
-    for item in filter(None, (m.group(2) or "").split(",")):
-        k, v = (s.strip() for s in item.split("="))
-        values[k] = v == "true" if v in ("true", "false") else float(v)
-    return act, tuple(values.items())
-
-
 def resolve(fn: str) -> tuple[Activation, dict]:
     """The row and the arguments of a checked activation value (`gelu`,
     `leaky_relu(negative_slope=0.1)`)."""
-    act, values = _resolve(fn)
-    return act, dict(values)
+    name, given = parse_call(fn)
+    act = ACTIVATIONS.get(ALIASES.get(name, name))
+    if act is None:
+        raise KeyError(f"not an activation: {fn!r}")
+    return act, {**{a.name: a.default for a in act.args}, **given}
 
 
-class ActivationType(ArgType):
-    """The argument type of every `activation` / `fn` argument: a name, or a call
-    of an activation that takes arguments."""
-
-    def read(self, scope, v, label):
-        if isinstance(v, RCall):
-            name = scope.reader.get_choice(v.name, label, tuple(ACTIVATIONS), ALIASES, "activation")
-            act = ACTIVATIONS[name]
-            if not act.args:
-                raise scope.err(f"activation {name} takes no arguments", v.loc,
-                                hint=f"write it without parentheses: {name}")
-            call = act.spec.call(scope, v.args, f"activation {name}", v.loc)
-            return _canonical(act, call.values)
-        if not isinstance(v, (RName, RStr)):
-            raise scope.err(f"{label} must be an activation name, got {describe(v)}", v.loc,
-                            hint="expected one of: " + ", ".join(ACTIVATIONS))
-        return scope.reader.get_choice(v, label, tuple(ACTIVATIONS), ALIASES, "activation")
-
-    def describe(self):
-        return "an activation"
-
-
-ACTIVATION = ActivationType()
+# the argument type of every `activation` / `fn` argument: a name, or a call of an
+# activation that takes arguments
+ACTIVATION = CallChoice(lambda: {k: a.spec for k, a in ACTIVATIONS.items()}, ALIASES, "activation")

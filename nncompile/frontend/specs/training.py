@@ -209,8 +209,9 @@ OPTIMIZERS = {s.name: s for s in (
         MOMENTUM,
         replace(EPS, doc="added to the mean square, inside the square root (Keras 3's formula)"),
         *CLIP_ARGS,
-    ), rules=(_one_way_of_clipping,), doc="RMSprop as Keras 3: `v = rho v + (1 - rho) g^2`, `p -= lr g / sqrt(v + eps)` (PyTorch's "
-           "RMSprop adds eps outside the square root: the two differ, most where v is small)"),
+    ), rules=(_one_way_of_clipping,),
+        doc="RMSprop as Keras 3: `v = rho v + (1 - rho) g^2`, `p -= lr g / sqrt(v + eps)` (PyTorch's "
+            "RMSprop adds eps outside the square root: the two differ, most where v is small)"),
 )}
 
 
@@ -390,7 +391,8 @@ def read_metrics(scope: Scope, v, what: str) -> tuple[str, ...]:
 TRAIN = Spec("train", (
     Arg("data", Setting(read_data, "a data source (§5.1)"), None,
         "the training data; without it the runner must be given data"),
-    Arg("loss", Setting(read_loss, "a loss name, or a call `NAME(from_logits=true, label_smoothing=0.1)`"), doc="the training objective",
+    Arg("loss", Setting(read_loss, "a loss name, or a call `NAME(from_logits=true, label_smoothing=0.1)`"),
+        doc="the training objective",
         example="add e.g.  loss = mse"),
     Arg("optimizer", Setting(read_optimizer, "an optimizer name or call (§5.2)"), doc="the update rule",
         example="add e.g.  optimizer = adam(lr=0.001)"),
