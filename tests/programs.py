@@ -18,6 +18,7 @@ What is drawn:
 
 * an input of 1 to 3 dimensions (each 1..4); on image-shaped activations the
   layer kinds that accept them, then `flatten`;
+* now and then a `normalization` first (it reads the input);
 * 0..`max_hidden` hidden layers (dense / dropout / batchnorm / layernorm /
   activation / flatten; every activation but exponential), each written with random positional and key arguments
   (aliases, `none`, quoted strings, trailing commas, explicit or automatic
@@ -206,6 +207,12 @@ def _dense(draw, shape, *, units=None, act=None, **_):
 def _dropout(draw, shape, *, allow_dropout=True, **_):
     r = draw(st.sampled_from([0.0, 0.1, 0.5, 0.9])) if allow_dropout else 0.0
     return dict(rate=r), [("rate", r)], []
+
+
+# adapted to the training data, so it reads the input: drawn only as the first layer
+@layer_kind("normalization", flat_weight=0)
+def _normalization(draw, shape, **_):
+    return {}, [], []
 
 
 @layer_kind("batchnorm", params=True, flat_weight=1, image_weight=1)
@@ -452,6 +459,8 @@ def program_specs(draw, *, image: bool = True, max_hidden: int = 3, allow_dropou
         layers.append(spec)
         cur = spec.out_shape
 
+    if "normalization" in allowed and draw(st.integers(0, 5)) == 0:
+        add("normalization")
     # image-shaped activations: the kinds that take them, then flatten
     while len(cur) > 1:
         for _ in range(draw(st.integers(0, 2))):

@@ -46,6 +46,10 @@ def layer_infos(prog: ast.Program) -> list[LayerInfo]:
                                source=prog.source)
         fail = lambda msg, hint=None, L=L: CompileError(msg, L.loc, source=prog.source, hint=hint)  # noqa: E731
         sources = kind.inputs(L) or (previous,)
+        if kind.adapts and tuple(sources) != (inp.name,):
+            raise fail(f"{L.kind} layer '{L.name}' is adapted to the training data, so it reads the model's "
+                       f"input '{inp.name}', not '{sources[0]}'",
+                       hint=f"put it first in the model, or write from={inp.name}")
         shaped = kind.infer(L, [shapes[n] for n in sources], fail)
         params = [ParamDecl(p.name, p.shape, p.init, p.role, p.layer, not L.frozen, float(L.lr_mult))
                   if p.role == "param" else p for p in shaped.params]
