@@ -351,6 +351,8 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
                 init, transfer = load_initial_weights(program, t.init_from)
         if session.record is not None or session.resume is not None:
             session.check_data(data_fingerprint(train, val))   # refuses a resume on changed data
+        if session.record is not None:
+            session.record.labels = train.label_names
         trainer = program.trainer(seed=session.seed, params=init)
         if session.resume is not None:
             check_compatible(session.resume_from or "the checkpoint", session.resume, trainer)
