@@ -28,7 +28,8 @@ __all__ = [
     "add", "subtract", "multiply", "divide", "negative", "power", "maximum", "minimum", "matmul",
     "square", "sqrt", "exp", "log", "abs", "sign", "clip", "cast",
     # activations
-    "relu", "sigmoid", "tanh", "softplus", "leaky_relu", "gelu", "softmax", "log_softmax",
+    "relu", "sigmoid", "tanh", "softplus", "leaky_relu", "gelu", "softmax", "log_softmax", "elu", "selu", "silu",
+    "swish", "softsign", "hard_sigmoid",
     # comparisons
     "equal", "not_equal", "greater", "greater_equal", "less", "less_equal", "where",
     # reductions
@@ -222,6 +223,32 @@ def leaky_relu(x, negative_slope: float = 0.2, *, alpha: Optional[float] = None)
     """x for x > 0, else negative_slope * x (Keras's name; alpha is accepted as an alias)."""
     slope = negative_slope if alpha is None else alpha
     return _emit("leaky_relu", _float(_t(x)), alpha=float(slope))
+
+
+def _keras_activation(name: str, doc: str):
+    """nc.<name>: the `.nn` language's activation row (frontend/layers/activations.py)."""
+    from ..frontend.layers.activations import ACTIVATIONS
+
+    @api(name)
+    def fn(x, **params) -> Tensor:
+        x = _float(_t(x))
+        act = ACTIVATIONS[name]
+        unknown = set(params) - {a.name for a in act.args}
+        if unknown:
+            raise fail(f"nc.{name}: unknown argument {', '.join(sorted(unknown))}")
+        values = {a.name: float(params.get(a.name, a.default)) for a in act.args}
+        return Tensor(act.lower(x.trace.graph, x.node, values), x.trace)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc
+    return fn
+
+
+elu = _keras_activation("elu", "x for x > 0, else alpha * (exp(x) - 1); elu(x, alpha=1.0).")
+selu = _keras_activation("selu", "scale * elu(x, alpha), Keras's constants.")
+silu = _keras_activation("silu", "x * sigmoid(x) (nc.swish is the same).")
+swish = silu
+softsign = _keras_activation("softsign", "x / (1 + |x|).")
+hard_sigmoid = _keras_activation("hard_sigmoid", "relu6(x + 3) / 6 (Keras 3).")
 
 
 @api("clip")
