@@ -340,8 +340,9 @@ def _predict(args, program) -> int:
     import numpy as np
 
     from .frontend.ast import final_activation
-    from .runtime.weights import load_weights
+    from .runtime.weights import class_names, load_weights
     weights = load_weights(args.weights, program)
+    labels = class_names(args.weights)     # text labels: the names go back in the class column
     x = _read_features(args.input, program)
     y = np.asarray(program.predict(weights, x))
     y2 = y.reshape(len(y), -1)
@@ -354,9 +355,11 @@ def _predict(args, program) -> int:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     if softmax:
-        w.writerow(["class"] + [f"p{i}" for i in range(y2.shape[1])])
+        w.writerow(["class"] + ([f"p_{n}" for n in labels] if labels and len(labels) == y2.shape[1]
+                                else [f"p{i}" for i in range(y2.shape[1])]))
         for row in y2:
-            w.writerow([int(np.argmax(row))] + [f"{v:.6g}" for v in row])
+            k = int(np.argmax(row))
+            w.writerow([labels[k] if labels and k < len(labels) else k] + [f"{v:.6g}" for v in row])
     else:
         w.writerow(names or [f"y{i}" for i in range(y2.shape[1])])
         for row in y2:
@@ -405,6 +408,10 @@ def _evaluate(args, program) -> int:
                     features = None
         spec = data_file_spec(args.data, target=target, features=features)
         ds = datamod.load_data(spec, feature_shape=shape, label_kind=kind)
+        if sparse:      # text labels numbered as in training
+            from .runtime.weights import class_names
+            names = class_names(args.weights)
+            ds = datamod.with_label_names(ds, tuple(names) if names else None, "the training data")
         sets = [(args.data, ds)]
     print(f"weights: {resolve(args.weights)}")
     for name, ds in sets:

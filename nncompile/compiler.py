@@ -191,6 +191,18 @@ class Program:
         from .runtime.init import initialize
         return initialize(self.param_specs("state"), 0, NP_DTYPE[self.float_dtype])
 
+    def adapted_state(self, x) -> dict[str, np.ndarray]:
+        """The state of the layers adapted to the training data (a normalization's mean
+        and variance, Keras's `adapt`) from its features x [N, *input shape]."""
+        from .frontend.layers import LAYERS
+        out = {}
+        for info in self.graphs.infos:
+            kind = LAYERS[info.layer.kind]
+            if kind.adapts:
+                for k, v in kind.adapt(info.layer, np.asarray(x)).items():
+                    out[f"{info.layer.name}.{k}"] = np.asarray(v, NP_DTYPE[self.float_dtype])
+        return out
+
     def _inputs(self, name: str, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         g = getattr(self.graphs, name)
         out = {}

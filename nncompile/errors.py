@@ -114,7 +114,7 @@ OTHER_NAMES = {
     "cross_entropy": "sparse_categorical_crossentropy", "nll": "sparse_categorical_crossentropy",
     "bce": "binary_crossentropy", "BatchNormalization": "batchnorm", "Dense": "dense",
     "Dropout": "dropout", "Flatten": "flatten", "Conv2D": "conv2d", "MaxPooling2D": "maxpool2d",
-    "AveragePooling2D": "avgpool2d", "LayerNormalization": "layernorm",
+    "AveragePooling2D": "avgpool2d", "LayerNormalization": "layernorm", "Normalization": "normalization",
 }
 
 

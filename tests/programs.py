@@ -18,16 +18,18 @@ What is drawn:
 
 * an input of 1 to 3 dimensions (each 1..4); on image-shaped activations the
   layer kinds that accept them, then `flatten`;
+* now and then a `normalization` first (it reads the input);
 * 0..`max_hidden` hidden layers (dense / dropout / batchnorm / layernorm /
-  activation / flatten), each written with random positional and key arguments
+  activation / flatten; every activation but exponential), each written with random positional and key arguments
   (aliases, `none`, quoted strings, trailing commas, explicit or automatic
-  names), L1/L2, initializers, `use_bias`, and on layers with parameters now
+  names), L1/L2, initializers (with arguments too), `use_bias`, and on layers with parameters now
   and then `frozen=true` or `lr_mult`;
 * an output that matches the loss (softmax, sigmoid or logits with
-  `from_logits=true`, for each of the five losses), optionally as a separate
-  `activation` layer and with a trailing dropout;
+  `from_logits=true`, for each of the five losses; a cross-entropy now and then
+  with `label_smoothing`), optionally as a separate `activation` layer and with
+  a trailing dropout;
 * a train block: every optimizer with random in-range hyper-parameters (lr by
-  position or key), metrics (a list or a bare name), epochs, batch size,
+  position or key) and now and then one way of gradient clipping, metrics (a list or a bare name), epochs, batch size,
   log_every, seed, validation (`split(...)` or a number), early stopping with a
   monitor drawn from the logged metrics, a learning-rate schedule, augmentation
   (noise; flip and crop on image inputs), synthetic data of the right size;
@@ -79,9 +81,19 @@ def scale(base: int) -> int:
 
 ACTS = ("relu", "sigmoid", "tanh", "softmax", "linear", "gelu", "leaky_relu")
 # as written; the checked value of the last two is the canonical call text (activations.resolve)
+# (exponential is left out: stacked, it overflows float32 on random data)
 HIDDEN_ACTS = ("relu", "sigmoid", "tanh", "linear", "gelu", "leaky_relu", "none", "gelu(approximate=true)",
-               "leaky_relu(0.05)")
-CANONICAL_ACT = {"none": "linear", "leaky_relu(0.05)": "leaky_relu(negative_slope=0.05)"}
+               "leaky_relu(0.05)", "elu", "elu(0.5)", "selu", "silu", "swish", "softplus", "softsign", "hard_sigmoid")
+CANONICAL_ACT = {"none": "linear", "leaky_relu(0.05)": "leaky_relu(negative_slope=0.05)", "elu(0.5)": "elu(alpha=0.5)",
+                 "swish": "silu"}
+
+
+# kernel initializers as written -> their checked value
+INITS = {i: i for i in ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros", "lecun_uniform",
+                        "lecun_normal", "orthogonal", "variance_scaling")}
+INITS.update({"truncated_normal(stddev=0.1)": "truncated_normal(stddev=0.1)", "orthogonal(0.5)": "orthogonal(gain=0.5)",
+              "variance_scaling(2.0, mode=fan_out, distribution=uniform)":
+              "variance_scaling(scale=2, mode=fan_out, distribution=uniform)"})
 
 
 def canonical_act(act: str) -> str:
@@ -118,6 +130,7 @@ class ProgramSpec:
     metrics: list
     settings: dict = field(default_factory=dict)   # epochs, batch_size, ..., data, schedule, augment
     source: str = ""
+    label_smoothing: float = 0.0                   # cross-entropies
 
     @property
     def features(self) -> int:
@@ -181,9 +194,9 @@ def _dense(draw, shape, *, units=None, act=None, **_):
         kw += [("l1", l1), ("l2", l2)]
         a.update(l1=l1, l2=l2)
     if draw(st.booleans()):
-        init = draw(st.sampled_from(["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros"]))
+        init = draw(st.sampled_from(sorted(INITS)))
         kw.append((draw(st.sampled_from(["init", "kernel_initializer"])), init))
-        a["init"] = init
+        a["init"] = INITS[init]
     if draw(st.integers(0, 4)) == 0:
         kw.append(("use_bias", False))
         a["use_bias"] = False
@@ -194,6 +207,12 @@ def _dense(draw, shape, *, units=None, act=None, **_):
 def _dropout(draw, shape, *, allow_dropout=True, **_):
     r = draw(st.sampled_from([0.0, 0.1, 0.5, 0.9])) if allow_dropout else 0.0
     return dict(rate=r), [("rate", r)], []
+
+
+# adapted to the training data, so it reads the input: drawn only as the first layer
+@layer_kind("normalization", flat_weight=0)
+def _normalization(draw, shape, **_):
+    return {}, [], []
 
 
 @layer_kind("batchnorm", params=True, flat_weight=1, image_weight=1)
@@ -440,6 +459,8 @@ def program_specs(draw, *, image: bool = True, max_hidden: int = 3, allow_dropou
         layers.append(spec)
         cur = spec.out_shape
 
+    if "normalization" in allowed and draw(st.integers(0, 5)) == 0:
+        add("normalization")
     # image-shaped activations: the kinds that take them, then flatten
     while len(cur) > 1:
         for _ in range(draw(st.integers(0, 2))):
@@ -497,8 +518,12 @@ def program_specs(draw, *, image: bool = True, max_hidden: int = 3, allow_dropou
             params["momentum"] = _num(draw, 0.0, 0.9)
         if opt != "sgd" and draw(st.booleans()):
             params["eps"] = _num(draw, 1e-10, 1e-3, log=True)
+    if draw(st.integers(0, 3)) == 0:   # gradient clipping: one way at most (Keras)
+        params[draw(st.sampled_from(("clipnorm", "global_clipnorm", "clipvalue")))] = _num(draw, 0.01, 2.0, log=True)
     metrics = draw(st.lists(st.sampled_from(["accuracy", "mse", "mae"]), unique=True, max_size=3))
     spec = ProgramSpec(shape, layers, loss, from_logits, units, (units,), opt, params, metrics)
+    if loss.endswith("crossentropy") and draw(st.integers(0, 3)) == 0:
+        spec.label_smoothing = _num(draw, 0.0, 0.5)
 
     lines = [f"model {draw(st.sampled_from(['m', 'net', 'model_1']))} {{",
              f"  input x: f32[{', '.join(map(str, shape))}]"]
@@ -519,7 +544,9 @@ def program_specs(draw, *, image: bool = True, max_hidden: int = 3, allow_dropou
 
 def _train_block(draw, spec: ProgramSpec) -> list:
     opt, params, metrics, loss, units = spec.optimizer, spec.opt_params, spec.metrics, spec.loss, spec.out_units
-    tl = [f"  loss = {loss}" + ("(from_logits=true)" if spec.from_logits else "")]
+    largs = (["from_logits=true"] if spec.from_logits else []) + (
+        [f"label_smoothing={_fmt(spec.label_smoothing)}"] if spec.label_smoothing else [])
+    tl = [f"  loss = {loss}" + (f"({', '.join(largs)})" if largs else "")]
     if params:
         items = [f"{k}={_fmt(v)}" for k, v in params.items()]
         if "lr" in params and draw(st.booleans()):

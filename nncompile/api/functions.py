@@ -28,7 +28,8 @@ __all__ = [
     "add", "subtract", "multiply", "divide", "negative", "power", "maximum", "minimum", "matmul",
     "square", "sqrt", "exp", "log", "abs", "sign", "clip", "cast",
     # activations
-    "relu", "sigmoid", "tanh", "softplus", "leaky_relu", "gelu", "softmax", "log_softmax",
+    "relu", "sigmoid", "tanh", "softplus", "leaky_relu", "gelu", "softmax", "log_softmax", "elu", "selu", "silu",
+    "swish", "softsign", "hard_sigmoid",
     # comparisons
     "equal", "not_equal", "greater", "greater_equal", "less", "less_equal", "where",
     # reductions
@@ -222,6 +223,32 @@ def leaky_relu(x, negative_slope: float = 0.2, *, alpha: Optional[float] = None)
     """x for x > 0, else negative_slope * x (Keras's name; alpha is accepted as an alias)."""
     slope = negative_slope if alpha is None else alpha
     return _emit("leaky_relu", _float(_t(x)), alpha=float(slope))
+
+
+def _keras_activation(name: str, doc: str):
+    """nc.<name>: the `.nn` language's activation row (frontend/layers/activations.py)."""
+    from ..frontend.layers.activations import ACTIVATIONS
+
+    @api(name)
+    def fn(x, **params) -> Tensor:
+        x = _float(_t(x))
+        act = ACTIVATIONS[name]
+        unknown = set(params) - {a.name for a in act.args}
+        if unknown:
+            raise fail(f"nc.{name}: unknown argument {', '.join(sorted(unknown))}")
+        values = {a.name: float(params.get(a.name, a.default)) for a in act.args}
+        return Tensor(act.lower(x.trace.graph, x.node, values), x.trace)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc
+    return fn
+
+
+elu = _keras_activation("elu", "x for x > 0, else alpha * (exp(x) - 1); elu(x, alpha=1.0).")
+selu = _keras_activation("selu", "scale * elu(x, alpha), Keras's constants.")
+silu = _keras_activation("silu", "x * sigmoid(x) (nc.swish is the same).")
+swish = silu
+softsign = _keras_activation("softsign", "x / (1 + |x|).")
+hard_sigmoid = _keras_activation("hard_sigmoid", "relu6(x + 3) / 6 (Keras 3).")
 
 
 @api("clip")
@@ -731,13 +758,28 @@ def _clipped_log(p: Tensor) -> Tensor:
     return _emit("log", _emit("clip", p, lo=EPS_PROB, hi=1.0 - EPS_PROB))
 
 
+def _smoothed(y: Tensor, label_smoothing: float, k: float) -> Tensor:
+    """Keras's smoothed targets y (1 - ls) + ls / k (k: the classes; 2 for binary)."""
+    ls = float(label_smoothing)
+    if not 0.0 <= ls <= 1.0:
+        raise fail(f"label_smoothing is in [0, 1], got {label_smoothing}")
+    if ls == 0.0:
+        return y
+    return _emit("add", _emit("mul", y, as_tensor(1.0 - ls, y.trace, y.dtype)), as_tensor(ls / k, y.trace, y.dtype))
+
+
 @api("sparse_categorical_crossentropy")
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False,
+                                    label_smoothing: float = 0.0) -> Tensor:
     """-log p[y] per sample: integer labels y_true [B], predictions [B, classes]
     (probabilities, clipped to [1e-7, 1 - 1e-7]; or logits with from_logits=True,
-    then one stable fused kernel)."""
+    then one stable fused kernel). With label_smoothing, the labels' one-hot rows
+    smoothed as categorical_crossentropy's (as PyTorch's cross_entropy)."""
     y, p = _t(y_true), _float(_t(y_pred))
     _check_labels("sparse_categorical_crossentropy", y, p)
+    if label_smoothing:
+        onehot = _emit("onehot", y, depth=p.shape[-1], dtype=p.dtype)
+        return categorical_crossentropy(onehot, p, from_logits, label_smoothing)
     if from_logits:
         if p.ndim == 2:
             return _emit("softmax_xent", p, y)
@@ -746,20 +788,24 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -
 
 
 @api("categorical_crossentropy")
-def categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
-    """-sum(y * log p) over the last axis, for one-hot (or soft) targets."""
+def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0) -> Tensor:
+    """-sum(y * log p) over the last axis, for one-hot (or soft) targets (smoothed:
+    y (1 - ls) + ls / classes, as Keras)."""
     y, p = _pair(_float(_t(y_true)), _float(_t(y_pred)))
     _same_shape("categorical_crossentropy", y, p)
+    y = _smoothed(y, label_smoothing, p.shape[-1] if p.ndim else 1)
     logp = _emit("log_softmax", p) if from_logits else _clipped_log(p)
     return _emit("neg", _emit("sum", _emit("mul", y, logp), axes=(p.ndim - 1,), keepdims=False))
 
 
 @api("binary_crossentropy")
-def binary_crossentropy(y_true, y_pred, from_logits: bool = False) -> Tensor:
+def binary_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0) -> Tensor:
     """Mean over the last axis of -(y log p + (1-y) log(1-p)); with from_logits,
-    softplus(z) - z*y (finite for any logit)."""
+    softplus(z) - z*y (finite for any logit); smoothed targets y (1 - ls) + ls / 2
+    (Keras)."""
     y, p = _pair(_float(_t(y_true)), _float(_t(y_pred)))
     _same_shape("binary_crossentropy", y, p)
+    y = _smoothed(y, label_smoothing, 2.0)
     if from_logits:
         t = _emit("sub", _emit("softplus", p), _emit("mul", p, y))
     else:

@@ -11,7 +11,8 @@ to each leaf of `params`. The state holds the step counter `step` (f32, 0
 before the first update; Adam's t) and one tree like `params` per slot
 (`m`, `v` for Adam; `velocity` for SGD with momentum; `v`, `momentum` for
 RMSprop). Defaults and ranges are the `.nn` language's rows
-(`frontend/specs/training.py: OPTIMIZERS`).
+(`frontend/specs/training.py: OPTIMIZERS`), the gradient clipping
+(`clipnorm`, `global_clipnorm`, `clipvalue`) included.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ import numpy as np
 
 from ..errors import did_you_mean
 from ..frontend.specs import types as T
-from ..frontend.specs.training import OPTIMIZERS
-from ..passes.optimizer import bias_corrected_lr, slots_for, update_param
+from ..frontend.specs.training import CLIPPING, OPTIMIZERS
+from ..passes.optimizer import bias_corrected_lr, clip_gradients, slots_for, update_param
 from . import tree
 from .tensor import Tensor, TensorSpec, api, as_tensor, current_trace, fail
 
@@ -47,6 +48,10 @@ class Optimizer:
             _check(name, a, self.hparams[a.name])
         if name == "sgd" and self.hparams["nesterov"] and not self.hparams["momentum"] > 0:
             raise ValueError("nc.optim.sgd: nesterov=True needs momentum > 0")
+        given = [k for k in CLIPPING if self.hparams[k] is not None]
+        if len(given) > 1:
+            raise ValueError(f"nc.optim.{name}: {given[0]} and {given[1]} are both set; gradients are clipped "
+                             f"one way (keep one of {', '.join(CLIPPING)})")
         self.slots = slots_for(name, self.hparams)
 
     def __repr__(self) -> str:
@@ -116,9 +121,10 @@ def _update(opt: Optimizer, params, grads, state, lr):
     lr_node = lr_t_.node
     lr_t = bias_corrected_lr(g, opt.name, opt.hparams, step.node, lr_node)
     new_p, new_s = [], {s: [] for s in opt.slots}
-    for i, (p, gr) in enumerate(zip(ps, gs)):
+    clipped = clip_gradients(g, opt.hparams, [gr.node for gr in gs])
+    for i, (p, gr) in enumerate(zip(ps, clipped)):
         slots = {s: as_tensor(sl[s][i], t).node for s in opt.slots}
-        p2, s2 = update_param(g, opt.name, opt.hparams, p.node, gr.node, slots, lr_node, lr_t)
+        p2, s2 = update_param(g, opt.name, opt.hparams, p.node, gr, slots, lr_node, lr_t)
         new_p.append(Tensor(p2, t))
         for s in opt.slots:
             new_s[s].append(Tensor(s2[s], t))
@@ -128,6 +134,8 @@ def _update(opt: Optimizer, params, grads, state, lr):
 
 def _check(name: str, arg, v) -> None:
     typ = arg.type
+    if v is None and arg.default is None:   # an argument that is off unless given (clipnorm, ...)
+        return
     if isinstance(typ, T.Bool):
         if not isinstance(v, (bool, np.bool_)):
             raise TypeError(f"nc.optim.{name}: {arg.name} is a bool, not {v!r}")

@@ -70,6 +70,7 @@ class LossSpec:
     name: str                       # one of specs.training.LOSSES
     from_logits: bool
     loc: SourceLoc
+    label_smoothing: float = 0.0    # cross-entropies: the targets' smoothing (Keras's formulas)
 
 
 @dataclass(frozen=True)

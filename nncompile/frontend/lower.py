@@ -46,6 +46,10 @@ def layer_infos(prog: ast.Program) -> list[LayerInfo]:
                                source=prog.source)
         fail = lambda msg, hint=None, L=L: CompileError(msg, L.loc, source=prog.source, hint=hint)  # noqa: E731
         sources = kind.inputs(L) or (previous,)
+        if kind.adapts and tuple(sources) != (inp.name,):
+            raise fail(f"{L.kind} layer '{L.name}' is adapted to the training data, so it reads the model's "
+                       f"input '{inp.name}', not '{sources[0]}'",
+                       hint=f"put it first in the model, or write from={inp.name}")
         shaped = kind.infer(L, [shapes[n] for n in sources], fail)
         params = [ParamDecl(p.name, p.shape, p.init, p.role, p.layer, not L.frozen, float(L.lr_mult))
                   if p.role == "param" else p for p in shaped.params]
@@ -113,12 +117,19 @@ def build_loss(g: Graph, prog: ast.Program, mo: ModelOut, y: Node) -> Node:
     E, c = g.emit, g.const
     all_axes = lambda n: tuple(range(len(n.shape)))
     with g.at(spec.loc, "loss"):
-        if spec.name == "sparse_categorical_crossentropy":
+        ls = spec.label_smoothing
+        if spec.name == "sparse_categorical_crossentropy" and not ls:
             data = E("mean", E("neg", E("take_label", _log_probs(g, mo, spec), y)), axes=(0,), keepdims=False)
-        elif spec.name == "categorical_crossentropy":
+        elif spec.name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
+            if y.dtype == "i64":     # sparse labels, smoothed: as their one-hot rows
+                y = E("onehot", y, depth=mo.out.shape[-1], dtype=mo.out.dtype)
+            if ls:                   # Keras: y (1 - ls) + ls / K
+                y = E("add", E("mul", y, c(1.0 - ls)), c(ls / mo.out.shape[-1]))
             per = E("sum", E("mul", y, _log_probs(g, mo, spec)), axes=(-1,), keepdims=False)
             data = E("neg", E("mean", per, axes=(0,), keepdims=False))
         elif spec.name == "binary_crossentropy":
+            if ls:                   # Keras: y (1 - ls) + ls / 2
+                y = E("add", E("mul", y, c(1.0 - ls)), c(0.5 * ls))
             z = mo.logits if (mo.final_activation == "sigmoid" and mo.logits is not None
                               and not spec.from_logits) else (mo.out if spec.from_logits else None)
             if z is not None:

@@ -157,6 +157,13 @@ def _grad_sigmoid(g, n, dy):
     return (g.emit("mul", dy, g.emit("mul", n, g.emit("sub", g.const(1.0, n.dtype), n))),)
 
 
+def _grad_silu(g, n, dy):
+    x = n.inputs[0]
+    s = g.emit("sigmoid", x)
+    one = g.const(1.0, n.dtype)
+    return (g.emit("mul", dy, g.emit("mul", s, g.emit("add", one, g.emit("mul", x, g.emit("sub", one, s))))),)
+
+
 def _grad_unreduce_of(mean: bool):
     def rule(g, n, dy):
         return (g.emit("unreduce", dy, n.inputs[0], axes=n.attrs["axes"], keepdims=n.attrs["keepdims"],
@@ -352,6 +359,18 @@ unary("softplus", lambda a: np.logaddexp(_zero(a.dtype), a),
       lambda g, n, dy: (g.emit("mul", dy, g.emit("sigmoid", n.inputs[0])),))
 unary("leaky_relu", lambda a, alpha: np.where(a > 0, a, a * np.asarray(alpha, a.dtype)),
       lambda g, n, dy: (g.emit("leaky_grad", dy, n.inputs[0], alpha=n.attrs["alpha"]),), attrs=("alpha",))
+# Keras's elu: x for x > 0, else alpha * (exp(x) - 1); the gradient from the output,
+# y + alpha = alpha * exp(x) where x <= 0 (as torch, alpha at 0)
+unary("elu", lambda a, alpha: np.where(a > 0, a, np.asarray(alpha, a.dtype) * np.expm1(np.minimum(a, 0))),
+      lambda g, n, dy: (g.emit("where", g.emit("greater", n.inputs[0], g.const(0.0, n.dtype)), dy,
+                               g.emit("mul", dy, g.emit("add", n, g.const(n.attrs["alpha"], n.dtype)))),),
+      attrs=("alpha",))
+# silu (Keras's swish): x * sigmoid(x); d/dx = s * (1 + x * (1 - s))
+unary("silu", lambda a: a * _sigmoid(a), _grad_silu)
+# softsign: x / (1 + |x|); d/dx = 1 / (1 + |x|)^2
+unary("softsign", lambda a: (a / (1 + np.abs(a))).astype(a.dtype),
+      lambda g, n, dy: (g.emit("div", dy, g.emit("square", g.emit("add", g.const(1.0, n.dtype),
+                                                                       g.emit("abs", n.inputs[0])))),))
 # the exact GELU, x * Phi(x) (PyTorch's and Keras's default), and its tanh approximation
 unary("gelu", _gelu, lambda g, n, dy: (g.emit("gelu_grad", dy, n.inputs[0]),))
 unary("gelu_tanh", _gelu_tanh, lambda g, n, dy: (g.emit("gelu_tanh_grad", dy, n.inputs[0]),))

@@ -58,6 +58,8 @@ def _value(s: str) -> Any:
         return True
     if s == "false":
         return False
+    if s == "none":
+        return None
     if s.startswith('"') and s.endswith('"'):
         return s[1:-1].replace('\\"', '"').replace("\\\\", "\\")
     if s.startswith("(") and s.endswith(")"):

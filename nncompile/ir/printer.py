@@ -16,6 +16,8 @@ from .graph import Graph, Node
 
 
 def fmt_attr(v: Any) -> str:
+    if v is None:       # an optimizer argument that is off (clipnorm)
+        return "none"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):

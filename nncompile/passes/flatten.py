@@ -10,7 +10,8 @@ concatenation copies nothing. The layout is in `meta["flat_params"]`:
 
 Guarantees: the same values as the unflattened graph. Refused (graph unchanged,
 reason in `meta["fusion_refused"]`) when fewer than two parameters would be
-flattened, or when parameters carry per-parameter optimizer settings.
+flattened, or when parameters carry per-parameter optimizer settings (lr_mult,
+clipnorm).
 """
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ def flatten_params(g: Graph) -> Graph:
     refused = g.meta.setdefault("fusion_refused", [])
     if len(params) < 2:
         return g
-    if g.meta.get("lr_mult") or any(g.inputs[p].dtype != g.inputs[params[0]].dtype for p in params):
+    # clipnorm scales each parameter's gradient by its own norm: not one chain over the buffer
+    per_param = g.meta.get("lr_mult") or g.meta["optimizer"][1].get("clipnorm")
+    if per_param or any(g.inputs[p].dtype != g.inputs[params[0]].dtype for p in params):
         refused.append("flatten_params: parameters have per-parameter settings or dtypes; updated one by one")
         return g
     layout, off = [], 0

@@ -22,6 +22,10 @@ Semantics follow Keras:
   rmsprop  v = rho*v + (1-rho)g²;  p -= lr*g/sqrt(v+eps)   (Keras 3: eps inside the
            square root; torch.optim.RMSprop puts it outside, sqrt(v)+eps)
            (momentum: mom = momentum*mom + lr*g/sqrt(v+eps); p -= mom)
+
+Before the update, the gradients are clipped as Keras 3's optimizers do when one
+of their clipping arguments is set (`clip_gradients`); the clipping is IR ops of
+the same graph, so it fuses with the update.
 """
 from __future__ import annotations
 
@@ -40,6 +44,38 @@ def slots_for(name: str, params: Mapping[str, Any]) -> tuple[str, ...]:
     if name == "rmsprop":
         return ("v", "momentum") if params.get("momentum", 0.0) > 0 else ("v",)
     return SLOTS[name]
+
+
+def clip_gradients(g: Graph, params: Mapping[str, Any], grads: list[Node]) -> list[Node]:
+    """Keras 3's gradient clipping (`BaseOptimizer._clip_gradients`), for the one
+    of the optimizer's clipping arguments that is set (None or 0: off):
+      clipnorm         g * c / max(||g||, c), each gradient by its own L2 norm
+      global_clipnorm  g * c / max(N, c), N the L2 norm of all gradients together;
+                       + (N - N), so a non-finite N makes every gradient NaN (as Keras)
+      clipvalue        clip(g, -c, c), elementwise"""
+    E = g.emit
+
+    def sum_sq(x):
+        return E("sum", E("square", x), axes=tuple(range(len(x.shape))), keepdims=False)
+
+    if not grads:
+        return grads
+    c = lambda v: g.const(v, grads[0].dtype)  # noqa: E731
+    if params.get("clipnorm"):
+        cn = params["clipnorm"]
+        return [E("div", E("mul", gr, c(cn)), E("maximum", E("sqrt", sum_sq(gr)), c(cn))) for gr in grads]
+    if params.get("global_clipnorm"):
+        cn = params["global_clipnorm"]
+        total = sum_sq(grads[0])
+        for gr in grads[1:]:
+            total = E("add", total, sum_sq(gr))
+        norm = E("sqrt", total)
+        scale = E("add", E("div", c(cn), E("maximum", norm, c(cn))), E("sub", norm, norm))
+        return [E("mul", gr, scale) for gr in grads]
+    if params.get("clipvalue"):
+        cv = float(params["clipvalue"])
+        return [E("clip", gr, lo=-cv, hi=cv) for gr in grads]
+    return grads
 
 
 def bias_corrected_lr(g: Graph, name: str, params: Mapping[str, Any], step: Node, lr: Node) -> Optional[Node]:
@@ -109,7 +145,8 @@ def apply_optimizer(g: Graph, name: str, params: Mapping[str, Any], grads: Mappi
         lr = g.input("lr", (), role="scalar")
         base_lr, base_lr_t = lr, bias_corrected_lr(g, name, params, step, lr)
         lr_t = base_lr_t
-        for pname, grad in grads.items():
+        clipped = clip_gradients(g, params, list(grads.values()))
+        for pname, grad in zip(grads, clipped):
             p = g.inputs[pname]
             mult = float(lr_mult.get(pname, 1.0))
             if mult != 1.0:

@@ -39,7 +39,7 @@ from ..frontend.specs.sources import BUILTIN_DATASETS as BUILTINS
 from ..frontend.specs.sources import DATA_SOURCES, IMAGE_SHAPES
 
 __all__ = ["Dataset", "load_data", "split", "batches", "one_hot", "fits_input", "fit_to_input", "BUILTINS",
-           "LABEL_KINDS"]
+           "LABEL_KINDS", "with_label_names"]
 LABEL_KINDS = ("class", "float", "auto")
 _F32_MAX = float(np.finfo(np.float32).max)
 
@@ -57,6 +57,8 @@ class Dataset:
     columns: Optional[tuple[str, ...]] = None
     # the file row of each sample (1-based, the header counted), for a CSV; else None
     rows: Optional[np.ndarray] = None
+    # text class labels ("cat", "dog"): the name of each class index, sorted; else None
+    label_names: Optional[tuple[str, ...]] = None
 
     def where(self, i: int) -> str:
         """How messages name sample i: "row N" of the file for a CSV, else "sample i"
@@ -267,7 +269,7 @@ def select_columns(ds: "Dataset", wanted: Sequence[str], ignore: Sequence[str] =
     if order == list(range(len(have))):
         return ds
     x = np.ascontiguousarray(ds.x.reshape(len(ds.x), -1)[:, order])
-    return Dataset(x, ds.y, ds.name, tuple(wanted), ds.rows)
+    return Dataset(x, ds.y, ds.name, tuple(wanted), ds.rows, ds.label_names)
 
 
 def one_hot(y: np.ndarray, classes: int) -> np.ndarray:
@@ -435,7 +437,15 @@ def _load_csv(args: dict[str, Any], loc, feature_shape, label_kind) -> Dataset:
     fidx = [index[c] for c in features]
     tidx = [index[c] for c in target]
     x = _parse_cells(rows, lines, fidx, columns, ctx)
-    t = _parse_cells(rows, lines, tidx, columns, ctx)
+    cells = [row[tidx[0]].strip() for row in rows] if len(tidx) == 1 else []
+    label_names = None
+    if cells and not any(_is_number(c) for c in cells):
+        if label_kind == "float":
+            ctx.fail(f"row {lines[0]}, column '{target[0]}': {cells[0][:40]!r} is not a number",
+                     hint="text class labels ('cat', 'dog') need loss = sparse_categorical_crossentropy")
+        label_names, t = _text_labels(cells, lines, target[0], ctx)
+    else:
+        t = _parse_cells(rows, lines, tidx, columns, ctx)
 
     big = np.abs(x) > _F32_MAX
     if big.any():
@@ -453,7 +463,40 @@ def _load_csv(args: dict[str, Any], loc, feature_shape, label_kind) -> Dataset:
     ds = _finish(x, y, name)
     ds.columns = tuple(features) if header else None
     ds.rows = np.asarray(lines, np.int64)
+    ds.label_names = label_names
     return ds
+
+
+def _text_labels(cells: list[str], lines, column: str, ctx: _Ctx) -> tuple[tuple[str, ...], np.ndarray]:
+    """Class names in a target column of text: (the sorted names, each row's index as
+    a float64 [N, 1] column)."""
+    for i, c in enumerate(cells):
+        if not c:
+            ctx.fail(f"row {lines[i]}, column '{column}': the label is empty",
+                     hint="fill in missing labels or remove the row")
+    names = tuple(sorted(set(cells)))
+    index = {n: k for k, n in enumerate(names)}
+    return names, np.array([[index[c]] for c in cells], np.float64)
+
+
+def with_label_names(ds: Dataset, names: Optional[tuple[str, ...]], of: str) -> Dataset:
+    """`ds` with its text labels numbered as `names` (the training data's, `of` names
+    that data) rather than its own; a label the training data lacks, or numbers
+    where the training labels are text (or the reverse), is a DataError."""
+    if ds.label_names == names:
+        return ds
+    if names is None or ds.label_names is None:
+        text, nums = (ds.name, of) if names is None else (of, ds.name)
+        raise DataError(f"{ds.name}: the class labels of {text} are text, those of {nums} numbers",
+                        hint="write the labels the same way in both")
+    index = {n: k for k, n in enumerate(names)}
+    for k, n in enumerate(ds.label_names):
+        if n not in index:
+            i = int(np.flatnonzero(ds.y == k)[0])
+            raise DataError(f"{ds.name}: {ds.where(i)} has label {n!r}, which {of} does not have",
+                            hint="the classes: " + _list_names(list(names)))
+    remap = np.array([index[n] for n in ds.label_names], np.int64)
+    return Dataset(ds.x, remap[ds.y], ds.name, ds.columns, ds.rows, names)
 
 
 def _parse_cells(rows, lines, cols, columns, ctx: _Ctx) -> np.ndarray:
@@ -932,9 +975,9 @@ def split(ds: Dataset, fraction: float, *, seed: int, stratify: bool = False,
             va_idx.sort()
     rows = (lambda idx: None if ds.rows is None else ds.rows[idx])
     train = Dataset(np.ascontiguousarray(ds.x[tr_idx]), np.ascontiguousarray(ds.y[tr_idx]),
-                    f"{ds.name} (training part)", ds.columns, rows(tr_idx))
+                    f"{ds.name} (training part)", ds.columns, rows(tr_idx), ds.label_names)
     val = Dataset(np.ascontiguousarray(ds.x[va_idx]), np.ascontiguousarray(ds.y[va_idx]),
-                  f"{ds.name} (validation split)", ds.columns, rows(va_idx))
+                  f"{ds.name} (validation split)", ds.columns, rows(va_idx), ds.label_names)
     return train, val
 
 

@@ -31,6 +31,8 @@ def load_datasets(program, data=None, validation_data=None):
     elif v is not None:
         if v.data is not None:
             val = datamod.load_data(v.data, feature_shape=feature_shape, label_kind=kind)
+            if sparse:
+                val = datamod.with_label_names(val, data.label_names, data.name)
         else:
             data, val = datamod.split(data, v.fraction, seed=v.seed, stratify=v.stratify, shuffle=v.shuffle)
     for ds in (data, val):
@@ -69,6 +71,12 @@ def check_labels(program, ds, loc=None) -> None:
         if cols.shape[1:] != (units,):
             raise DataError(f"{ds.name}: the targets have {cols.shape[1] if cols.ndim > 1 else 1} column(s) but "
                             f"the model's output has {units} unit(s)", loc, source=src)
+    names = ds.label_names
+    if names is not None and units is not None and len(names) > units:
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        raise DataError(f"{ds.name}: the labels name {len(names)} classes ({shown}), but the model has {units} "
+                        "output units", loc, source=src,
+                        hint=f"make the last layer {len(names)} units wide")
     if len(y) and units is not None:
         _check_values(ds, y, loss, units, loc, src)
     if loss != "sparse_categorical_crossentropy":

@@ -351,9 +351,13 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
                 init, transfer = load_initial_weights(program, t.init_from)
         if session.record is not None or session.resume is not None:
             session.check_data(data_fingerprint(train, val))   # refuses a resume on changed data
+        if session.record is not None:
+            session.record.labels = train.label_names
         trainer = program.trainer(seed=session.seed, params=init)
         if session.resume is not None:
             check_compatible(session.resume_from or "the checkpoint", session.resume, trainer)
+        else:   # normalization layers: their statistics from the training features (Keras's adapt)
+            trainer.load(program.adapted_state(train.x))
         augment = make_augment(t.augment, program.ast.model.input.shape)
         cbs = _callbacks(program, session, val, display, policy=policy, checkpoint_every=every,
                          user=callbacks, on_epoch=on_epoch)

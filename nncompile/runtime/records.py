@@ -246,6 +246,8 @@ class RunFolder:
         self._created: set[str] = set()
         self._made_folder = False
         self._history_keys: Optional[list[str]] = None
+        # the class names of text labels ("cat", "dog"), by index: labels.json and every weights file
+        self.labels: Optional[tuple[str, ...]] = None
 
     @classmethod
     def create(cls, program, out: Optional[str] = None, root: str = "runs", curves: str = "svg") -> "RunFolder":
@@ -300,6 +302,8 @@ class RunFolder:
         t = self.program.ast.train
         if t is not None and t.early_stopping is not None:
             names.append("weights_best.npz")
+        if self.labels is not None:
+            names.append("labels.json")
         return names
 
     def _foreign(self, names) -> list[str]:
@@ -451,6 +455,8 @@ class RunFolder:
         if resumes:
             doc["resumes"] = resumes
         self.write_text("settings.json", json.dumps(doc, indent=2, allow_nan=True) + "\n")
+        if self.labels is not None:
+            self.write_text("labels.json", json.dumps({"classes": list(self.labels)}, indent=2) + "\n")
 
     def _write_model_copy(self, old: Optional[dict]) -> str:
         prog = self.program.ast
@@ -531,6 +537,8 @@ class RunFolder:
     # --- weights ----------------------------------------------------------------
     def save_weights(self, name: str, arrays, **extra) -> None:
         from .weights import save_weights
+        if self.labels is not None:      # predict writes the names back
+            extra.setdefault("labels", list(self.labels))
         save_weights(self.target(name), self.program, arrays, **extra)
 
     def save_snapshot(self, name: str, snapshot: dict, trainer) -> None:

@@ -106,6 +106,11 @@ class Trainer:
             self._step_fn.copyto(self.arrays[k], v)
         self.step_count = snap["step"]
 
+    def load(self, values: Mapping[str, np.ndarray]) -> None:
+        """Copy host arrays into the live ones of the same names (adapted state, say)."""
+        for k, v in values.items():
+            self._step_fn.copyto(self.arrays[k], self._step_fn.to_device(np.asarray(v)))
+
     def host(self, which: str = "params") -> dict[str, np.ndarray]:
         """Copies on the host (NumPy) of `params`, `state`, `model_state` or `arrays`."""
         return self.to_host(getattr(self, which))

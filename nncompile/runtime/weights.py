@@ -193,6 +193,23 @@ def resolve(path: str) -> str:
     return path
 
 
+def class_names(path: str) -> Optional[list[str]]:
+    """The class names of a run trained on text labels ("cat", "dog"), by class index:
+    those its weights file records, else its folder's labels.json; None for numbers."""
+    path = resolve(path)
+    _, meta = load_arrays(path)
+    if meta.get("labels") is not None:
+        return [str(n) for n in meta["labels"]]
+    beside = os.path.join(os.path.dirname(os.path.abspath(path)), "labels.json")
+    if os.path.exists(beside):
+        try:
+            with open(beside, encoding="utf-8") as f:
+                return [str(n) for n in json.load(f)["classes"]]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise WeightsError(f"{beside}: not a labels file ({e})") from None
+    return None
+
+
 def load_weights(path: str, program) -> dict[str, np.ndarray]:
     """The model's inference tensors from a weights file, a checkpoint or a run
     folder, checked against `program`."""

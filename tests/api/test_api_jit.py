@@ -293,7 +293,8 @@ def test_optimizers_follow_keras(name, hp):
 
 
 def test_optimizer_arguments_are_checked_with_the_languages_rows():
-    assert nc.optim.adam().hparams == {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7}
+    assert nc.optim.adam().hparams == {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7, "clipnorm": None,
+                                      "global_clipnorm": None, "clipvalue": None}
     with pytest.raises(TypeError, match="unknown argument 'betta1'; did you mean 'beta1'"):
         nc.optim.adam(betta1=0.9)
     with pytest.raises(ValueError, match="lr=0 is out of range"):

@@ -33,10 +33,11 @@ def _pointwise_graph():
     h = g.emit("add", g.emit("mul", x, v), r)
     outs = {}
     for op in ("neg", "exp", "log", "sqrt", "square", "abs", "sign", "relu", "sigmoid", "tanh", "softplus",
-               "gelu", "gelu_tanh", "cast"):
+               "gelu", "gelu_tanh", "cast", "silu", "softsign"):
         attrs = {"dtype": "f32"} if op == "cast" else {}
         outs[op] = g.emit(op, g.emit("abs", h) if op in ("log", "sqrt") else h, **attrs)
     outs["leaky"] = g.emit("leaky_relu", h, alpha=0.3)
+    outs["elu"] = g.emit("elu", h, alpha=0.7)
     outs["clip"] = g.emit("clip", h, lo=-0.5, hi=0.5)
     for op in ("sub", "div", "maximum", "equal", "greater", "greater_equal", "not_equal", "relu_grad",
                "gelu_grad", "gelu_tanh_grad"):

@@ -10,6 +10,7 @@ from nncompile.frontend.ast import Program
 
 ROOT = Path(__file__).resolve().parents[2]
 EX = ROOT / "examples"
+NO_CLIP = {"clipnorm": None, "global_clipnorm": None, "clipvalue": None}   # every optimizer's clipping: off
 
 
 def test_textbook_classifier():
@@ -27,7 +28,7 @@ def test_textbook_classifier():
     assert t.data.args == {"samples": 1000, "features": 10, "classes": 2, "seed": 0}
     assert (t.loss.name, t.loss.from_logits) == ("sparse_categorical_crossentropy", False)
     assert t.optimizer.name == "adam"
-    assert t.optimizer.params == {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7}
+    assert t.optimizer.params == {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7, **NO_CLIP}
     assert t.metrics == ("accuracy",)
     assert (t.epochs, t.batch_size, t.log_every, t.seed) == (1000, 32, 100, 0)
     v = t.validation
@@ -46,7 +47,7 @@ def test_textbook_regression_resolves_csv_path():
     assert p.model.layers[1].args["units"] == 2
     t = p.train
     assert (t.loss.name, t.optimizer.name) == ("mse", "sgd")
-    assert t.optimizer.params == {"lr": 0.01, "momentum": 0.0, "nesterov": False}
+    assert t.optimizer.params == {"lr": 0.01, "momentum": 0.0, "nesterov": False, **NO_CLIP}
     assert t.data.kind == "csv"
     assert t.data.args == {"path": str(EX / "data" / "regression.csv"), "target": ["y0", "y1"],
                            "features": None, "header": True}
@@ -125,7 +126,7 @@ train {
     t = p.train
     assert t.data.args == {"path": str(tmp_path / "d" / "train.npz"), "x": "x", "y": "y"}
     assert t.loss.from_logits is True
-    assert t.optimizer.params == {"lr": 0.1, "momentum": 0.9, "nesterov": True}
+    assert t.optimizer.params == {"lr": 0.1, "momentum": 0.9, "nesterov": True, **NO_CLIP}
     v = t.validation
     assert v.fraction is None and v.data.kind == "csv"
     assert v.data.args == {"path": str(tmp_path / "val.csv"), "target": ["label"],
@@ -141,7 +142,7 @@ def test_optimizer_defaults_and_modes():
                         ("sgd", {"lr": 0.01, "momentum": 0.0, "nesterov": False}),
                         ("adam(0.01, beta_1=0.8, epsilon=1e-8)", {"lr": 0.01, "beta1": 0.8, "beta2": 0.999, "eps": 1e-8})]:
         p = parse_source(MINIMAL + f"train {{\n loss = mse\n optimizer = {opt}\n}}\n")
-        assert p.train.optimizer.params == params, opt
+        assert p.train.optimizer.params == {**params, **NO_CLIP}, opt
     p = parse_source(MINIMAL + """train {
   loss = mse
   optimizer = adam

@@ -61,13 +61,15 @@ def amsgrad(monkeypatch):
 
 def test_new_optimizer_argument_is_defaulted_checked_and_documented(amsgrad):
     params = parse_source(TRAIN.format(opt="adam")).train.optimizer.params
-    assert params == {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7, "amsgrad": False}
+    assert params == {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7, "clipnorm": None,
+                      "global_clipnorm": None, "clipvalue": None, "amsgrad": False}
     assert parse_source(TRAIN.format(opt="adam(ams=true)")).train.optimizer.params["amsgrad"] is True
     e = error(TRAIN.format(opt="adam(amsgrad=2)"))
     assert e.message == "amsgrad must be true or false, got the integer 2" and (e.line, e.column) == (7, 28)
     e = error(TRAIN.format(opt="adam(amsgrd=true)"))
     assert e.message == "unknown argument 'amsgrd' for optimizer adam"
-    assert e.hint == ("expected one of: lr, beta1, beta2, eps, amsgrad, learning_rate, beta_1, beta_2, epsilon, "
+    assert e.hint == ("expected one of: lr, beta1, beta2, eps, clipnorm, global_clipnorm, clipvalue, amsgrad, "
+                      "learning_rate, beta_1, beta_2, epsilon, "
                       "ams; did you mean 'amsgrad'?")
     assert "|  | `amsgrad` (alias `ams`) | bool | `false` | use the maximum of past second moments |" \
         in markdown_tables()["optimizers"]

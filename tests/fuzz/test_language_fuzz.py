@@ -135,6 +135,8 @@ SPECIALS = ["\n", " ", "{", "}", "(", ")", "[", "]", ",", "=", ":", ".", '"', "'
             "layernorm", "dropout", "activation", "softmax", "x", "f32", "f64", "\t", "\r", "\r\n",
             "\u2028", "\x0b", "\x0c", "\x85", "é", "\ufeff", "\0", "#", "'unterminated", '"s"', "'s'",
             "from_logits", "split", "synthetic.classification", "csv", "npz", "builtin",
+            "label_smoothing", "clipnorm", "global_clipnorm", "clipvalue", "normalization", "elu", "selu",
+            "variance_scaling", "orthogonal", "truncated_normal", "fan_out",
             "[" * 40, "(" * 40, "{" * 40]
 
 

@@ -39,7 +39,10 @@ def _act(h, fn):
     return {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
             "softmax": lambda t: torch.softmax(t, -1), "linear": lambda t: t,
             "gelu": lambda t: F.gelu(t, approximate="tanh" if params.get("approximate") else "none"),
-            "leaky_relu": lambda t: F.leaky_relu(t, params.get("negative_slope"))}[act.name](h)
+            "leaky_relu": lambda t: F.leaky_relu(t, params.get("negative_slope")),
+            "elu": lambda t: F.elu(t, params.get("alpha")), "selu": F.selu, "silu": F.silu, "softplus": F.softplus,
+            "softsign": F.softsign, "hard_sigmoid": lambda t: F.relu6(t + 3) / 6, "exponential": torch.exp,
+            }[act.name](h)
 
 
 def torch_forward(ast, p, x):
@@ -93,11 +96,15 @@ def torch_loss(ast, p, x, y):
             return torch.log_softmax(out, -1)
         return torch.log(torch.clamp(out, EPS_PROB, 1 - EPS_PROB))
 
-    if spec.name == "sparse_categorical_crossentropy":
+    ls, k = spec.label_smoothing, out.shape[-1]
+    if spec.name == "sparse_categorical_crossentropy" and ls:
+        data = -((F.one_hot(y, k).to(out.dtype) * (1 - ls) + ls / k) * log_probs()).sum(-1).mean()
+    elif spec.name == "sparse_categorical_crossentropy":
         data = -log_probs().gather(-1, y.unsqueeze(-1)).mean()
     elif spec.name == "categorical_crossentropy":
-        data = -(y * log_probs()).sum(-1).mean()
+        data = -((y * (1 - ls) + ls / k) * log_probs()).sum(-1).mean()
     elif spec.name == "binary_crossentropy":
+        y = y * (1 - ls) + 0.5 * ls
         z = pre if (last == "sigmoid" and pre is not None and not spec.from_logits) else (
             out if spec.from_logits else None)
         if z is not None:

@@ -56,7 +56,8 @@ def test_run_folder_layout(run_dir):
     assert doc["seed"] == 0 and set(doc["versions"]) == {"nncompile", "numpy", "python", "platform"}
     t = doc["settings"]["train"]
     # every default explicit
-    assert t["optimizer"] == {"name": "adam", "params": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-07}}
+    assert t["optimizer"] == {"name": "adam", "params": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-07,
+                                                         "clipnorm": None, "global_clipnorm": None, "clipvalue": None}}
     assert t["batch_size"] == 32 and t["epochs"] == 5 and t["early_stopping"]["mode"] == "min"
     assert t["validation"]["fraction"] == 0.25 and "loc" not in t
     layers = doc["settings"]["model"]["layers"]

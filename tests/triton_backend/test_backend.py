@@ -61,6 +61,18 @@ MODELS = {
     # gelu, leaky relu, layer norm, l1/l2 penalties, mse, adamw
     "mse_adamw": src(["dense h(8, gelu, l2=0.01, l1=0.001)", "layernorm ln", "dense h2(5, leaky_relu)",
                       "dense o(2)"], "mse", "adamw(lr=0.01)", metrics="[mse, mae]"),
+    # Keras's other activations (issue 16)
+    "keras_activations": src(["dense h(8, elu(0.5))", "dense h2(8, selu)", "dense h3(8, swish)",
+                              "dense h4(8, softsign)", "dense h5(6, hard_sigmoid)", "dense h6(6, softplus)",
+                              "dense o(2, exponential)"], "mse", "adam(lr=0.01)", metrics="[mse]"),
+    # a normalization first, label smoothing, clipping: per variable, global, by value (issue 16)
+    "keras_norm_smooth_clip": src(["normalization nz", "dense h(8, silu, init=lecun_normal)", "dense o(3, softmax)"],
+                                  "sparse_categorical_crossentropy(label_smoothing=0.1)", "sgd(lr=0.1, clipnorm=0.05)"),
+    "keras_global_clip": src(["dense h(8, softsign, init=orthogonal)", "dense o(3)"],
+                             "categorical_crossentropy(from_logits=true, label_smoothing=0.2)",
+                             "adam(lr=0.01, global_clipnorm=0.1)"),
+    "keras_clipvalue": src(["dense h(8, hard_sigmoid, init=variance_scaling(2, mode=fan_avg))", "dense o(2, sigmoid)"],
+                           "binary_crossentropy(label_smoothing=0.3)", "rmsprop(lr=0.01, clipvalue=0.02)"),
     # mae, plain sgd, no bias
     "mae_sgd": src(["dense h(8, relu, use_bias=false)", "dense o(2)"], "mae", "sgd(lr=0.05)",
                    metrics="[mae]"),

@@ -1,5 +1,6 @@
 """Adding an op is adding its IR row and one emitter per backend (docs/extending.md):
-a test registers a new elementwise op, softsign(x) = x / (1 + |x|), and trains
+a test registers a new elementwise op, a softsign(x) = x / (1 + |x|) of its own (named
+"demo_softsign": the table has a real softsign), and trains
 through it on both backends, against the reference interpreter and torch."""
 import numpy as np
 import pytest
@@ -32,11 +33,11 @@ def _numpy_softsign(ctx, n, a, out):
 
 @pytest.fixture
 def softsign():
-    ops.unary("softsign", lambda a: (a / (1 + np.abs(a))).astype(a.dtype), _softsign_grad)
-    np_lowering.EMITTERS["softsign"] = _numpy_softsign
-    tr_lowering.POINTWISE["softsign"] = "{0} / (1.0 + tl.abs({0}))"
+    ops.unary("demo_softsign", lambda a: (a / (1 + np.abs(a))).astype(a.dtype), _softsign_grad)
+    np_lowering.EMITTERS["demo_softsign"] = _numpy_softsign
+    tr_lowering.POINTWISE["demo_softsign"] = "{0} / (1.0 + tl.abs({0}))"
     yield
-    del ops.OPS["softsign"], np_lowering.EMITTERS["softsign"], tr_lowering.POINTWISE["softsign"]
+    del ops.OPS["demo_softsign"], np_lowering.EMITTERS["demo_softsign"], tr_lowering.POINTWISE["demo_softsign"]
 
 
 def _model():
@@ -44,7 +45,7 @@ def _model():
     x = g.input("x", (B, 6))
     w = g.input("w", (6, 5), role="param", init="glorot_uniform")
     b = g.input("b", (5,), role="param", init="zeros")
-    h = g.emit("softsign", g.emit("add", g.emit("matmul", x, w), b))
+    h = g.emit("demo_softsign", g.emit("add", g.emit("matmul", x, w), b))
     loss = g.emit("mean", g.emit("square", h), axes=(0, 1), keepdims=False)
     g.output("loss", loss)
     g.meta["differentiate"] = "loss"

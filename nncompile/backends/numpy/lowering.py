@@ -57,6 +57,24 @@ def _relu_grad(ctx, n, a, out):
     return f"np.greater({a[1]}, 0, out={mask}); np.multiply({a[0]}, {mask}, out={out})"
 
 
+# each computes its scratch from `a` before writing `out`, which may alias `a`
+def _elu(ctx, n, a, out):
+    s = ctx.scratch(n, 0, n.shape)   # alpha * expm1(min(x, 0))
+    return (f"np.minimum({a[0]}, 0, out={s}); np.expm1({s}, out={s}); np.multiply({s}, {n.attrs['alpha']!r}, out={s}); "
+            f"np.maximum({a[0]}, 0, out={out}); np.add({out}, {s}, out={out})")
+
+
+def _silu(ctx, n, a, out):
+    s = ctx.scratch(n, 0, n.shape)   # sigmoid(x), in the form of the sigmoid emitter
+    return (f"np.multiply({a[0]}, 0.5, out={s}); np.tanh({s}, out={s}); np.multiply({s}, 0.5, out={s}); "
+            f"np.add({s}, 0.5, out={s}); np.multiply({a[0]}, {s}, out={out})")
+
+
+def _softsign(ctx, n, a, out):
+    s = ctx.scratch(n, 0, n.shape)   # 1 + |x|
+    return f"np.abs({a[0]}, out={s}); np.add({s}, 1.0, out={s}); np.divide({a[0]}, {s}, out={out})"
+
+
 def _matmul(ctx, n, a, out):
     x = a[0] + (".T" if n.attrs.get("ta") else "")
     y = a[1] + (".T" if n.attrs.get("tb") else "")
@@ -195,6 +213,7 @@ EMITTERS: dict[str, Emitter] = {
                "np.multiply({out}, 0.5, out={out}); np.add({out}, 0.5, out={out})",
     "tanh": "np.tanh({a}, out={out})",
     "softplus": "np.logaddexp(0, {a}, out={out})",
+    "elu": _elu, "silu": _silu, "softsign": _softsign,
     "clip": "np.clip({a}, {lo}, {hi}, out={out})",
     "cast": "np.copyto({out}, {a}, casting='unsafe')",
     "round_to": "_s.round_to({a}, {precision}, {out})",

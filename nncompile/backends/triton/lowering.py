@@ -69,6 +69,9 @@ POINTWISE: dict[str, Pointwise] = {
     "sign": "tl.where({0} > 0, 1.0, tl.where({0} < 0, -1.0, 0.0))",
     "relu": "tl.maximum({0}, 0.0)", "sigmoid": "1.0 / (1.0 + tl.exp(-{0}))", "tanh": "_tanh({0})",
     "softplus": "tl.maximum({0}, 0.0) + tl.log(1.0 + tl.exp(-tl.abs({0})))",
+    "silu": "{0} / (1.0 + tl.exp(-{0}))", "softsign": "{0} / (1.0 + tl.abs({0}))",
+    "elu": lambda c, n: (f"tl.where({c.arg(0)} > 0, {c.arg(0)}, "
+                         f"{literal(n.attrs['alpha'])} * (tl.exp(tl.minimum({c.arg(0)}, 0.0)) - 1.0))"),
     "gelu": "_gelu({0})", "gelu_grad": "_gelu_grad({0}, {1})",
     "gelu_tanh": "_gelu_tanh({0})", "gelu_tanh_grad": "_gelu_tanh_grad({0}, {1})",
     "equal": "tl.where({0} == {1}, 1.0, 0.0)", "greater": "tl.where({0} > {1}, 1.0, 0.0)",

@@ -16,12 +16,13 @@ from .dropout import Dropout
 from .flatten import Flatten
 from .layernorm import LayerNorm
 from .merge import Add, Concat, Multiply
+from .normalization import Normalization
 from .pooling import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 
 # In the order the language reference and "expected one of" lists show them.
 LAYERS: dict[str, LayerKind] = {k.name: k for k in (
     Dense(), Conv2D(), MaxPool2D(), AvgPool2D(), GlobalAvgPool2D(), GlobalMaxPool2D(), Dropout(), BatchNorm(),
-    LayerNorm(), ActivationLayer(), Flatten(), Add(), Concat(), Multiply())}
+    LayerNorm(), Normalization(), ActivationLayer(), Flatten(), Add(), Concat(), Multiply())}
 
 
 def with_params() -> list[str]:

@@ -3,25 +3,35 @@
 An activation is written as a name (`relu`, `gelu`) or, where it takes
 arguments, as a call (`gelu(approximate=true)`, `leaky_relu(0.1)`), the
 arguments checked against the activation's `Spec` like any call's. The checked
-value is a string: the bare name when every argument has its default, else the
-canonical call text (`leaky_relu(negative_slope=0.1)`), so labels, summaries
-and saved settings show what runs; `resolve` turns that string back into the
-row and its arguments.
+value is a string (`specs/calls.py`): the bare name when every argument has its
+default, else the canonical call text (`leaky_relu(negative_slope=0.1)`);
+`resolve` turns that string back into the row and its arguments.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable, Optional
 
-from ..raw import RCall, RName, RStr, describe
-from ..specs import Arg, ArgType, Bool, Float, Spec
-from ..values import fmt
+from ..specs import Arg, Bool, Float, Spec
+from ..specs.calls import CallChoice, parse_call
 
 
 def _gelu(g, h, approximate: bool):
     return g.emit("gelu_tanh" if approximate else "gelu", h)
+
+
+# Keras's selu constants (Klambauer et al. 2017)
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def _selu(g, h):
+    return g.emit("mul", g.emit("elu", h, alpha=SELU_ALPHA), g.const(SELU_SCALE, h.dtype))
+
+
+def _hard_sigmoid(g, h):
+    # Keras 3: relu6(x + 3) / 6
+    return g.emit("div", g.emit("clip", g.emit("add", h, g.const(3.0, h.dtype)), lo=0.0, hi=6.0),
+                  g.const(6.0, h.dtype))
 
 
 @dataclass(frozen=True)
@@ -59,61 +69,29 @@ ACTIVATIONS = {a.name: a for a in (
     Activation("leaky_relu", "leaky_relu", args=(
         Arg("negative_slope", Float(0.0), 0.2, "the slope for x < 0", positional=True, aliases=("alpha",)),),
         attr={"negative_slope": "alpha"}, doc="x for x > 0, else negative_slope * x (Keras's default slope 0.2)"),
+    Activation("elu", "elu", args=(
+        Arg("alpha", Float(), 1.0, "the scale of the negative part", positional=True),),
+        doc="x for x > 0, else alpha * (exp(x) - 1)"),
+    Activation("selu", None, emit=_selu, doc="`scale * elu(x, alpha)`, alpha = 1.67326, scale = 1.05070 (Keras's)"),
+    Activation("silu", "silu", doc="x * sigmoid(x) (`swish` is the same)"),
+    Activation("softplus", "softplus", doc="log(1 + exp(x))"),
+    Activation("softsign", "softsign", doc="x / (1 + abs(x))"),
+    Activation("hard_sigmoid", None, emit=_hard_sigmoid, doc="`relu6(x + 3) / 6` (Keras 3's; Keras 2's slope was 0.2)"),
+    Activation("exponential", "exp", doc="exp(x)"),
 )}
-ALIASES = {"none": "linear"}
-
-
-def _canonical(act: Activation, values: dict) -> str:
-    given = [(a.name, values[a.name]) for a in act.args if values[a.name] != a.default]
-    if not given:
-        return act.name
-    text = ", ".join(f"{k}={'true' if v is True else 'false' if v is False else fmt(v)}" for k, v in given)
-    return f"{act.name}({text})"
-
-
-_CALL = re.compile(r"^(\w+)(?:\((.*)\))?$")
-
-
-@lru_cache(maxsize=None)
-def _resolve(fn: str) -> tuple[Activation, tuple]:
-    m = _CALL.match(fn)
-    if m is None or ALIASES.get(m.group(1), m.group(1)) not in ACTIVATIONS:
-        raise KeyError(f"not an activation: {fn!r}")
-    act = ACTIVATIONS[ALIASES.get(m.group(1), m.group(1))]
-    values = {a.name: a.default for a in act.args}
-    for item in filter(None, (m.group(2) or "").split(",")):
-        k, v = (s.strip() for s in item.split("="))
-        values[k] = v == "true" if v in ("true", "false") else float(v)
-    return act, tuple(values.items())
+ALIASES = {"none": "linear", "swish": "silu"}
 
 
 def resolve(fn: str) -> tuple[Activation, dict]:
     """The row and the arguments of a checked activation value (`gelu`,
     `leaky_relu(negative_slope=0.1)`)."""
-    act, values = _resolve(fn)
-    return act, dict(values)
+    name, given = parse_call(fn)
+    act = ACTIVATIONS.get(ALIASES.get(name, name))
+    if act is None:
+        raise KeyError(f"not an activation: {fn!r}")
+    return act, {**{a.name: a.default for a in act.args}, **given}
 
 
-class ActivationType(ArgType):
-    """The argument type of every `activation` / `fn` argument: a name, or a call
-    of an activation that takes arguments."""
-
-    def read(self, scope, v, label):
-        if isinstance(v, RCall):
-            name = scope.reader.get_choice(v.name, label, tuple(ACTIVATIONS), ALIASES, "activation")
-            act = ACTIVATIONS[name]
-            if not act.args:
-                raise scope.err(f"activation {name} takes no arguments", v.loc,
-                                hint=f"write it without parentheses: {name}")
-            call = act.spec.call(scope, v.args, f"activation {name}", v.loc)
-            return _canonical(act, call.values)
-        if not isinstance(v, (RName, RStr)):
-            raise scope.err(f"{label} must be an activation name, got {describe(v)}", v.loc,
-                            hint="expected one of: " + ", ".join(ACTIVATIONS))
-        return scope.reader.get_choice(v, label, tuple(ACTIVATIONS), ALIASES, "activation")
-
-    def describe(self):
-        return "an activation"
-
-
-ACTIVATION = ActivationType()
+# the argument type of every `activation` / `fn` argument: a name, or a call of an
+# activation that takes arguments
+ACTIVATION = CallChoice(lambda: {k: a.spec for k, a in ACTIVATIONS.items()}, ALIASES, "activation")

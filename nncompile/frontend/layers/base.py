@@ -96,6 +96,7 @@ class LayerKind:
     doc: str = ""
     has_params: bool = False         # frozen= and lr_mult= apply
     passes_activation: bool = False  # the output activation shows through it (dropout, flatten)
+    adapts: bool = False             # its state is computed from the training data before training
     color: str = "#ffffff"           # its box in `nncompile graph`
 
     def label(self, layer) -> str:
@@ -112,6 +113,11 @@ class LayerKind:
         () for the layer before it."""
         src = layer.args.get("from")
         return tuple(src) if isinstance(src, tuple) else (() if src is None else (src,))
+
+    def adapt(self, layer, x) -> dict:
+        """A kind that `adapts`: its state ({what: array}) from the training features
+        x [N, *input shape] (it reads the model's input)."""
+        raise NotImplementedError
 
     def shape(self, layer, shape: tuple[int, ...], fail: Callable[..., CompileError]) -> Shaped:
         """`fail(message, hint=None)` makes the CompileError that points at the layer."""

@@ -4,16 +4,16 @@ normalisations."""
 from __future__ import annotations
 
 from ..specs import Arg, Bool, Choice, Float
+from ..specs.initializers import INITIALIZER
 from .activations import ACTIVATION
 
-KERNEL_INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros")
 BIAS_INITS = ("zeros",)
 
 ACTIVATION_ARG = Arg("activation", ACTIVATION, "linear", "applied to the output", positional=True)
 USE_BIAS = Arg("use_bias", Bool(), True, "add a bias vector")
 L1 = Arg("l1", Float(0.0), 0.0, "L1 penalty on the kernel, `l1 * sum(abs(w))`, added to the loss")
 L2 = Arg("l2", Float(0.0), 0.0, "L2 penalty on the kernel, `l2 * sum(w^2)`, added to the loss")
-INIT = Arg("init", Choice(KERNEL_INITS, noun="initializer"), "glorot_uniform", "the kernel's initializer",
+INIT = Arg("init", INITIALIZER, "glorot_uniform", "the kernel's initializer (a name, or a call: the table below)",
            aliases=("kernel_initializer",))
 BIAS_INIT = Arg("bias_init", Choice(BIAS_INITS, noun="bias initializer"), "zeros", "the bias's initializer",
                 aliases=("bias_initializer",))

@@ -16,7 +16,9 @@ from typing import Iterable
 from ..layers import LAYERS, TRANSFER
 from ..layers.activations import ACTIVATIONS, ALIASES
 from ..values import fmt
+from .calls import CallChoice
 from .core import REQUIRED, Arg, Derived, Spec
+from .initializers import INITIALIZERS
 from .sources import AUGMENTATIONS, DATA_SOURCES
 from .training import EARLY_STOPPING, LOSSES, OPTIMIZERS, SCHEDULES, SPLIT, TRAIN, WEIGHTS
 from .types import Choice
@@ -33,7 +35,7 @@ def _default(a: Arg) -> str:
     if isinstance(d, bool):
         return f"`{'true' if d else 'false'}`"
     if isinstance(d, str):
-        return f"`{d}`" if isinstance(a.type, Choice) else f'`"{d}"`'
+        return f"`{d}`" if isinstance(a.type, (Choice, CallChoice)) else f'`"{d}"`'
     if isinstance(d, (tuple, list)):
         return "`[]`" if not d else "`[" + ", ".join(map(str, d)) + "]`"
     return f"`{fmt(d)}`"
@@ -77,7 +79,7 @@ def _layers() -> str:
     table = spec_table([k.spec for k in kinds], "Layer")
     docs = "\n".join(f"- `{k.name}`: {k.doc}" for k in kinds)
     with_params = ", ".join(f"`{k.name}`" for k in kinds if k.has_params)
-    return (f"{table}\n\n{docs}\n\n{_activations()}\n\n"
+    return (f"{table}\n\n{docs}\n\n{_activations()}\n\n{_initializers()}\n\n"
             f"Layers with parameters ({with_params}) also take these keys (never positional):\n\n"
             + settings_table(TRANSFER, "Key"))
 
@@ -91,6 +93,16 @@ def _activations() -> str:
     return ("\n".join(lines) + f"\n\n{aliases}. An activation with arguments is written as a call where an "
             "activation is expected (`dense(64, activation=gelu(approximate=true))`, `activation(leaky_relu(0.1))`):"
             "\n\n" + spec_table(with_args, "Activation").split("\n\n")[0])
+
+
+def _initializers() -> str:
+    """The kernel initializers (`init=`), and the arguments of those that take any."""
+    lines = ["| Initializer | Meaning |", "|---|---|"] + [f"| `{s.name}` | {s.doc} |" for s in INITIALIZERS.values()]
+    with_args = [s for s in INITIALIZERS.values() if s.args]
+    return ("\n".join(lines) + "\n\nFans as Keras: a kernel `(..., in, out)` has `fan_in = in * r`, "
+            "`fan_out = out * r`, `r` the product of its leading (window) dimensions. An initializer with "
+            "arguments is written as a call (`init=variance_scaling(2, mode=fan_out)`, "
+            "`init=truncated_normal(stddev=0.02)`):\n\n" + spec_table(with_args, "Initializer").split("\n\n")[0])
 
 
 def _losses() -> str:

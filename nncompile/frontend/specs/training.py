@@ -116,9 +116,10 @@ CROSSENTROPY = ("binary_crossentropy", "categorical_crossentropy", "sparse_categ
 
 
 def _only_crossentropy_logits(scope: Scope) -> None:
-    if scope.values["from_logits"]:
-        raise scope.err(f"from_logits only applies to cross-entropy losses, not {scope.spec.name}",
-                        scope.raw["from_logits"].loc)
+    for key in ("from_logits", "label_smoothing"):
+        if scope.values[key]:
+            raise scope.err(f"{key} only applies to cross-entropy losses, not {scope.spec.name}",
+                            scope.raw[key].loc)
 
 
 def _logits_need_linear_output(scope: Scope) -> None:
@@ -133,7 +134,10 @@ def _logits_need_linear_output(scope: Scope) -> None:
 
 FROM_LOGITS = Arg("from_logits", Bool(), False,
                   "the model's output is logits (its last activation is linear); cross-entropy losses only")
-LOSSES = {name: Spec(name, (FROM_LOGITS,), doc, rules=(
+LABEL_SMOOTHING = Arg("label_smoothing", Float(0.0, 1.0), 0.0,
+                      "targets `y (1 - ls) + ls / K` over K classes (binary: `y (1 - ls) + ls / 2`), as Keras; "
+                      "cross-entropy losses only (sparse labels as their one-hot rows, as PyTorch)")
+LOSSES = {name: Spec(name, (FROM_LOGITS, LABEL_SMOOTHING), doc, rules=(
     _logits_need_linear_output if name in CROSSENTROPY else _only_crossentropy_logits,)) for name, doc in (
     ("mse", "mean squared error"),
     ("mae", "mean absolute error"),
@@ -147,7 +151,8 @@ def read_loss(scope: Scope, v, what: str) -> LossSpec:
     name_v, args = (v.name, v.args) if isinstance(v, RCall) else (v, [])
     name = scope.reader.get_choice(name_v, "loss", tuple(LOSSES))
     call = LOSSES[name].call(scope, args, f"loss {name}", v.loc)
-    return LossSpec(name=name, from_logits=call.values["from_logits"], loc=v.loc)
+    return LossSpec(name=name, from_logits=call.values["from_logits"], loc=v.loc,
+                    label_smoothing=call.values["label_smoothing"])
 
 
 # ------------------------------------------------------------------ optimizers
@@ -162,6 +167,25 @@ def _lr(default: float) -> Arg:
                aliases=("learning_rate",), label="lr (learning rate)")
 
 
+def _one_way_of_clipping(scope: Scope) -> None:
+    given = [k for k in CLIPPING if scope.values[k] is not None]
+    if len(given) > 1:
+        raise scope.err(f"{given[0]} and {given[1]} are both set; gradients are clipped one way",
+                        scope.raw[given[1]].loc, hint=f"keep one of {', '.join(CLIPPING)}")
+
+
+# Keras 3's clipping arguments of every optimizer (passes/optimizer.py: clip_gradients).
+# Keras refuses clipnorm with global_clipnorm and silently ignores clipvalue beside
+# either; here any two are an error
+CLIP_ARGS = (
+    Arg("clipnorm", Float(0.0, lo_open=True), None,
+        "clip each gradient to this L2 norm, by its own norm: `g * c / max(norm(g), c)`"),
+    Arg("global_clipnorm", Float(0.0, lo_open=True), None,
+        "clip all gradients together to this L2 norm: `g * c / max(N, c)`, N the norm of them all"),
+    Arg("clipvalue", Float(0.0, lo_open=True), None, "clip each gradient element to `[-c, c]`"),
+)
+CLIPPING = tuple(a.name for a in CLIP_ARGS)
+
 MOMENTUM = Arg("momentum", Float(0.0, 1.0, hi_open=True), 0.0, "momentum (0: none)")
 EPS = Arg("eps", Float(0.0, lo_open=True), 1e-7, "added to the denominator, outside the square root",
           aliases=("epsilon",))
@@ -170,13 +194,15 @@ ADAM = Spec("adam", (
     Arg("beta1", Float(0.0, 1.0, hi_open=True), 0.9, "decay of the first-moment estimate", aliases=("beta_1",)),
     Arg("beta2", Float(0.0, 1.0, hi_open=True), 0.999, "decay of the second-moment estimate", aliases=("beta_2",)),
     EPS,
-), doc="Adam, with the bias-corrected learning rate")
+    *CLIP_ARGS,
+), doc="Adam, with the bias-corrected learning rate", rules=(_one_way_of_clipping,))
 OPTIMIZERS = {s.name: s for s in (
     Spec("sgd", (
         _lr(0.01),
         MOMENTUM,
         Arg("nesterov", Bool(), False, "Nesterov momentum (needs momentum > 0)"),
-    ), doc="stochastic gradient descent", rules=(_nesterov_needs_momentum,)),
+        *CLIP_ARGS,
+    ), doc="stochastic gradient descent", rules=(_nesterov_needs_momentum, _one_way_of_clipping)),
     ADAM,
     ADAM.extend("adamw", Arg("weight_decay", Float(0.0), 0.004, "decoupled weight decay, scaled by lr"),
                 doc="Adam with decoupled weight decay"),
@@ -185,8 +211,10 @@ OPTIMIZERS = {s.name: s for s in (
         Arg("rho", Float(0.0, 1.0, hi_open=True), 0.9, "decay of the mean square"),
         MOMENTUM,
         replace(EPS, doc="added to the mean square, inside the square root (Keras 3's formula)"),
-    ), doc="RMSprop as Keras 3: `v = rho v + (1 - rho) g^2`, `p -= lr g / sqrt(v + eps)` (PyTorch's "
-           "RMSprop adds eps outside the square root: the two differ, most where v is small)"),
+        *CLIP_ARGS,
+    ), rules=(_one_way_of_clipping,),
+        doc="RMSprop as Keras 3: `v = rho v + (1 - rho) g^2`, `p -= lr g / sqrt(v + eps)` (PyTorch's "
+            "RMSprop adds eps outside the square root: the two differ, most where v is small)"),
 )}
 
 
@@ -366,7 +394,8 @@ def read_metrics(scope: Scope, v, what: str) -> tuple[str, ...]:
 TRAIN = Spec("train", (
     Arg("data", Setting(read_data, "a data source (§5.1)"), None,
         "the training data; without it the runner must be given data"),
-    Arg("loss", Setting(read_loss, "a loss name, or `NAME(from_logits=true)`"), doc="the training objective",
+    Arg("loss", Setting(read_loss, "a loss name, or a call `NAME(from_logits=true, label_smoothing=0.1)`"),
+        doc="the training objective",
         example="add e.g.  loss = mse"),
     Arg("optimizer", Setting(read_optimizer, "an optimizer name or call (§5.2)"), doc="the update rule",
         example="add e.g.  optimizer = adam(lr=0.001)"),
@@ -389,4 +418,4 @@ TRAIN = Spec("train", (
 ))
 
 __all__ = ["TRAIN", "LOSSES", "CROSSENTROPY", "OPTIMIZERS", "SCHEDULES", "SPLIT", "EARLY_STOPPING", "WEIGHTS",
-           "METRICS", "PRECISIONS", "logged_metrics", "resolve_mode"]
+           "METRICS", "PRECISIONS", "CLIPPING", "logged_metrics", "resolve_mode"]
