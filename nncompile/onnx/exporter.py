@@ -237,9 +237,10 @@ def _emit_batchnorm(b: _Builder, g: Graph, n: Node, x: Node, args: tuple[float, 
 def export_graph(g: Graph, tensors: Mapping[str, np.ndarray], *, name: str, doc: str = "",
                  batchnorms: Mapping[str, tuple[float, float]] = {}):
     """The ONNX ModelProto of inference graph `g`; `tensors` holds every param and
-    state input (and any other input stored in the model, by name); `batchnorms` names the batch norm layers (their epsilon and momentum),
-    each exported as one BatchNormalization node. Raises NNError naming the node
-    for an op that has no ONNX form."""
+    state input (and any other input stored in the model, by name); `batchnorms`
+    names the batch norm layers (their epsilon and momentum), each exported as
+    one BatchNormalization node. Raises NNError naming the node for an op that
+    has no ONNX form."""
     onnx = require_onnx("exporting to ONNX")
     h = onnx.helper
     b = _Builder(onnx, g)

@@ -113,7 +113,8 @@ class Importer:
     def name_for(self, kind: str) -> str:
         """A layer name from the node's (PyTorch's '/fc1/Gemm' -> 'fc1'), else KIND_N."""
         n = self.node
-        parts = [p for p in re.split(r"[/.:]", n.name or "") if p and p != n.op_type and not p.startswith(n.op_type + "_")]
+        parts = [p for p in re.split(r"[/.:]", n.name or "")
+                 if p and p != n.op_type and not p.startswith(n.op_type + "_")]
         base = re.sub(r"\W", "_", "_".join(parts)).strip("_") if parts else ""
         if not base or base[0].isdigit() or base in self.names or base == self.input_name:
             k = 1
@@ -404,7 +405,8 @@ def _activation(imp: Importer, ins, a):
         act = f"leaky_relu({_num(a.get('alpha', 0.01))})"
     elif op == "Gelu":
         approx = a.get("approximate", b"none")
-        act = "gelu(approximate=true)" if (approx.decode() if isinstance(approx, bytes) else approx) == "tanh" else "gelu"
+        tanh = (approx.decode() if isinstance(approx, bytes) else approx) == "tanh"
+        act = "gelu(approximate=true)" if tanh else "gelu"
     else:
         act = ACTIVATIONS[op]
     host = imp.foldable(x, ins[0])

@@ -173,7 +173,8 @@ def test_every_export_imports_back_as_the_same_program(path):
     model = prog.export_onnx(w)
     text, w2 = to_program(model, path.name)
     back, _ = check_program(text, w2, model)
-    kinds = lambda p: [layer.kind for layer in p.ast.model.layers if layer.kind not in ("dropout", "activation")]  # noqa: E731
+    def kinds(p):
+        return [layer.kind for layer in p.ast.model.layers if layer.kind not in ("dropout", "activation")]
     assert kinds(back) == kinds(prog)
     bn = [layer for layer in back.ast.model.layers if layer.kind == "batchnorm"]
     assert all(layer.args["momentum"] == 0.99 and layer.args["epsilon"] == 1e-3 for layer in bn)
