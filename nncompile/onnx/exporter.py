@@ -115,6 +115,14 @@ def _const(b: _Builder, n: Node) -> str:
     return b.const(n, n.attrs["value"], NP_DTYPE[n.dtype])
 
 
+@_row("round_to")
+def _round_to(b: _Builder, n: Node) -> str:
+    # mixed precision's rounding of a matmul or convolution operand, kept in its dtype:
+    # a cast to bf16 / f16 (ONNX rounds to nearest even, as the IR) and back
+    low = {"bf16": 16, "f16": 10}[n.attrs["precision"]]     # TensorProto.BFLOAT16, FLOAT16
+    return b.node(n, "Cast", [b.node(n, "Cast", [b.name_of(n.inputs[0])], to=low)], to=onnx_dtype(n.dtype))
+
+
 @_row("clip")
 def _clip(b: _Builder, n: Node) -> str:
     from ..ir.ops import NP_DTYPE

@@ -238,3 +238,23 @@ def test_the_rows_layers_do_not_use_against_onnxruntime():
     want = nc.jit(fn, *specs)(x, z)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "f16"])
+def test_round_to_exports_as_casts_that_round_as_torch(precision):
+    """Mixed precision's `round_to` (an operand rounded to bf16 / f16, kept in f32): two
+    Casts, against torch's conversion (round to nearest even). The node is made by hand:
+    the row must not depend on which ops this checkout's table holds."""
+    torch = pytest.importorskip("torch")
+    from nncompile.ir.graph import Graph
+    from nncompile.onnx.exporter import export_graph
+    g = Graph("r")
+    x = g.input("x", (nncompile.B, 64))
+    g.output("y", g._append("round_to", (x,), {"precision": precision}, "f32", x.shape))
+    model = export_graph(g, {}, name="r")
+    onnx.checker.check_model(model, full_check=True)
+    rng = np.random.default_rng(0)
+    v = (rng.normal(size=(3, 64)) * 10.0 ** rng.integers(-3, 4, size=(3, 64))).astype(np.float32)
+    got = run_onnx(model, "x", v)
+    want = torch.from_numpy(v).to(torch.bfloat16 if precision == "bf16" else torch.float16).float().numpy()
+    np.testing.assert_array_equal(got, want)
