@@ -1,7 +1,8 @@
 """IR inference graph -> ONNX model, through one table (`EXPORT`: IR op -> emitter).
 
 The graph exported is a program's `predict` graph after the required passes:
-batch norm already reads its running statistics and dropout is not in it.
+batch norm already reads its running statistics (each batchnorm layer is
+written as one BatchNormalization node) and dropout is not in it.
 Parameters and batch-norm state become initializers; every other graph
 input becomes a graph input whose batch dimension `B` is the symbolic
 dimension "batch". Each ONNX node is named after the layer its IR node came

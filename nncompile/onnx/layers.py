@@ -3,11 +3,13 @@
 
 The ONNX nodes are read in order, each one becoming a layer of the language
 (one table, `RULES`: op_type -> rule), or folding into the layer before it
-(a bias `Add` after a `MatMul`, an activation after a dense or conv layer
-whose output nothing else reads). The program is channels last: an image
-input [N, C, H, W] becomes `input x: f32[H, W, C]`, convolution kernels are
-stored as Keras's [kh, kw, C/groups, F], and the rows of a dense layer that
-reads a flattened image are reordered from ONNX's (C, H, W) to (H, W, C).
+(a bias `Add` after a dense or conv layer without one, an activation after
+a dense or conv layer whose output nothing else reads). The program is
+channels last: an image input [N, C, H, W] becomes `input x: f32[H, W, C]`,
+convolution kernels are stored as Keras's [kh, kw, C/groups, F], and the
+rows of a dense layer that reads a flattened image are reordered from ONNX's
+(C, H, W) to (H, W, C). A model channels last in the file already (tf2onnx's
+transposes around each Conv, and our own exports) keeps its layout.
 
 What the language cannot say (a layer that reads another one than the layer
 just before it, padding that is not `valid` or Keras's `same`, an op with no
