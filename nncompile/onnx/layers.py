@@ -56,11 +56,13 @@ class Layer:
     args: list = field(default_factory=list)
     activation: Optional[str] = None
     positional: int = 1             # the arguments before the activation (dense: units; conv2d: filters, size)
+    nodes: list = field(default_factory=list)    # the ONNX nodes it came from
 
     def text(self) -> str:
         k = self.positional
         args = self.args[:k] + ([self.activation] if self.activation else []) + self.args[k:]
-        return f"{self.kind:<16} {self.name}({', '.join(args)})" if args else f"{self.kind:<16} {self.name}"
+        text = f"{self.kind:<16} {self.name}({', '.join(args)})" if args else f"{self.kind:<16} {self.name}"
+        return f"{text:<56} # {', '.join(self.nodes)}" if self.nodes else text
 
 
 class Importer:
@@ -129,9 +131,12 @@ class Importer:
     def add_layer(self, kind: str, args=(), src: Optional[Val] = None) -> Layer:
         if src is not None:
             self.chained(src)
-        layer = Layer(kind, self.name_for(kind), list(args))
+        layer = Layer(kind, self.name_for(kind), list(args), nodes=[self.node_name()])
         self.layers.append(layer)
         return layer
+
+    def node_name(self) -> str:
+        return self.node.name or self.node.output[0]
 
     def out(self, v: Val) -> None:
         self.vals[self.node.output[0]] = v
@@ -241,6 +246,7 @@ def _fold_bias(imp: Importer, ins) -> bool:
     if not fits or "use_bias=false" not in last.args or last.activation or imp.users.get(value, 0) != 1:
         return False
     last.args.remove("use_bias=false")
+    last.nodes.append(imp.node_name())
     imp.weights[f"{last.name}.bias"] = np.ascontiguousarray(b.reshape(-1), np.float32)
     imp.out(x)
     return True
@@ -414,6 +420,7 @@ def _activation(imp: Importer, ins, a):
     host = imp.foldable(x, ins[0])
     if host is not None:
         host.activation = act
+        host.nodes.append(imp.node_name())
         imp.out(x)
         return
     layer = imp.add_layer("activation", [act], x)

@@ -196,6 +196,7 @@ def test_dropout_and_unfused_activations_become_layers():
     text, weights = to_program(model, "hand.onnx")
     assert "dense            hidden(5)" in text and "dropout          drop(0.25)" in text
     assert "activation       act(relu)" in text and "dense            out(3, softmax)" in text
+    assert "# out/MatMul, out/Add, out/Softmax" in text        # each layer names the nodes it came from
     prog, _ = check_program(text, weights, model)
     x = rng.normal(size=(4, 4)).astype(np.float32)
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
