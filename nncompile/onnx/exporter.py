@@ -256,7 +256,7 @@ def export_graph(g: Graph, tensors: Mapping[str, np.ndarray], *, name: str, doc:
     missing = [k for k, s in g.input_specs.items() if s.role in ("param", "state") and k not in tensors]
     if missing:
         raise NNError(f"exporting '{name}': no values for {', '.join(missing)}",
-                      hint="pass the parameters and the batch-norm state, e.g. {**trainer.params, **trainer.state}"
+                      hint="pass the parameters and the batch-norm state, e.g. trainer.host('model_state')"
                       if any(g.input_specs[k].role == "state" for k in missing) else None)
     conv_kernels = {n.inputs[1].id for n in g.nodes if n.op == "conv2d"}
     other_users = {i.id for n in g.nodes if n.op != "conv2d" for i in n.inputs}
