@@ -1,7 +1,8 @@
 """IR inference graph -> ONNX model, through one table (`EXPORT`: IR op -> emitter).
 
 The graph exported is a program's `predict` graph after the required passes:
-batch norm already reads its running statistics and dropout is not in it.
+batch norm already reads its running statistics (each batchnorm layer is
+written as one BatchNormalization node) and dropout is not in it.
 Parameters and batch-norm state become initializers; every other graph
 input becomes a graph input whose batch dimension `B` is the symbolic
 dimension "batch". Each ONNX node is named after the layer its IR node came
@@ -113,6 +114,14 @@ EXPORT["concat"] = lambda b, n: b.node(n, "Concat", [b.name_of(i) for i in n.inp
 def _const(b: _Builder, n: Node) -> str:
     from ..ir.ops import NP_DTYPE
     return b.const(n, n.attrs["value"], NP_DTYPE[n.dtype])
+
+
+@_row("round_to")
+def _round_to(b: _Builder, n: Node) -> str:
+    # mixed precision's rounding of a matmul or convolution operand, kept in its dtype:
+    # a cast to bf16 / f16 (ONNX rounds to nearest even, as the IR) and back
+    low = {"bf16": 16, "f16": 10}[n.attrs["precision"]]     # TensorProto.BFLOAT16, FLOAT16
+    return b.node(n, "Cast", [b.node(n, "Cast", [b.name_of(n.inputs[0])], to=low)], to=onnx_dtype(n.dtype))
 
 
 @_row("clip")
@@ -237,16 +246,17 @@ def _emit_batchnorm(b: _Builder, g: Graph, n: Node, x: Node, args: tuple[float, 
 def export_graph(g: Graph, tensors: Mapping[str, np.ndarray], *, name: str, doc: str = "",
                  batchnorms: Mapping[str, tuple[float, float]] = {}):
     """The ONNX ModelProto of inference graph `g`; `tensors` holds every param and
-    state input (and any other input stored in the model, by name); `batchnorms` names the batch norm layers (their epsilon and momentum),
-    each exported as one BatchNormalization node. Raises NNError naming the node
-    for an op that has no ONNX form."""
+    state input (and any other input stored in the model, by name); `batchnorms`
+    names the batch norm layers (their epsilon and momentum), each exported as
+    one BatchNormalization node. Raises NNError naming the node for an op that
+    has no ONNX form."""
     onnx = require_onnx("exporting to ONNX")
     h = onnx.helper
     b = _Builder(onnx, g)
     missing = [k for k, s in g.input_specs.items() if s.role in ("param", "state") and k not in tensors]
     if missing:
         raise NNError(f"exporting '{name}': no values for {', '.join(missing)}",
-                      hint="pass the parameters and the batch-norm state, e.g. {**trainer.params, **trainer.state}"
+                      hint="pass the parameters and the batch-norm state, e.g. trainer.host('model_state')"
                       if any(g.input_specs[k].role == "state" for k in missing) else None)
     conv_kernels = {n.inputs[1].id for n in g.nodes if n.op == "conv2d"}
     other_users = {i.id for n in g.nodes if n.op != "conv2d" for i in n.inputs}

@@ -3,11 +3,13 @@
 
 The ONNX nodes are read in order, each one becoming a layer of the language
 (one table, `RULES`: op_type -> rule), or folding into the layer before it
-(a bias `Add` after a `MatMul`, an activation after a dense or conv layer
-whose output nothing else reads). The program is channels last: an image
-input [N, C, H, W] becomes `input x: f32[H, W, C]`, convolution kernels are
-stored as Keras's [kh, kw, C/groups, F], and the rows of a dense layer that
-reads a flattened image are reordered from ONNX's (C, H, W) to (H, W, C).
+(a bias `Add` after a dense or conv layer without one, an activation after
+a dense or conv layer whose output nothing else reads). The program is
+channels last: an image input [N, C, H, W] becomes `input x: f32[H, W, C]`,
+convolution kernels are stored as Keras's [kh, kw, C/groups, F], and the
+rows of a dense layer that reads a flattened image are reordered from ONNX's
+(C, H, W) to (H, W, C). A model channels last in the file already (tf2onnx's
+transposes around each Conv, and our own exports) keeps its layout.
 
 What the language cannot say (a layer that reads another one than the layer
 just before it, padding that is not `valid` or Keras's `same`, an op with no
@@ -54,11 +56,13 @@ class Layer:
     args: list = field(default_factory=list)
     activation: Optional[str] = None
     positional: int = 1             # the arguments before the activation (dense: units; conv2d: filters, size)
+    nodes: list = field(default_factory=list)    # the ONNX nodes it came from
 
     def text(self) -> str:
         k = self.positional
         args = self.args[:k] + ([self.activation] if self.activation else []) + self.args[k:]
-        return f"{self.kind:<16} {self.name}({', '.join(args)})" if args else f"{self.kind:<16} {self.name}"
+        text = f"{self.kind:<16} {self.name}({', '.join(args)})" if args else f"{self.kind:<16} {self.name}"
+        return f"{text:<56} # {', '.join(self.nodes)}" if self.nodes else text
 
 
 class Importer:
@@ -113,7 +117,8 @@ class Importer:
     def name_for(self, kind: str) -> str:
         """A layer name from the node's (PyTorch's '/fc1/Gemm' -> 'fc1'), else KIND_N."""
         n = self.node
-        parts = [p for p in re.split(r"[/.:]", n.name or "") if p and p != n.op_type and not p.startswith(n.op_type + "_")]
+        parts = [p for p in re.split(r"[/.:]", n.name or "")
+                 if p and p != n.op_type and not p.startswith(n.op_type + "_")]
         base = re.sub(r"\W", "_", "_".join(parts)).strip("_") if parts else ""
         if not base or base[0].isdigit() or base in self.names or base == self.input_name:
             k = 1
@@ -126,9 +131,12 @@ class Importer:
     def add_layer(self, kind: str, args=(), src: Optional[Val] = None) -> Layer:
         if src is not None:
             self.chained(src)
-        layer = Layer(kind, self.name_for(kind), list(args))
+        layer = Layer(kind, self.name_for(kind), list(args), nodes=[self.node_name()])
         self.layers.append(layer)
         return layer
+
+    def node_name(self) -> str:
+        return self.node.name or self.node.output[0]
 
     def out(self, v: Val) -> None:
         self.vals[self.node.output[0]] = v
@@ -238,6 +246,7 @@ def _fold_bias(imp: Importer, ins) -> bool:
     if not fits or "use_bias=false" not in last.args or last.activation or imp.users.get(value, 0) != 1:
         return False
     last.args.remove("use_bias=false")
+    last.nodes.append(imp.node_name())
     imp.weights[f"{last.name}.bias"] = np.ascontiguousarray(b.reshape(-1), np.float32)
     imp.out(x)
     return True
@@ -404,12 +413,14 @@ def _activation(imp: Importer, ins, a):
         act = f"leaky_relu({_num(a.get('alpha', 0.01))})"
     elif op == "Gelu":
         approx = a.get("approximate", b"none")
-        act = "gelu(approximate=true)" if (approx.decode() if isinstance(approx, bytes) else approx) == "tanh" else "gelu"
+        tanh = (approx.decode() if isinstance(approx, bytes) else approx) == "tanh"
+        act = "gelu(approximate=true)" if tanh else "gelu"
     else:
         act = ACTIVATIONS[op]
     host = imp.foldable(x, ins[0])
     if host is not None:
         host.activation = act
+        host.nodes.append(imp.node_name())
         imp.out(x)
         return
     layer = imp.add_layer("activation", [act], x)

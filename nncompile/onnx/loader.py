@@ -7,8 +7,11 @@ operator specification's attributes, defaults and (NumPy) broadcasting. So
 tracing it (`nc.jit`, `nc.trace`, `nc.value_and_grad` for fine-tuning) gives
 an IR graph that compiles on either backend like any traced function.
 
-The float initializers are the parameters (`.params`, by their ONNX names);
-integer initializers and `Constant` nodes are static values (shapes, axes).
+The float initializers (and float tensors of `Constant` nodes) are the
+parameters (`.params`, by their ONNX names); integer initializers and the
+other constants are static values (shapes, axes) or numbers. PyTorch's
+exact GELU before opset 20 (Div, Erf, Add, Mul, Mul) is read as one Gelu
+(`fuse_erf_gelu`).
 Axis 0 of every graph input is the batch axis `nc.B`, whatever size the file
 declares for it. Tensors keep ONNX's layout (NCHW): a Conv or pooling node
 is traced between two transposes (the graph API's images are channels last).

@@ -20,10 +20,11 @@ def model(op_type, data: dict, inits: dict, attrs: dict, opset: int, n_out: int 
     inits = [numpy_helper.from_array(v, k) for k, v in inits.items()]
     bare = helper.make_graph([node], "single", ins, [helper.make_value_info(o, onnx.TypeProto()) for o in outs],
                              initializer=inits)
-    inferred = onnx.shape_inference.infer_shapes(helper.make_model(bare, opset_imports=[helper.make_opsetid("", opset)]))
+    opsets = [helper.make_opsetid("", opset)]
+    inferred = onnx.shape_inference.infer_shapes(helper.make_model(bare, opset_imports=opsets))
     types = {v.name: v.type for v in inferred.graph.output if v.type.tensor_type.HasField("shape")}
-    outv = [helper.make_value_info(o, types[o]) if o in types else helper.make_tensor_value_info(o, TensorProto.FLOAT, None)
-            for o in outs]
+    outv = [helper.make_value_info(o, types[o]) if o in types
+            else helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs]
     g = helper.make_graph([node], "single", ins, outv, initializer=inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8

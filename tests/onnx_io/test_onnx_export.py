@@ -173,7 +173,8 @@ def test_every_export_imports_back_as_the_same_program(path):
     model = prog.export_onnx(w)
     text, w2 = to_program(model, path.name)
     back, _ = check_program(text, w2, model)
-    kinds = lambda p: [layer.kind for layer in p.ast.model.layers if layer.kind not in ("dropout", "activation")]  # noqa: E731
+    def kinds(p):
+        return [layer.kind for layer in p.ast.model.layers if layer.kind not in ("dropout", "activation")]
     assert kinds(back) == kinds(prog)
     bn = [layer for layer in back.ast.model.layers if layer.kind == "batchnorm"]
     assert all(layer.args["momentum"] == 0.99 and layer.args["epsilon"] == 1e-3 for layer in bn)
@@ -237,3 +238,37 @@ def test_the_rows_layers_do_not_use_against_onnxruntime():
     want = nc.jit(fn, *specs)(x, z)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "f16"])
+def test_round_to_exports_as_casts_that_round_as_torch(precision):
+    """Mixed precision's `round_to` (an operand rounded to bf16 / f16, kept in f32): two
+    Casts, against torch's conversion (round to nearest even). The node is made by hand:
+    the row must not depend on which ops this checkout's table holds."""
+    torch = pytest.importorskip("torch")
+    from nncompile.ir.graph import Graph
+    from nncompile.onnx.exporter import export_graph
+    g = Graph("r")
+    x = g.input("x", (nncompile.B, 64))
+    g.output("y", g._append("round_to", (x,), {"precision": precision}, "f32", x.shape))
+    model = export_graph(g, {}, name="r")
+    onnx.checker.check_model(model, full_check=True)
+    rng = np.random.default_rng(0)
+    v = (rng.normal(size=(3, 64)) * 10.0 ** rng.integers(-3, 4, size=(3, 64))).astype(np.float32)
+    got = run_onnx(model, "x", v)
+    want = torch.from_numpy(v).to(torch.bfloat16 if precision == "bf16" else torch.float16).float().numpy()
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_mixed_precision_program_exports_its_rounding():
+    """A mixed_bf16 program's inference rounds matmul and conv operands (round_to):
+    the ONNX model does too, so onnxruntime agrees with predict."""
+    from nncompile.ir.ops import OPS
+    if "round_to" not in OPS:
+        pytest.skip("this checkout has no mixed precision (issue 17)")
+    src = (ROOT / "examples" / "digits_cnn.nn").read_text().replace(
+        "seed           = 42", "seed           = 42\n  precision      = mixed_bf16")
+    prog = nncompile.compile(src)
+    assert "round_to" in {n.op for n in prog.graphs.unoptimized["predict"].nodes}
+    model = check_export(prog, random_weights(prog))
+    assert "Cast" in {nd.op_type for nd in model.graph.node}

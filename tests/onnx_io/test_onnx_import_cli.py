@@ -96,8 +96,8 @@ def test_import_fine_tune_export_round_trip(tmp_path):
     np.testing.assert_allclose(prog.predict(w0, x), want, rtol=1e-4, atol=1e-5)
 
     # fine-tune: c1 frozen, c2 slowed down, from the imported weights
-    tuned = text.replace("conv2d           c1(8, 3, padding=same)", "conv2d           c1(8, 3, padding=same, frozen=true)")
-    tuned = tuned.replace("conv2d           c2(8, 3, padding=same)", "conv2d           c2(8, 3, padding=same, lr_mult=0.1)")
+    tuned = text.replace("c1(8, 3, padding=same)", "c1(8, 3, padding=same, frozen=true)")
+    tuned = tuned.replace("c2(8, 3, padding=same)", "c2(8, 3, padding=same, lr_mult=0.1)")
     tuned += """
 train {
   data       = builtin("digits")
@@ -196,6 +196,7 @@ def test_dropout_and_unfused_activations_become_layers():
     text, weights = to_program(model, "hand.onnx")
     assert "dense            hidden(5)" in text and "dropout          drop(0.25)" in text
     assert "activation       act(relu)" in text and "dense            out(3, softmax)" in text
+    assert "# out/MatMul, out/Add, out/Softmax" in text        # each layer names the nodes it came from
     prog, _ = check_program(text, weights, model)
     x = rng.normal(size=(4, 4)).astype(np.float32)
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]

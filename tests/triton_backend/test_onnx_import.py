@@ -45,3 +45,30 @@ def test_imported_model_on_triton_matches_onnxruntime():
     jt = f.jit("triton")
     np.testing.assert_allclose(jt(f.params, x), want, rtol=1e-4, atol=1e-5)
     assert not jt.program.fallbacks, jt.program.fallbacks
+
+
+CASES = {   # op_type, attributes, data shape, initializer shapes, opset
+    "conv": ("Conv", {"strides": [2, 1], "pads": [1, 0, 2, 1], "group": 2, "dilations": [1, 2]}, (2, 4, 7, 6),
+             {"w": (6, 2, 3, 2), "b": (6,)}, 11),
+    "maxpool_ceil": ("MaxPool", {"kernel_shape": [3, 2], "strides": [2, 2], "ceil_mode": 1}, (2, 3, 7, 6), {}, 12),
+    "avgpool_counting_pads": ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1},
+                              (2, 3, 5, 5), {}, 19),
+    "gemm": ("Gemm", {"transB": 1, "alpha": 0.5, "beta": 2.0}, (3, 5), {"w": (4, 5), "c": (4,)}, 13),
+    "batchnorm": ("BatchNormalization", {"epsilon": 1e-3}, (2, 3, 4, 4),
+                  {"scale": (3,), "bias": (3,), "mean": (3,), "var": (3,)}, 15),
+    "softmax_axis1": ("Softmax", {"axis": 1}, (2, 3, 4), {}, 13),
+    "reduce_mean": ("ReduceMean", {"axes": [1, 2], "keepdims": 0}, (2, 3, 4), {}, 13),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_single_ops_on_triton_match_onnxruntime(case):
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "onnx_io"))
+    from onnx_cases import compare, model
+    op, attrs, shape, inits, opset = CASES[case]
+    rng = np.random.default_rng(0)
+    data = {"x": rng.normal(size=shape).astype(np.float32)}
+    weights = {k: (np.abs(rng.normal(size=s)) + 0.5 if k == "var" else rng.normal(size=s)).astype(np.float32)
+               for k, s in inits.items()}
+    compare(model(op, data, weights, attrs, opset), data, backend="triton", atol=2e-5)
