@@ -104,6 +104,11 @@ _simple("softmax", "Softmax", axis=-1)
 _simple("log_softmax", "LogSoftmax", axis=-1)
 EXPORT["transpose"] = lambda b, n: b.node(n, "Transpose", [b.name_of(n.inputs[0])], perm=list(n.attrs["perm"]))
 EXPORT["leaky_relu"] = lambda b, n: b.node(n, "LeakyRelu", [b.name_of(n.inputs[0])], alpha=float(n.attrs["alpha"]))
+EXPORT["elu"] = lambda b, n: b.node(n, "Elu", [b.name_of(n.inputs[0])], alpha=float(n.attrs["alpha"]))
+EXPORT["softsign"] = lambda b, n: b.node(n, "Softsign", [b.name_of(n.inputs[0])])
+# silu(x) = x * sigmoid(x): ONNX has no single op for it before opset 24's Swish
+EXPORT["silu"] = lambda b, n: b.node(n, "Mul", [b.name_of(n.inputs[0]),
+                                                b.node(n, "Sigmoid", [b.name_of(n.inputs[0])])])
 EXPORT["square"] = lambda b, n: b.node(n, "Mul", [b.name_of(n.inputs[0])] * 2)
 EXPORT["cast"] = lambda b, n: b.node(n, "Cast", [b.name_of(n.inputs[0])], to=onnx_dtype(n.attrs["dtype"]))
 EXPORT["argmax"] = lambda b, n: b.node(n, "ArgMax", [b.name_of(n.inputs[0])], axis=-1, keepdims=0)
