@@ -141,3 +141,24 @@ def test_the_sm90_code_of_a_mixed_matmul_multiplies_16_bit_operands():
     assert out.returncode == 0, out.stderr[-3000:]
     lines = [l.split() for l in out.stdout.strip().splitlines()]
     assert [l[:2] for l in lines] == [["1", "True"], ["2", "True"]], out.stdout
+
+
+@pytest.mark.parametrize("precision", ["bf16", "f16"])
+def test_the_kernels_round_their_operands_against_torch(precision):
+    """K.matmul(operands=...) and conv2d(dot=...) on fp32 operands that are not yet
+    rounded: torch's .to(bf16 / fp16) of both, multiplied in float64."""
+    from nncompile.backends.triton import kernels as K
+    from nncompile.backends.triton.kernels.conv import conv2d
+    from nncompile.backends.triton.kernels.gemm import DOT_OPERANDS
+    from rounded import rounder
+    r = rounder(precision)
+    torch.manual_seed(0)
+    a, b = torch.randn(37, 50), torch.randn(50, 23)
+    got = K.matmul(a, b, operands=precision)
+    want = r(a) @ r(b)
+    np.testing.assert_allclose(got.double().numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+    assert np.abs(got.double().numpy() - (a.double() @ b.double()).numpy()).max() > 1e-3   # it did round
+    x, w = torch.randn(2, 6, 6, 3), torch.randn(3, 3, 3, 4)          # NHWC, (kh, kw, c, f)
+    got = conv2d(x, w, (1, 1), ((1, 1), (1, 1)), (1, 1), 1, (6, 6), dot=DOT_OPERANDS[precision])
+    want = torch.nn.functional.conv2d(r(x).permute(0, 3, 1, 2), r(w).permute(3, 2, 0, 1), padding=1)
+    np.testing.assert_allclose(got.double().numpy(), want.permute(0, 2, 3, 1).numpy(), rtol=1e-5, atol=1e-5)

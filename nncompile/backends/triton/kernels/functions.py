@@ -87,13 +87,20 @@ def round_f16(x):
 
 @triton.jit
 def dot_operand(x, DOT: tl.constexpr):
-    # a tl.dot operand: bf16 (DOT 1) or fp16 (DOT 2) for a mixed-precision contraction,
-    # on tensor cores with fp32 accumulation; its values were rounded by round_to already,
-    # so the conversion is exact and fp32 (DOT 0, and the interpreter) gives the same products
-    if DOT == 1 and _NATIVE_DOT:
-        y = x.to(tl.bfloat16)
-    elif DOT == 2 and _NATIVE_DOT:
-        y = x.to(tl.float16)
+    # a tl.dot operand rounded to bf16 (DOT 1) or fp16 (DOT 2), for a mixed-precision
+    # contraction: on the GPU a 16-bit operand (cvt.rn rounds; tensor cores, fp32
+    # accumulation), in the interpreter the rounded value in fp32 (the same products);
+    # DOT 0: fp32
+    if DOT == 1:
+        if _NATIVE_DOT:
+            y = x.to(tl.bfloat16)
+        else:
+            y = round_bf16(x)
+    elif DOT == 2:
+        if _NATIVE_DOT:
+            y = x.to(tl.float16)
+        else:
+            y = round_f16(x)
     else:
         y = x.to(tl.float32)
     return y
