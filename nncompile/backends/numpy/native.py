@@ -395,7 +395,9 @@ class NativeKernels:
                 f"        for (long j = 1; j < nc; j++) mx = zi[j] > mx ? zi[j] : mx;\n"
                 f"        for (long j = 0; j < nc; j++) {{ pi[j] = exp{f}(zi[j] - mx); s += pi[j]; }}\n"
                 f"        for (long j = 0; j < nc; j++) pi[j] /= s;\n"
-                f"        loss[i] = (log{f}(s) + mx) - zi[y[i]];\n"
+                # a label outside [0, nc) gives NaN, never a read outside the row (the
+                # runtime refuses such labels before a step: evaluation.check_batch)
+                f"        loss[i] = (uint64_t)y[i] < (uint64_t)nc ? (log{f}(s) + mx) - zi[y[i]] : NAN;\n"
                 f"    }}\n}}")
             return (f"_k.{name}({gen.pointer(n)}, {probs}, {gen.pointer(z)}, {gen.pointer(y)}, "
                     f"{dim(z.shape[0])}, {z.shape[1]})")
@@ -407,7 +409,8 @@ class NativeKernels:
             f"    for (long i = 0; i < nr; i++) {{\n"
             f"        const {T} *pi = probs + i * nc; {T} *oi = out + i * nc; const {T} g = dy[i];\n"
             f"        for (long j = 0; j < nc; j++) oi[j] = pi[j] * g;\n"
-            f"        oi[y[i]] -= g;\n"
+            f"        if ((uint64_t)y[i] < (uint64_t)nc) oi[y[i]] -= g;\n"
+            f"        else for (long j = 0; j < nc; j++) oi[j] = NAN;\n"
             f"    }}\n}}")
         return (f"_k.{name}({gen.pointer(n)}, {probs}, {gen.pointer(y)}, {gen.pointer(dy)}, {dim(z.shape[0])}, "
                 f"{z.shape[1]})")
