@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--curves", choices=("svg", "png", "none"), default="svg",
                    help="the run folder's curve picture: curves.svg (default, needs nothing), curves.png "
                         "(needs matplotlib), or none")
+    r.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="train data-parallel on N local worker processes (torch.distributed, gloo); "
+                        "docs/distributed.md")
     r.add_argument("--check-backend", action="store_true",
                    help="run a few steps on the NumPy and Triton backends and compare them (no training)")
     gr = add("graph", "draw the layer graph (or, with --kernels, the fused kernel graph) as SVG or HTML")
@@ -200,8 +203,12 @@ def _load(args):
     prog = parse_file(args.file)
     if args.cmd == "run":    # --epochs, --seed: checked as if the file said them
         with_overrides(prog, epochs=args.epochs, seed=args.seed)
+    worker = False
+    if args.cmd == "run" and not args.check_backend:
+        from .runtime.distributed import in_worker
+        worker = in_worker()    # under torchrun, or started by --workers N
     return prog, Program(prog, args.backend, optimize=not getattr(args, "no_opt", False),
-                         cpu_kernels=args.cpu_kernels)
+                         cpu_kernels=args.cpu_kernels, data_parallel=worker)
 
 
 def _dispatch(args) -> int:
@@ -239,6 +246,13 @@ def _dispatch(args) -> int:
         res = cross_check(args.file, seed=args.seed or 0)
         print(res.text())
         return 0 if res.ok else 1
+    if args.cmd == "run" and args.workers is not None and not program.data_parallel:
+        if args.workers < 1:
+            print(f"error: --workers {args.workers}: expected at least 1", file=sys.stderr)
+            return 2
+        if args.workers > 1:
+            from .runtime.launcher import launch
+            return launch(args.argv, args.workers)
     if args.cmd == "run":
         return _run(args, program)
     if args.cmd == "graph":
@@ -256,10 +270,17 @@ def _dispatch(args) -> int:
 def _run(args, program) -> int:
     from .runtime.loop import fit
     command = ["nncompile", *getattr(args, "argv", sys.argv[1:])]
-    hist = fit(program, epochs=args.epochs, seed=args.seed, quiet=args.quiet, verbose=2 if args.verbose else None,
-               record=None if args.no_record else (args.out or True), resume=args.resume,
-               checkpoint_every=args.checkpoint_every, on_nan=args.on_nan, command=command,
-               curves=args.curves)
+    options = dict(epochs=args.epochs, seed=args.seed, quiet=args.quiet, verbose=2 if args.verbose else None,
+                   record=None if args.no_record else (args.out or True), resume=args.resume,
+                   checkpoint_every=args.checkpoint_every, on_nan=args.on_nan, command=command,
+                   curves=args.curves)
+    if program.data_parallel:
+        from .runtime.distributed import run_worker
+        return run_worker(program, options, lambda hist: _report(args, hist))
+    return _report(args, fit(program, **options))
+
+
+def _report(args, hist) -> int:
     record = hist.record
     if args.quiet:
         print(hist.message)

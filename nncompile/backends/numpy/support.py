@@ -13,8 +13,13 @@ def dropout_mask(rng: np.ndarray, rate: float, stream: int, out: np.ndarray) -> 
     """out = keep / (1 - rate), keep drawn by the counter-based Philox generator
     from (seed, step, stream), exactly as the Triton backend draws it."""
     seed, step = int(rng[0]), int(rng[1])
-    keep = philox.dropout_keep_mask(seed, step, stream, out.shape, rate)
+    keep = philox.dropout_keep_mask(seed, step, stream, out.shape, rate, philox.first_index(rng, out.shape))
     np.multiply(keep, 1.0 / (1.0 - rate), out=out)
+
+
+def first_index(rng, shape) -> int:
+    """The global flat index of a data-parallel shard's first element (the native path's dropout)."""
+    return philox.first_index(rng, shape)
 
 
 def mix(rng, stream: int) -> int:

@@ -129,13 +129,21 @@ class _Pointwise:
         self.block = True
         return "offs"
 
-    def seed(self, rng: Node, stream: int) -> str:
+    def _host_ints(self, rng: Node) -> str:
         gen = self.gen
         if gen.host.get(rng.attrs.get("name", "")) == "ints":
-            call = f"rt.mix({gen.var[rng.id]}, {stream})"
-        else:
-            call = f"rt.mix(rt.host_ints({gen.tensor(rng)}), {stream})"
-        return self._param("seed", "i32", call)
+            return gen.var[rng.id]
+        return f"rt.host_ints({gen.tensor(rng)})"
+
+    def seed(self, rng: Node, stream: int) -> str:
+        return self._param("seed", "i32", f"rt.mix({self._host_ints(rng)}, {stream})")
+
+    def first(self, rng: Node, n: Node) -> str:
+        """The global flat index of the node's first element: a data-parallel shard's offset."""
+        row = 1
+        for d in n.shape[1:]:
+            row *= int(d)
+        return self._param("first", "i64", f"int({self._host_ints(rng)}[2]) * {row}")
 
     def load(self, i: Node, dim_map=None) -> str:
         gen = self.gen

@@ -53,7 +53,10 @@ def _dropout_mask(ctx, n):
     rate = float(n.attrs["rate"])
     scale = 0.0 if rate >= 1.0 else 1.0 / (1.0 - rate)
     key = ctx.seed(n.inputs[1], int(n.attrs["stream"]))
-    return f"tl.where(tl.rand({key}, {ctx.offs()}) >= {literal(rate)}, {literal(scale)}, 0.0)"
+    counter = ctx.offs()
+    if n.inputs[1].shape == (3,):     # a data-parallel shard: counted from its first global row
+        counter = f"({ctx.first(n.inputs[1], n)} + {counter})"
+    return f"tl.where(tl.rand({key}, {counter}) >= {literal(rate)}, {literal(scale)}, 0.0)"
 
 
 def _attr(name):

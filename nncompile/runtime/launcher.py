@@ -1,0 +1,200 @@
+"""`nncompile run model.nn --workers N`: N local worker processes over gloo.
+
+The launcher starts `python -m nncompile run ...` N times with torchrun's
+variables (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR,
+MASTER_PORT), so a worker is the same whether this launcher or torchrun
+started it (runtime/distributed.py), and watches them:
+
+- a worker that exits with an error or is killed ends the run: the others
+  are given `GRACE_S` to stop by themselves (their next collective fails at
+  once when a peer's connection closes) and are then killed; the launcher
+  names the worker that failed first and shows its last messages;
+- Ctrl-C, SIGTERM or SIGHUP on the launcher is passed to rank 0 alone, which
+  saves its checkpoint and stops as a one-process run does; the other
+  workers then stop when their next collective fails (or are killed after
+  the grace). The workers run in their own session, so a terminal's Ctrl-C
+  reaches the launcher only;
+- rank 0 prints as a one-process run does; the other workers' stderr goes to
+  a temporary file that is shown only when that worker failed first;
+- MASTER_PORT, when set, is used (a port in use is an error before any worker
+  starts); otherwise a free port is picked, and picked again if rank 0 finds
+  it taken by the time it binds.
+
+Each worker gets OMP_NUM_THREADS (and OPENBLAS_NUM_THREADS, MKL_NUM_THREADS)
+= the cores divided by N unless the caller set them (docs/distributed.md).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Optional, Sequence
+
+from .distributed import PEER_LOST, PORT_IN_USE, DistributedError, need_torch, threads_per_worker
+
+GRACE_S = 10.0          # how long the other workers may take to stop once one has failed
+STOP_GRACE_S = 120.0    # how long rank 0 may take to save its checkpoint after Ctrl-C
+POLL_S = 0.05
+PORT_TRIES = 3
+
+
+def free_port(addr: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
+def check_port(addr: str, port: int) -> None:
+    """Refuse a MASTER_PORT that another process already listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((addr, port))
+        except OSError as e:
+            raise DistributedError(f"MASTER_PORT {port} is in use on {addr} ({e.strerror})",
+                                   hint="unset MASTER_PORT to let --workers pick a free port, or choose "
+                                        "another") from None
+
+
+def worker_argv(argv: Sequence[str]) -> list[str]:
+    """The command line of a worker: the launcher's, without --workers."""
+    out, it = [], iter(argv)
+    for a in it:
+        if a == "--workers":
+            next(it, None)
+        elif not a.startswith("--workers="):
+            out.append(a)
+    return out
+
+
+def _env(rank: int, workers: int, addr: str, port: int) -> dict:
+    env = dict(os.environ)
+    threads = str(threads_per_worker(workers))
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(k, env.get("OMP_NUM_THREADS", threads))
+    env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(workers), LOCAL_WORLD_SIZE=str(workers),
+               MASTER_ADDR=addr, MASTER_PORT=str(port))
+    return env
+
+
+def _how(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+def _tail(path: Optional[str], lines: int = 20) -> str:
+    if path is None:
+        return ""
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read().strip().splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+@contextlib.contextmanager
+def _forward_signals(state: dict):
+    """Note Ctrl-C / SIGTERM / SIGHUP instead of dying of them: the watch loop passes them to rank 0."""
+    old = {}
+
+    def handler(signum, frame):
+        state.setdefault("signal", signum)
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        s = getattr(signal, name, None)
+        if s is not None and signal.getsignal(s) not in (signal.SIG_IGN, None):
+            old[s] = signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def launch(argv: Sequence[str], workers: int) -> int:
+    """Run `nncompile <argv>` as `workers` local workers; the run's exit status."""
+    need_torch()   # here, once, rather than in every worker
+    addr = os.environ.get("MASTER_ADDR", "127.0.0.1")
+    fixed = os.environ.get("MASTER_PORT")
+    if fixed is not None:
+        if not fixed.isdigit():
+            raise DistributedError(f"MASTER_PORT={fixed!r} is not a port number")
+        check_port(addr, int(fixed))
+    for _ in range(PORT_TRIES):
+        code = _run_once(argv, workers, addr, int(fixed) if fixed is not None else free_port(addr))
+        if code != PORT_IN_USE or fixed is not None:
+            return code
+    return code
+
+
+def _run_once(argv: Sequence[str], workers: int, addr: str, port: int) -> int:
+    cmd = [sys.executable, "-m", "nncompile", *worker_argv(argv)]
+    state: dict = {}
+    with tempfile.TemporaryDirectory(prefix="nncompile-workers-") as tmp, _forward_signals(state):
+        procs, errs = [], []
+        for r in range(workers):
+            err_path = None if r == 0 else os.path.join(tmp, f"rank{r}.err")
+            err = None if err_path is None else open(err_path, "w")
+            errs.append(err_path)
+            try:
+                procs.append(subprocess.Popen(cmd, env=_env(r, workers, addr, port), stderr=err,
+                                              stdout=None if r == 0 else subprocess.DEVNULL,
+                                              start_new_session=True))
+            finally:
+                if err is not None:
+                    err.close()
+        return _watch(procs, errs, state)
+
+
+def _watch(procs: list, errs: list, state: dict) -> int:
+    first: Optional[int] = None        # the rank that failed first
+    deadline: Optional[float] = None   # when the workers still running are killed
+    sent = False
+    while True:
+        codes = [p.poll() for p in procs]
+        if "signal" in state and not sent:
+            sent = True
+            if codes[0] is None:
+                procs[0].send_signal(state["signal"])
+            deadline = time.monotonic() + STOP_GRACE_S
+        for r, c in enumerate(codes):
+            if c not in (None, 0) and first is None and "signal" not in state and c != PEER_LOST:
+                first = r
+        if first is None and "signal" not in state and any(c == PEER_LOST for c in codes):
+            first = next(r for r, c in enumerate(codes) if c == PEER_LOST)
+        if first is not None and deadline is None:
+            deadline = time.monotonic() + GRACE_S
+        if all(c is not None for c in codes):
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+            for p in procs:
+                p.wait()
+            codes = [p.returncode for p in procs]
+            break
+        time.sleep(POLL_S)
+    if "signal" in state:
+        return codes[0] if codes[0] is not None and codes[0] > 0 else 128 + state["signal"]
+    if first is None:
+        return 0
+    if len(set(codes)) == 1 and codes[0] > 0 and codes[0] != PEER_LOST:
+        return codes[0]    # every worker stopped the same way (a data error, a NaN): rank 0 said why
+    code = codes[first]
+    if code == PORT_IN_USE or (first == 0 and code > 0):
+        return code       # rank 0's own messages are on the terminal already
+    tail = _tail(errs[first])
+    print(f"error: worker rank {first} {_how(code)}; the run stopped (the other workers were stopped too)"
+          + (f"\nworker rank {first} said:\n{tail}" if tail else ""), file=sys.stderr)
+    return code if code > 0 else 1
