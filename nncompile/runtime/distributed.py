@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import sys
 from typing import Callable, Optional
 
@@ -89,6 +90,15 @@ def threads_per_worker(local_world: int) -> int:
     return max(1, cores // max(1, local_world))
 
 
+def _first_line(e: Exception) -> str:
+    """torch's message without gloo's source location and advice."""
+    text = str(e).strip()
+    if not text:
+        return type(e).__name__
+    text = re.sub(r"^\[[^\]]*\]\s*", "", text.splitlines()[0])
+    return text.split(". ")[0].rstrip(".")
+
+
 class Group:
     """This worker's process group: rank, world size, and the weighted all-reduce
     that `shard_mean` runs (installed into ir.collective while the group is open)."""
@@ -121,7 +131,7 @@ class Group:
             dist.init_process_group(self.kind, init_method="env://", rank=self.rank, world_size=self.world,
                                     timeout=datetime.timedelta(seconds=timeout_s()))
         except Exception as e:   # torch raises RuntimeError, DistStoreError, ...
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            msg = _first_line(e)
             if "address already in use" in str(e).lower() or "errno: 98" in str(e).lower():
                 raise DistributedError(f"worker rank {self.rank}: MASTER_PORT {env['MASTER_PORT']} is in use on "
                                        f"{env['MASTER_ADDR']}", hint="choose another port (MASTER_PORT, or "
@@ -140,9 +150,8 @@ class Group:
         try:
             self.dist.all_reduce(t)
         except Exception as e:
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise DistributedError(f"worker rank {self.rank}: another worker stopped or stopped answering "
-                                   f"({msg})", status=PEER_LOST) from None
+                                   f"({_first_line(e)})", status=PEER_LOST) from None
 
     def reduce(self, buf) -> None:
         """shard_mean's reduction: buf <- sum over workers of weight * buf, in place
