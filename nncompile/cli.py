@@ -246,12 +246,10 @@ def _dispatch(args) -> int:
         res = cross_check(args.file, seed=args.seed or 0)
         print(res.text())
         return 0 if res.ok else 1
-    if args.cmd == "run" and args.workers is not None and not program.data_parallel:
-        if args.workers < 1:
-            print(f"error: --workers {args.workers}: expected at least 1", file=sys.stderr)
-            return 2
-        if args.workers > 1:
-            from .runtime.launcher import launch
+    if args.cmd == "run" and args.workers is not None:
+        from .runtime.launcher import check_workers, launch
+        check_workers(args.workers, program.data_parallel)
+        if args.workers > 1 and not program.data_parallel:
             return launch(args.argv, args.workers)
     if args.cmd == "run":
         return _run(args, program)

@@ -1,6 +1,6 @@
 """`nncompile run model.nn --workers N`: N local worker processes over gloo.
 
-The launcher starts `python -m nncompile run ...` N times with torchrun's
+The launcher starts `python -m nncompile run ... --workers N` N times with torchrun's
 variables (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR,
 MASTER_PORT), so a worker is the same whether this launcher or torchrun
 started it (runtime/distributed.py), and watches them:
@@ -61,15 +61,14 @@ def check_port(addr: str, port: int) -> None:
                                         "another") from None
 
 
-def worker_argv(argv: Sequence[str]) -> list[str]:
-    """The command line of a worker: the launcher's, without --workers."""
-    out, it = [], iter(argv)
-    for a in it:
-        if a == "--workers":
-            next(it, None)
-        elif not a.startswith("--workers="):
-            out.append(a)
-    return out
+def check_workers(workers: int, in_worker: bool) -> None:
+    """Refuse --workers 0, and under torchrun a --workers other than its WORLD_SIZE."""
+    if workers < 1:
+        raise DistributedError(f"--workers {workers}: expected 1 or more worker processes")
+    world = os.environ.get("WORLD_SIZE", "")
+    if in_worker and world.isdigit() and int(world) != workers:
+        raise DistributedError(f"--workers {workers}, but this worker is one of WORLD_SIZE={world} "
+                               "(started by torchrun?)", hint="leave --workers out under torchrun")
 
 
 def _env(rank: int, workers: int, addr: str, port: int) -> dict:
@@ -138,7 +137,7 @@ def launch(argv: Sequence[str], workers: int) -> int:
 
 
 def _run_once(argv: Sequence[str], workers: int, addr: str, port: int) -> int:
-    cmd = [sys.executable, "-m", "nncompile", *worker_argv(argv)]
+    cmd = [sys.executable, "-m", "nncompile", *argv]   # --workers included: the command a resume repeats
     state: dict = {}
     with tempfile.TemporaryDirectory(prefix="nncompile-workers-") as tmp, _forward_signals(state):
         procs, errs = [], []

@@ -1,0 +1,178 @@
+"""`nncompile run model.nn --workers 2`: the launcher, its run folder, resume
+(2 -> 2 and 2 -> 1 workers), Ctrl-C, a killed worker and a port in use, as
+real processes with bounded timeouts. The oracle is the one-process run."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="needs torch.distributed: pip install 'nncompile[distributed]'")
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT_S = 180
+
+SRC = """model m {{
+  input x: f32[6]
+  dense h(16, relu, l2=1e-3)
+  batchnorm bn
+  dropout d(0.2)
+  dense o(3, softmax)
+}}
+train {{
+  data = npz("{data}")
+  loss = sparse_categorical_crossentropy
+  optimizer = adam(lr=0.01)
+  metrics = [accuracy]
+  epochs = {epochs}
+  batch_size = 11
+  validation = split(0.2, seed=1)
+  seed = 3
+}}
+"""
+
+
+def model(tmp: Path, epochs: int = 3) -> Path:
+    data = tmp / "d.npz"
+    if not data.exists():
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(80, 6)).astype(np.float32)
+        np.savez(data, x=x, y=x[:, :3].argmax(1))
+    path = tmp / f"m{epochs}.nn"
+    path.write_text(SRC.format(data=data, epochs=epochs))
+    return path
+
+
+def env() -> dict:
+    e = dict(os.environ, NNCOMPILE_DIST_TIMEOUT="60")
+    e.pop("MASTER_PORT", None)
+    e["PYTHONPATH"] = os.pathsep.join([str(ROOT), e.get("PYTHONPATH", "")])
+    return e
+
+
+def nncompile(*args, cwd, extra_env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nncompile", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=RUN_TIMEOUT_S, env={**env(), **(extra_env or {})})
+
+
+def start(*args, cwd) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "nncompile", *map(str, args)], cwd=cwd, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    wa, wb = np.load(a / "weights_final.npz"), np.load(b / "weights_final.npz")
+    for k in wa.files:
+        if k != "__meta__":
+            np.testing.assert_allclose(wb[k], wa[k], rtol=1e-4, atol=2e-6, err_msg=k)
+    ha = np.genfromtxt(a / "history.csv", delimiter=",", names=True)
+    hb = np.genfromtxt(b / "history.csv", delimiter=",", names=True)
+    assert ha.dtype.names == hb.dtype.names and len(ha) == len(hb)
+    for k in ha.dtype.names:
+        np.testing.assert_allclose(hb[k], ha[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def children(pid: int) -> dict[int, int]:
+    """The launcher's worker processes: pid -> RANK (from /proc)."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid != pid:
+                continue
+            environ = (d / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        ranks = [int(v[5:]) for v in environ if v.startswith(b"RANK=")]
+        if ranks:
+            out[int(d.name)] = ranks[0]
+    return out
+
+
+def wait_for(cond, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended early ({proc.returncode}): {proc.communicate()[1]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("timed out waiting")
+        time.sleep(0.1)
+
+
+def test_two_workers_write_the_run_one_worker_writes(tmp_path):
+    m = model(tmp_path)
+    one = nncompile("run", m, "--out", "one", "--quiet", cwd=tmp_path)
+    two = nncompile("run", m, "--out", "two", "--workers", "2", "--quiet", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    assert_same_run(tmp_path / "one", tmp_path / "two")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz", "m3.nn", "one", "two"]   # rank 1 wrote nothing
+    assert two.stdout.count("Finished 3 epochs") == 1 and two.stderr.count("run saved to") == 1
+
+
+def test_resume_two_workers_on_two_and_on_one(tmp_path):
+    """A finished 2-epoch run of 2 workers, continued to 4 epochs with 2 workers
+    and (a copy) with 1: both end as an uninterrupted 4-epoch run of 1 worker."""
+    m2, m4 = model(tmp_path, 2), model(tmp_path, 4)
+    assert nncompile("run", m4, "--out", "ref", "--quiet", cwd=tmp_path).returncode == 0
+    r = nncompile("run", m2, "--out", "a", "--workers", "2", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    import shutil
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    r = nncompile("run", m4, "--resume", "a", "--workers", "2", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = nncompile("run", m4, "--resume", "b", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert_same_run(tmp_path / "ref", tmp_path / "a")
+    assert_same_run(tmp_path / "ref", tmp_path / "b")
+
+
+def test_ctrl_c_on_the_launcher_checkpoints_and_stops_every_worker(tmp_path):
+    m = model(tmp_path, 5000)
+    p = start("run", m, "--out", "run", "--workers", "2", "--verbose", cwd=tmp_path)
+    wait_for(lambda: (tmp_path / "run" / "history.csv").exists()
+             and len((tmp_path / "run" / "history.csv").read_text().splitlines()) > 2, 120, p)
+    workers = children(p.pid)
+    assert sorted(workers.values()) == [0, 1]
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert p.returncode == 130, err
+    assert "checkpoint saved to" in err and "--workers 2 --verbose --resume run" in err, err
+    assert (tmp_path / "run" / "checkpoint.npz").exists()
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_a_killed_worker_ends_the_run_naming_it(tmp_path):
+    m = model(tmp_path, 5000)
+    p = start("run", m, "--out", "run", "--workers", "2", "--verbose", cwd=tmp_path)
+    wait_for(lambda: (tmp_path / "run" / "history.csv").exists(), 120, p)
+    rank1 = next(pid for pid, r in children(p.pid).items() if r == 1)
+    t0 = time.monotonic()
+    os.kill(rank1, signal.SIGKILL)
+    _, err = p.communicate(timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert p.returncode != 0
+    assert "error: worker rank 1 was killed by SIGKILL" in err, err
+
+
+def test_a_port_in_use_is_refused_before_any_worker_starts(tmp_path):
+    m = model(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = nncompile("run", m, "--workers", "2", cwd=tmp_path, extra_env={"MASTER_PORT": str(port)})
+    assert r.returncode == 2
+    assert f"MASTER_PORT {port} is in use on 127.0.0.1" in r.stderr, r.stderr
+    assert not (tmp_path / "runs").exists()
