@@ -139,7 +139,8 @@ def test_a_raising_worker_stops_the_others(tmp_path):
     assert codes[1] != 0 and "injected failure at step 4" in (tmp_path / "out" / "stderr1.txt").read_text()
     assert codes[0] == PEER_LOST
     msg = (tmp_path / "out" / "rank0.err").read_text()
-    assert "worker rank 0: another worker stopped or stopped answering (Connection closed by peer" in msg, msg
+    assert "worker rank 0: another worker stopped or stopped answering (" in msg, msg
+    assert "by peer" in msg, msg     # gloo's "Connection closed by peer" or "... reset by peer"
 
 
 @pytest.mark.parametrize("n,world", [(10, 2), (9, 2), (1, 2), (7, 3), (2, 3)])

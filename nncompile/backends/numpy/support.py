@@ -6,7 +6,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ...ir import philox
+from ...ir import collective, philox
 
 
 def dropout_mask(rng: np.ndarray, rate: float, stream: int, out: np.ndarray) -> None:
@@ -15,6 +15,12 @@ def dropout_mask(rng: np.ndarray, rate: float, stream: int, out: np.ndarray) -> 
     seed, step = int(rng[0]), int(rng[1])
     keep = philox.dropout_keep_mask(seed, step, stream, out.shape, rate, philox.first_index(rng, out.shape))
     np.multiply(keep, 1.0 / (1.0 - rate), out=out)
+
+
+def shard_mean(x: np.ndarray, out: np.ndarray) -> None:
+    """The data-parallel all-reduce (ir/collective.py): out = x averaged over the workers."""
+    np.copyto(out, x)
+    collective.reduce_into(out)
 
 
 def first_index(rng, shape) -> int:

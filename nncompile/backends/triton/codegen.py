@@ -518,13 +518,13 @@ def compile_graph(g: Graph, cuda_graphs: Optional[bool] = None):
     replay it (one launch instead of one per kernel). Default: on when a CUDA GPU
     is used, unless NNCOMPILE_CUDA_GRAPHS=0. It needs every input as a device
     tensor (step and lr are read by the kernels, not passed as host numbers), so
-    graphs with dropout (whose Philox seed is mixed on the host each step) are
-    not captured."""
+    graphs with dropout (whose Philox seed is mixed on the host each step) or a
+    data-parallel all-reduce are not captured."""
     from .program import TritonProgram
     if cuda_graphs is None:
         cuda_graphs = os.environ.get("NNCOMPILE_CUDA_GRAPHS", "1") not in ("0", "") and not interpreting()
-    if cuda_graphs and any(n.op == "dropout_mask" for n in g.nodes):
-        cuda_graphs = False
+    if cuda_graphs and any(n.op == "dropout_mask" or OPS[n.op].kind == "collective" for n in g.nodes):
+        cuda_graphs = False   # (a data-parallel all-reduce is a host call with this step's shard weight)
     gen = _Gen(g, host_scalars=not cuda_graphs)
     source = gen.generate()
     ns = load_source(source, g.name)

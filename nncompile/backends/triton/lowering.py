@@ -232,13 +232,20 @@ def _transpose(gen, n):
     return True
 
 
+def _shard_mean(gen, n):
+    # the data-parallel all-reduce, on the device tensor (NCCL on a GPU; ir/collective.py)
+    out = gen.buffer(n)
+    gen.run.append(f"{out}.copy_({gen.tensor(n.inputs[0])}); rt.reduce_into({out})")
+    return True
+
+
 KERNELS: dict[str, Callable] = {
     "concat": _concat, "slice": _slice, "pad": _pad, "transpose": _transpose,
     "softmax": _softmax, "log_softmax": _softmax,
     "softmax_xent": _softmax_xent, "softmax_xent_grad": _softmax_xent,
     "argmax": _argmax, "take_label": _take_label, "onehot": _onehot,
     "sum": _reduce, "mean": _reduce, "max": _reduce, "reduce_like": _reduce,
-    "concat_flat": _concat_flat,
+    "concat_flat": _concat_flat, "shard_mean": _shard_mean,
 }
 
 
