@@ -18,7 +18,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="needs torch.distributed: pip install 'nncompile[distributed]'")
 
 import nncompile  # noqa: E402
-from nncompile.runtime.distributed import PEER_LOST, shard  # noqa: E402
+from nncompile.runtime.distributed import PEER_LOST  # noqa: E402
 from nncompile.runtime.launcher import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,11 +142,3 @@ def test_a_raising_worker_stops_the_others(tmp_path):
     assert "worker rank 0: another worker stopped or stopped answering (" in msg, msg
     assert "by peer" in msg, msg     # gloo's "Connection closed by peer" or "... reset by peer"
 
-
-@pytest.mark.parametrize("n,world", [(10, 2), (9, 2), (1, 2), (7, 3), (2, 3)])
-def test_shards_cover_the_batch_once(n, world):
-    bounds = [shard(n, r, world) for r in range(world)]
-    assert bounds[0][0] == 0 and bounds[-1][1] == n
-    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
-    sizes = [hi - lo for lo, hi in bounds]
-    assert max(sizes) - min(sizes) <= 1
