@@ -252,11 +252,19 @@ class Program:
         on_epoch_end gets the logs: loss, metrics, val_*, lr); `on_epoch(epoch, logs,
         trainer)` is called after each epoch. `options` are those of `runtime.loop.fit`:
         record (True, a folder or a RunRecord: write a run folder), resume (a run
-        folder, a checkpoint or a LoopState), checkpoint_every, on_nan, progress."""
+        folder, a checkpoint or a LoopState), checkpoint_every, on_nan, progress.
+        `workers=N` trains data-parallel on N local processes, as `nncompile run
+        FILE --workers N` (runtime/launcher.py: fit_workers; docs/distributed.md)."""
         from .frontend.parser import with_overrides
         from .runtime.loop import fit
         if self.ast.train is not None:     # the values are checked as if the file said them
             with_overrides(self.ast, epochs=epochs, seed=seed)
+        workers = options.pop("workers", None)
+        if workers is not None and workers != 1:
+            from .runtime.launcher import fit_workers
+            return fit_workers(self, workers, epochs=epochs, seed=seed, quiet=quiet, data=data,
+                               validation_data=validation_data, on_epoch=on_epoch, callbacks=callbacks,
+                               out=out, **options)
         return fit(self, epochs=epochs, seed=seed, out=out, quiet=quiet, data=data,
                    validation_data=validation_data, on_epoch=on_epoch, callbacks=callbacks, **options)
 

@@ -109,7 +109,8 @@ def _forward_signals(state: dict):
     def handler(signum, frame):
         state.setdefault("signal", signum)
 
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+    import threading
+    for name in ("SIGINT", "SIGTERM", "SIGHUP") if threading.current_thread() is threading.main_thread() else ():
         s = getattr(signal, name, None)
         if s is not None and signal.getsignal(s) not in (signal.SIG_IGN, None):
             old[s] = signal.signal(s, handler)
@@ -197,3 +198,71 @@ def _watch(procs: list, errs: list, state: dict) -> int:
     print(f"error: worker rank {first} {_how(code)}; the run stopped (the other workers were stopped too)"
           + (f"\nworker rank {first} said:\n{tail}" if tail else ""), file=sys.stderr)
     return code if code > 0 else 1
+
+
+def fit_workers(program, workers: int, *, epochs=None, seed=None, quiet=False, verbose=None, record=None,
+                resume=None, checkpoint_every=0, on_nan="stop", curves="svg", **refused):
+    """`Program.fit(workers=N)`: the run `nncompile run FILE --workers N` makes, from
+    Python. The workers are processes that compile the program's file again, so
+    what cannot cross to them is refused (data=, validation_data=, callbacks,
+    on_epoch, progress: give the data in the file; write callbacks' work as a
+    reader of the run folder). Returns a History with the per-epoch values, the
+    run folder (`record`; a temporary one, removed, when record is None) and a
+    trainer holding the final weights."""
+    import shutil
+    from ..errors import TrainingError
+    from .checkpoint import load_checkpoint
+    from .loop import History
+    from .weights import load_weights
+    check_workers(workers, False)
+    given = sorted(k for k, v in refused.items() if v not in (None, (), []))
+    if given:
+        raise TrainingError(f"fit(workers={workers}) cannot pass {', '.join(given)} to worker processes",
+                            hint="name the data in the .nn file's train block; callbacks run in one process only")
+    path = program.ast.filename
+    if not path or not os.path.isfile(path):
+        raise TrainingError(f"fit(workers={workers}) needs the program as a .nn file (the workers compile it "
+                            f"again), not {path or 'source text'}")
+    argv = ["run", path, "--workers", str(workers), "--backend", program.backend, "--on-nan", on_nan,
+            "--checkpoint-every", str(checkpoint_every), "--curves", curves]
+    argv += [a for k, v in (("--epochs", epochs), ("--seed", seed), ("--resume", resume)) if v is not None
+             for a in (k, os.fspath(v))]
+    argv += ["--quiet"] if quiet or verbose == 0 else ["--verbose"] if verbose == 2 else []
+    if program.cpu_kernels:
+        argv += ["--cpu-kernels", program.cpu_kernels]
+    tmp = None
+    if record is None or record is False:
+        if resume is not None:
+            raise TrainingError("fit(workers=N, resume=...) continues in the run's own folder: leave record out "
+                                "or pass record=True")
+        tmp = tempfile.mkdtemp(prefix="nncompile-fit-")
+        argv += ["--out", os.path.join(tmp, "run")]
+    elif record is not True:
+        argv += ["--out", os.fspath(record)]
+    try:
+        before = set(os.listdir("runs")) if record is True and resume is None and os.path.isdir("runs") else set()
+        code = launch(argv, workers)
+        if code != 0 and code != 1:
+            raise TrainingError(f"the {workers}-worker run failed (exit status {code}); its workers' messages "
+                                "are above")
+        folder = (os.path.join(tmp, "run") if tmp else os.fspath(resume) if resume is not None
+                  else os.fspath(record) if record is not True else _new_run(before))
+        state = load_checkpoint(os.path.join(folder, "checkpoint.npz"))
+        hist = History(history={k: list(v) for k, v in state.history.items()},
+                       epochs_run=len(next(iter(state.history.values()), [])))
+        hist.trainer = program.trainer(seed=state.seed, params=load_weights(folder, program))
+        hist.checkpoint = None if tmp else os.path.join(folder, "checkpoint.npz")
+        hist.record = None if tmp else folder
+        return hist
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _new_run(before: set) -> str:
+    """The runs/ folder a run with the default record=True created."""
+    made = sorted(set(os.listdir("runs")) - before, key=lambda n: os.path.getmtime(os.path.join("runs", n)))
+    if not made:
+        from ..errors import TrainingError
+        raise TrainingError("the workers' run folder is not under runs/")
+    return os.path.join("runs", made[-1])

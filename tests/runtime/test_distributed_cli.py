@@ -176,3 +176,15 @@ def test_a_port_in_use_is_refused_before_any_worker_starts(tmp_path):
     assert r.returncode == 2
     assert f"MASTER_PORT {port} is in use on 127.0.0.1" in r.stderr, r.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_program_fit_workers_trains_what_fit_trains(tmp_path):
+    import nncompile
+    p = nncompile.compile(str(model(tmp_path)))
+    one = p.fit(quiet=True)
+    two = p.fit(workers=2, quiet=True)
+    assert two.record is None and two.epochs_run == 3
+    for k, v in one.history.items():
+        np.testing.assert_allclose(two.history[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+    for k, v in one.trainer.host("model_state").items():
+        np.testing.assert_allclose(two.trainer.host("model_state")[k], v, rtol=1e-4, atol=2e-6, err_msg=k)

@@ -129,3 +129,11 @@ def test_threads_divide_the_cores_unless_omp_num_threads_says(monkeypatch):
     assert threads_per_worker(cores * 2) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert threads_per_worker(8) == 3
+
+
+def test_fit_workers_refuses_what_cannot_cross_to_a_process(tmp_path):
+    p = nncompile.compile(SRC)
+    with pytest.raises(nncompile.NNError, match="cannot pass callbacks, data"):
+        p.fit(workers=2, data=(np.zeros((4, 64)), np.zeros(4)), callbacks=[object()])
+    with pytest.raises(nncompile.NNError, match="needs the program as a .nn file"):
+        nncompile.compile(open(SRC).read()).fit(workers=2)
