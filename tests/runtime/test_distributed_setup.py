@@ -106,6 +106,23 @@ def test_a_worker_without_rank_0s_address_is_told(monkeypatch):
         distributed.Group()
 
 
+def test_rank_0_on_a_port_in_use_says_so(monkeypatch):
+    """As under torchrun with a MASTER_PORT taken: a clear error, and the status
+    that makes the --workers launcher try another port."""
+    pytest.importorskip("torch", reason="needs torch.distributed: pip install 'nncompile[distributed]'")
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        for k, v in dict(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                         NNCOMPILE_DIST_TIMEOUT="20").items():
+            monkeypatch.setenv(k, v)
+        with pytest.raises(DistributedError, match=f"MASTER_PORT {port} is in use on 127.0.0.1") as e:
+            distributed.Group()
+    assert e.value.status == distributed.PORT_IN_USE
+
+
 def test_worker_counts_and_ports_are_checked(monkeypatch):
     with pytest.raises(DistributedError, match="expected 1 or more"):
         check_workers(0, False)
