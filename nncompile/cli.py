@@ -103,22 +103,14 @@ def _stop_signals():
     command as Ctrl-C does: a run saves its checkpoint. A signal the process
     ignores (nohup) stays ignored; after the first, further ones are ignored,
     so that they cannot cut the checkpoint's write short."""
-    import threading
-    old = {}
-    if threading.current_thread() is threading.main_thread():
-        def handler(signum, frame):
-            for s in old:
-                signal.signal(s, signal.SIG_IGN)
-            raise StopSignal(signum)
-        for name in ("SIGTERM", "SIGHUP"):
-            s = getattr(signal, name, None)
-            if s is not None and signal.getsignal(s) == signal.SIG_DFL:
-                old[s] = signal.signal(s, handler)
-    try:
+    from .runtime.signals import handled
+
+    def handler(signum, frame):
+        for s in installed:
+            signal.signal(s, signal.SIG_IGN)
+        raise StopSignal(signum)
+    with handled(("SIGTERM", "SIGHUP"), handler) as installed:
         yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def _say(text: str) -> None:

@@ -25,7 +25,6 @@ Each worker gets OMP_NUM_THREADS (and OPENBLAS_NUM_THREADS, MKL_NUM_THREADS)
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -36,6 +35,7 @@ import time
 from typing import Optional, Sequence
 
 from .distributed import PEER_LOST, PORT_IN_USE, DistributedError, need_torch, threads_per_worker
+from .signals import handled
 
 GRACE_S = 10.0          # how long the other workers may take to stop once one has failed
 STOP_GRACE_S = 120.0    # how long rank 0 may take to save its checkpoint after Ctrl-C
@@ -101,24 +101,10 @@ def _tail(path: Optional[str], lines: int = 20) -> str:
     return "\n".join(text[-lines:])
 
 
-@contextlib.contextmanager
 def _forward_signals(state: dict):
     """Note Ctrl-C / SIGTERM / SIGHUP instead of dying of them: the watch loop passes them to rank 0."""
-    old = {}
-
-    def handler(signum, frame):
-        state.setdefault("signal", signum)
-
-    import threading
-    for name in ("SIGINT", "SIGTERM", "SIGHUP") if threading.current_thread() is threading.main_thread() else ():
-        s = getattr(signal, name, None)
-        if s is not None and signal.getsignal(s) not in (signal.SIG_IGN, None):
-            old[s] = signal.signal(s, handler)
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+    return handled(("SIGINT", "SIGTERM", "SIGHUP"), lambda signum, frame: state.setdefault("signal", signum),
+                   only_default=False)
 
 
 def launch(argv: Sequence[str], workers: int) -> int:
