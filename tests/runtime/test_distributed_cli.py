@@ -136,8 +136,11 @@ def test_resume_two_workers_on_two_and_on_one(tmp_path):
 
 
 def test_ctrl_c_on_the_launcher_checkpoints_and_stops_every_worker(tmp_path):
+    """... and the checkpoint (inside an epoch: every 5 steps), resumed on 1
+    worker, ends as an uninterrupted 1-worker run."""
     m = model(tmp_path, 5000)
-    p = start("run", m, "--out", "run", "--workers", "2", "--verbose", cwd=tmp_path)
+    p = start("run", m, "--out", "run", "--workers", "2", "--verbose", "--checkpoint-every", "5steps",
+              cwd=tmp_path)
     wait_for(lambda: (tmp_path / "run" / "history.csv").exists()
              and len((tmp_path / "run" / "history.csv").read_text().splitlines()) > 2, 120, p)
     workers = children(p.pid)
@@ -147,10 +150,16 @@ def test_ctrl_c_on_the_launcher_checkpoints_and_stops_every_worker(tmp_path):
     _, err = p.communicate(timeout=60)
     assert time.monotonic() - t0 < 30
     assert p.returncode == 130, err
-    assert "checkpoint saved to" in err and "--workers 2 --verbose --resume run" in err, err
-    assert (tmp_path / "run" / "checkpoint.npz").exists()
+    assert "checkpoint" in err and "saved to" in err and "--workers 2 --verbose --checkpoint-every 5steps " \
+        "--resume run" in err, err
     for pid in workers:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    from nncompile.runtime.checkpoint import load_checkpoint
+    epochs = load_checkpoint(str(tmp_path / "run" / "checkpoint.npz")).epoch + 2
+    r = nncompile("run", m, "--resume", "run", "--epochs", epochs, "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert nncompile("run", m, "--out", "ref", "--epochs", epochs, "--quiet", cwd=tmp_path).returncode == 0
+    assert_same_run(tmp_path / "ref", tmp_path / "run")
 
 
 def test_a_killed_worker_ends_the_run_naming_it(tmp_path):
