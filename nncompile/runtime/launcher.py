@@ -158,16 +158,20 @@ def _watch(procs: list, errs: list, state: dict) -> int:
                 first = r
         if first is None and "signal" not in state and any(c == PEER_LOST for c in codes):
             first = next(r for r, c in enumerate(codes) if c == PEER_LOST)
-        if first is not None and deadline is None:
-            deadline = time.monotonic() + GRACE_S
+        if (first is not None or codes[0] is not None) and deadline is None:
+            deadline = time.monotonic() + GRACE_S    # (rank 0 ends last: it writes the run folder)
         if all(c is not None for c in codes):
             break
         if deadline is not None and time.monotonic() > deadline:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
+            stalled = [r for r, p in enumerate(procs) if p.poll() is None]
+            for r in stalled:
+                procs[r].kill()
             for p in procs:
                 p.wait()
+            if first is None and "signal" not in state:
+                print(f"error: worker rank(s) {', '.join(map(str, stalled))} did not stop within {GRACE_S:g} s "
+                      "of rank 0; the launcher killed them", file=sys.stderr)
+                return 1
             codes = [p.returncode for p in procs]
             break
         time.sleep(POLL_S)
