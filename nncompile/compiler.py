@@ -242,6 +242,10 @@ class Program:
         seed = self.ast.train.seed if seed is None else seed
         if self.data_parallel:
             from .runtime.distributed import WorkerTrainer
+            if self.group is None:
+                raise NNError("a data-parallel program trains in a worker of a process group, and this one "
+                              "has none", hint="set program.group = runtime.distributed.Group() in each worker, "
+                              "or use fit(workers=N) / --workers N")
             return WorkerTrainer(self, self.group, seed=seed, params=params)
         return Trainer(self, seed=seed, params=params)
 

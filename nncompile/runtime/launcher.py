@@ -202,7 +202,7 @@ def fit_workers(program, workers: int, *, epochs=None, seed=None, quiet=False, v
     import shutil
     from ..errors import TrainingError
     from .checkpoint import load_checkpoint
-    from .loop import History
+    from .loop import History, TrainingInterrupted
     from .weights import load_weights
     check_workers(workers, False)
     given = sorted(k for k, v in refused.items() if v not in (None, (), []))
@@ -232,14 +232,18 @@ def fit_workers(program, workers: int, *, epochs=None, seed=None, quiet=False, v
     try:
         before = set(os.listdir("runs")) if record is True and resume is None and os.path.isdir("runs") else set()
         code = launch(argv, workers)
-        if code != 0 and code != 1:
-            raise TrainingError(f"the {workers}-worker run failed (exit status {code}); its workers' messages "
-                                "are above")
         folder = (os.path.join(tmp, "run") if tmp else os.fspath(resume) if resume is not None
                   else os.fspath(record) if record is not True else _new_run(before))
-        state = load_checkpoint(os.path.join(folder, "checkpoint.npz"))
-        hist = History(history={k: list(v) for k, v in state.history.items()},
-                       epochs_run=len(next(iter(state.history.values()), [])))
+        ckpt = os.path.join(folder, "checkpoint.npz")
+        state = load_checkpoint(ckpt) if code in (0, 1) or os.path.exists(ckpt) else None
+        hist = History(history={k: list(v) for k, v in (state.history if state else {}).items()},
+                       epochs_run=len(next(iter(state.history.values()), [])) if state else 0)
+        if code - 128 in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):   # Ctrl-C: rank 0 saved its state
+            raise TrainingInterrupted(state.epoch if state else 0, None if tmp or state is None else ckpt, hist,
+                                      code - 128, state.batch if state else 0)
+        if code not in (0, 1):
+            raise TrainingError(f"the {workers}-worker run failed (exit status {code}); its workers' messages "
+                                "are above")
         hist.trainer = program.trainer(seed=state.seed, params=load_weights(folder, program))
         hist.checkpoint = None if tmp else os.path.join(folder, "checkpoint.npz")
         hist.record = None if tmp else folder

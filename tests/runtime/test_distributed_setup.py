@@ -64,7 +64,9 @@ def test_the_data_parallel_step_alone_is_the_plain_step():
     a, b = nncompile.compile(SRC), nncompile.compile(SRC, data_parallel=True)
     assert any(n.op == "shard_mean" for n in b.graphs.train_step.nodes)
     assert not any(n.op == "shard_mean" for n in a.graphs.train_step.nodes)
-    ta, tb = Trainer(a, seed=3), Trainer(b, seed=3)   # b alone: no process group, so not a WorkerTrainer
+    with pytest.raises(nncompile.NNError, match="has none"):
+        b.trainer()                                    # a WorkerTrainer needs its process group
+    ta, tb = Trainer(a, seed=3), Trainer(b, seed=3)   # b's step alone, with no group
     for i in range(0, 70, 32):
         assert ta.train_batch(x[i:i + 32], y[i:i + 32]) == tb.train_batch(x[i:i + 32], y[i:i + 32])
     for k, v in ta.host("arrays").items():
