@@ -200,3 +200,16 @@ def test_the_digits_example_on_two_workers_reaches_one_workers_accuracy(tmp_path
            for r in ("one", "two")]
     np.testing.assert_allclose(acc[1], acc[0], atol=1e-6)   # the same validation samples right, each epoch
     assert acc[1][-1] > 0.8
+
+
+def test_torchrun_starts_the_same_workers(tmp_path):
+    from nncompile.runtime.launcher import free_port
+    m = model(tmp_path)
+    assert nncompile("run", m, "--out", "one", "--quiet", cwd=tmp_path).returncode == 0
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
+                        "127.0.0.1", "--master-port", str(free_port()), "-m", "nncompile", "run", str(m), "--out",
+                        "two", "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                       env=env())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("Finished 3 epochs") == 1
+    assert_same_run(tmp_path / "one", tmp_path / "two")
