@@ -87,19 +87,14 @@ def worker(workload: str, steps: int, out_path: str) -> None:
 def run(workload: str, workers: int, steps: int, timeout: float) -> dict:
     import tempfile
 
-    from nncompile.runtime.distributed import threads_per_worker
-    from nncompile.runtime.launcher import free_port
+    from nncompile.runtime.launcher import free_port, worker_env
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
         procs = []
         for r in range(workers):
-            env = dict(os.environ, RANK=str(r), WORLD_SIZE=str(workers), LOCAL_RANK=str(r),
-                       LOCAL_WORLD_SIZE=str(workers), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                       PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
-            threads = str(threads_per_worker(workers))
-            for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-                env.setdefault(k, threads)
+            env = worker_env(r, workers, "127.0.0.1", port)
+            env["PYTHONPATH"] = os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])
             procs.append(subprocess.Popen([sys.executable, __file__, "--worker", workload, str(steps), out], env=env))
         deadline = time.monotonic() + timeout
         for p in procs:

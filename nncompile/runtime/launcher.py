@@ -71,7 +71,8 @@ def check_workers(workers: int, in_worker: bool) -> None:
                                "(started by torchrun?)", hint="leave --workers out under torchrun")
 
 
-def _env(rank: int, workers: int, addr: str, port: int) -> dict:
+def worker_env(rank: int, workers: int, addr: str, port: int) -> dict:
+    """The environment of local worker `rank`: torchrun's variables and the thread counts."""
     env = dict(os.environ)
     threads = str(threads_per_worker(workers))
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -133,7 +134,7 @@ def _run_once(argv: Sequence[str], workers: int, addr: str, port: int) -> int:
             err = None if err_path is None else open(err_path, "w")
             errs.append(err_path)
             try:
-                procs.append(subprocess.Popen(cmd, env=_env(r, workers, addr, port), stderr=err,
+                procs.append(subprocess.Popen(cmd, env=worker_env(r, workers, addr, port), stderr=err,
                                               stdout=None if r == 0 else subprocess.DEVNULL,
                                               start_new_session=True))
             finally:

@@ -213,3 +213,17 @@ def test_torchrun_starts_the_same_workers(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("Finished 3 epochs") == 1
     assert_same_run(tmp_path / "one", tmp_path / "two")
+
+
+def test_a_non_finite_loss_is_reported_as_one_process_reports_it(tmp_path):
+    """Every worker sees the reduced NaN, replays the epoch in step and stops;
+    rank 0 prints one process's report (the replay's interpreter step runs on
+    the whole global batch)."""
+    m = model(tmp_path)
+    m.write_text(m.read_text().replace("adam(lr=0.01)", "sgd(lr=1e25)"))
+    one = nncompile("run", m, "--out", "one", "--quiet", cwd=tmp_path)
+    two = nncompile("run", m, "--out", "two", "--quiet", "--workers", "2", cwd=tmp_path)
+    assert one.returncode == two.returncode == 1
+    report = one.stderr[:one.stderr.index("run saved to")]
+    assert "the first non-finite value is" in report
+    assert two.stderr.startswith(report), two.stderr
