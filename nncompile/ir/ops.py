@@ -409,7 +409,7 @@ op("dropout_mask", kind=RANDOM, infer=S.same, ref=_dropout_mask, grad=no_grad, a
 
 # data parallelism (ir/collective.py): the mean over the workers of a per-shard value,
 # weighted by shard size; the identity in one process. Adjoint: itself
-op("shard_mean", kind=COLLECTIVE, infer=S.same, ref=lambda x: collective.shard_mean(x),
+op("shard_mean", kind=COLLECTIVE, infer=S.same, ref=collective.shard_mean,
    grad=lambda g, n, dy: (g.emit("shard_mean", dy),))
 
 # window ops on channels-last images (ir/windows.py): convolution and pooling

@@ -23,11 +23,6 @@ def shard_mean(x: np.ndarray, out: np.ndarray) -> None:
     collective.reduce_into(out)
 
 
-def first_index(rng, shape) -> int:
-    """The global flat index of a data-parallel shard's first element (the native path's dropout)."""
-    return philox.first_index(rng, shape)
-
-
 def mix(rng, stream: int) -> int:
     """The Philox key of one dropout site for this (seed, step) (the native path's dropout)."""
     return philox.mix(int(rng[0]), int(rng[1]), stream)

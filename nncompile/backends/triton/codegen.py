@@ -22,6 +22,7 @@ file) and executed; modules are cached by source hash.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import tempfile
@@ -140,10 +141,7 @@ class _Pointwise:
 
     def first(self, rng: Node, n: Node) -> str:
         """The global flat index of the node's first element: a data-parallel shard's offset."""
-        row = 1
-        for d in n.shape[1:]:
-            row *= int(d)
-        return self._param("first", "i64", f"int({self._host_ints(rng)}[2]) * {row}")
+        return self._param("first", "i64", f"int({self._host_ints(rng)}[2]) * {math.prod(n.shape[1:])}")
 
     def load(self, i: Node, dim_map=None) -> str:
         gen = self.gen
