@@ -71,8 +71,8 @@ def assert_same_run(a: Path, b: Path, weights_atol: float = 2e-6, history_rtol: 
     for k in wa.files:
         if k != "__meta__":
             np.testing.assert_allclose(wb[k], wa[k], rtol=1e-4, atol=weights_atol, err_msg=k)
-    ha = np.genfromtxt(a / "history.csv", delimiter=",", names=True)
-    hb = np.genfromtxt(b / "history.csv", delimiter=",", names=True)
+    ha = np.atleast_1d(np.genfromtxt(a / "history.csv", delimiter=",", names=True))
+    hb = np.atleast_1d(np.genfromtxt(b / "history.csv", delimiter=",", names=True))
     assert ha.dtype.names == hb.dtype.names and len(ha) == len(hb)
     for k in ha.dtype.names:
         np.testing.assert_allclose(hb[k], ha[k], rtol=history_rtol, atol=1e-6, err_msg=k)
