@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--curves", choices=("svg", "png", "none"), default="svg",
                    help="the run folder's curve picture: curves.svg (default, needs nothing), curves.png "
                         "(needs matplotlib), or none")
+    r.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="train data-parallel on N local worker processes (torch.distributed, gloo); "
+                        "docs/distributed.md")
     r.add_argument("--check-backend", action="store_true",
                    help="run a few steps on the NumPy and Triton backends and compare them (no training)")
     gr = add("graph", "draw the layer graph (or, with --kernels, the fused kernel graph) as SVG or HTML")
@@ -115,22 +118,14 @@ def _stop_signals():
     command as Ctrl-C does: a run saves its checkpoint. A signal the process
     ignores (nohup) stays ignored; after the first, further ones are ignored,
     so that they cannot cut the checkpoint's write short."""
-    import threading
-    old = {}
-    if threading.current_thread() is threading.main_thread():
-        def handler(signum, frame):
-            for s in old:
-                signal.signal(s, signal.SIG_IGN)
-            raise StopSignal(signum)
-        for name in ("SIGTERM", "SIGHUP"):
-            s = getattr(signal, name, None)
-            if s is not None and signal.getsignal(s) == signal.SIG_DFL:
-                old[s] = signal.signal(s, handler)
-    try:
+    from .runtime.signals import handled
+
+    def handler(signum, frame):
+        for s in installed:
+            signal.signal(s, signal.SIG_IGN)
+        raise StopSignal(signum)
+    with handled(("SIGTERM", "SIGHUP"), handler) as installed:
         yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def _say(text: str) -> None:
@@ -215,8 +210,12 @@ def _load(args):
     prog = with_overrides(parse_file(args.file), precision=args.precision)    # it changes the graphs
     if args.cmd == "run":    # --epochs, --seed: checked as if the file said them
         with_overrides(prog, epochs=args.epochs, seed=args.seed)
+    worker = False
+    if args.cmd == "run" and not args.check_backend:
+        from .runtime.distributed import in_worker
+        worker = in_worker()    # under torchrun, or started by --workers N
     return prog, Program(prog, args.backend, optimize=not getattr(args, "no_opt", False),
-                         cpu_kernels=args.cpu_kernels)
+                         cpu_kernels=args.cpu_kernels, data_parallel=worker)
 
 
 def _dispatch(args) -> int:
@@ -257,6 +256,11 @@ def _dispatch(args) -> int:
         res = cross_check(args.file, seed=args.seed or 0)
         print(res.text())
         return 0 if res.ok else 1
+    if args.cmd == "run" and args.workers is not None:
+        from .runtime.launcher import check_workers, launch
+        check_workers(args.workers, program.data_parallel)
+        if args.workers > 1 and not program.data_parallel:
+            return launch(args.argv, args.workers)
     if args.cmd == "run":
         return _run(args, program)
     if args.cmd == "graph":
@@ -277,10 +281,17 @@ def _dispatch(args) -> int:
 def _run(args, program) -> int:
     from .runtime.loop import fit
     command = ["nncompile", *getattr(args, "argv", sys.argv[1:])]
-    hist = fit(program, epochs=args.epochs, seed=args.seed, quiet=args.quiet, verbose=2 if args.verbose else None,
-               record=None if args.no_record else (args.out or True), resume=args.resume,
-               checkpoint_every=args.checkpoint_every, on_nan=args.on_nan, command=command,
-               curves=args.curves)
+    options = dict(epochs=args.epochs, seed=args.seed, quiet=args.quiet, verbose=2 if args.verbose else None,
+                   record=None if args.no_record else (args.out or True), resume=args.resume,
+                   checkpoint_every=args.checkpoint_every, on_nan=args.on_nan, command=command,
+                   curves=args.curves)
+    if program.data_parallel:
+        from .runtime.distributed import run_worker
+        return run_worker(program, options, lambda hist: _report(args, hist))
+    return _report(args, fit(program, **options))
+
+
+def _report(args, hist) -> int:
     record = hist.record
     if args.quiet:
         print(hist.message)

@@ -57,9 +57,12 @@ def _label_input(g: Graph, prog: ast.Program, infos) -> Any:
         return g.input("y", shape, dtype if dtype == "i64" else g.float_dtype)
 
 
-def build_graphs(prog: ast.Program, float_dtype: str = "f32") -> Graphs:
+def build_graphs(prog: ast.Program, float_dtype: str = "f32", data_parallel: bool = False) -> Graphs:
     """Lower a checked program to its graphs. The gradient and optimizer update
-    are added by the `autodiff` and `optimizer` passes, as `meta` asks."""
+    are added by the `autodiff` and `optimizer` passes, as `meta` asks. A
+    `data_parallel` train_step runs on one worker's shard of the global batch:
+    its rng input is (seed, step, first row of the shard), batch-norm
+    statistics and the gradient are `shard_mean`s (docs/distributed.md)."""
     infos = layer_infos(prog)
     gp, x = _model_graph(prog, infos, "predict", float_dtype)
     mo = build_model(gp, prog, infos, x, training=False)
@@ -84,9 +87,11 @@ def build_graphs(prog: ast.Program, float_dtype: str = "f32") -> Graphs:
     graphs.loss_and_grads = gg
 
     gt, x = _model_graph(prog, infos, "train_step", float_dtype)
+    if data_parallel:
+        gt.meta["data_parallel"] = True
     y = _label_input(gt, prog, infos)
     with gt.at(prog.train.loc, "rng"):
-        rng = gt.input("rng", (2,), "i64", role="scalar")
+        rng = gt.input("rng", (3 if data_parallel else 2,), "i64", role="scalar")
     mo = build_model(gt, prog, infos, x, training=True, rng=rng)
     gt.output("loss", build_loss(gt, prog, mo, y))
     for k, v in build_metrics(gt, prog, mo, y).items():
@@ -106,7 +111,8 @@ class Program:
     """A compiled `.nn` program: its graphs, compiled steps and the training API."""
 
     def __init__(self, source_ast: ast.Program, backend: str = "numpy", *, optimize: bool = True,
-                 float_dtype: str = "f32", verify: Optional[bool] = None, cpu_kernels: Optional[str] = None):
+                 float_dtype: str = "f32", verify: Optional[bool] = None, cpu_kernels: Optional[str] = None,
+                 data_parallel: bool = False):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         self.ast = source_ast
@@ -115,7 +121,9 @@ class Program:
         # "numpy" (default: $NNCOMPILE_CPU_KERNELS or auto); see backends/numpy/native.py
         self.cpu_kernels = cpu_kernels
         self.float_dtype = float_dtype
-        self.graphs = build_graphs(source_ast, float_dtype)
+        self.data_parallel = data_parallel   # a worker's step of a data-parallel run (runtime/distributed.py)
+        self.group = None                    # ... and its process group, once the worker has joined it
+        self.graphs = build_graphs(source_ast, float_dtype, data_parallel)
         if verify is None:
             verify = os.environ.get("NNCOMPILE_VERIFY", "") not in ("", "0")
         self.pass_log: dict[str, list] = {}
@@ -246,6 +254,13 @@ class Program:
         if self.ast.train is None:
             raise CompileError("the program has no train block", self.ast.model.loc, source=self.ast.source)
         seed = self.ast.train.seed if seed is None else seed
+        if self.data_parallel:
+            from .runtime.distributed import WorkerTrainer
+            if self.group is None:
+                raise NNError("a data-parallel program trains in a worker of a process group, and this one "
+                              "has none", hint="set program.group = runtime.distributed.Group() in each worker, "
+                              "or use fit(workers=N) / --workers N")
+            return WorkerTrainer(self, self.group, seed=seed, params=params)
         return Trainer(self, seed=seed, params=params)
 
     def fit(self, *, epochs: Optional[int] = None, seed: Optional[int] = None, out=None, quiet: bool = False,
@@ -255,11 +270,19 @@ class Program:
         on_epoch_end gets the logs: loss, metrics, val_*, lr); `on_epoch(epoch, logs,
         trainer)` is called after each epoch. `options` are those of `runtime.loop.fit`:
         record (True, a folder or a RunRecord: write a run folder), resume (a run
-        folder, a checkpoint or a LoopState), checkpoint_every, on_nan, progress."""
+        folder, a checkpoint or a LoopState), checkpoint_every, on_nan, progress.
+        `workers=N` trains data-parallel on N local processes, as `nncompile run
+        FILE --workers N` (runtime/launcher.py: fit_workers; docs/distributed.md)."""
         from .frontend.parser import with_overrides
         from .runtime.loop import fit
         if self.ast.train is not None:     # the values are checked as if the file said them
             with_overrides(self.ast, epochs=epochs, seed=seed)
+        workers = options.pop("workers", None)
+        if workers is not None and workers != 1:
+            from .runtime.launcher import fit_workers
+            return fit_workers(self, workers, epochs=epochs, seed=seed, quiet=quiet, data=data,
+                               validation_data=validation_data, on_epoch=on_epoch, callbacks=callbacks,
+                               out=out, **options)
         return fit(self, epochs=epochs, seed=seed, out=out, quiet=quiet, data=data,
                    validation_data=validation_data, on_epoch=on_epoch, callbacks=callbacks, **options)
 

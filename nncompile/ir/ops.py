@@ -3,7 +3,9 @@
 A row (`op(name, kind=..., infer=..., ...)`) says, for one op:
 
   kind       what it is: input, const, elementwise, reduction, matmul,
-             movement, rowwise, index, random
+             movement, rowwise, index, random, collective (talks to the other
+             workers of a data-parallel run: never hoisted out of the step,
+             run by every worker in the same order)
   infer      its dtype and shape rule (`ir/shapes.py`)
   ref        its reference NumPy semantics: the interpreter, the tests and the
              backends' fallbacks run it
@@ -40,6 +42,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from . import collective
 from . import shapes as S
 from . import windows as W
 from .precision import round_to as _round_to
@@ -54,6 +57,7 @@ NP_DTYPE = {"f32": np.float32, "f64": np.float64, "i64": np.int64}
 
 INPUT, CONST, ELEMENTWISE, REDUCTION, MATMUL = "input", "const", "elementwise", "reduction", "matmul"
 MOVEMENT, ROWWISE, INDEX, RANDOM, CONV, POOL = "movement", "rowwise", "index", "random", "conv", "pool"
+COLLECTIVE = "collective"
 
 
 @dataclass(frozen=True)
@@ -301,7 +305,7 @@ def _onehot(y, depth, dtype):
 def _dropout_mask(x, seed, rate, stream):
     from . import philox
     s, step = (int(v) for v in np.asarray(seed).reshape(-1)[:2])
-    keep = philox.dropout_keep_mask(s, step, stream, x.shape, rate)
+    keep = philox.dropout_keep_mask(s, step, stream, x.shape, rate, philox.first_index(seed, x.shape))
     return (keep * (1.0 / (1.0 - rate))).astype(x.dtype)
 
 
@@ -424,9 +428,15 @@ op("softmax_xent_grad", kind=ROWWISE, infer=S.same, ref=_softmax_xent_grad)
 op("take_label", kind=INDEX, infer=S.take_label_rule, ref=_take_label, grad=_grad_take_label)
 op("onehot", kind=INDEX, infer=S.onehot_rule, ref=_onehot, grad=no_grad, attrs=("depth", "dtype"))
 op("argmax", kind=INDEX, infer=S.argmax_rule, ref=lambda a: np.argmax(a, axis=-1), grad=no_grad)
-# keep-mask / (1 - rate) for dropout; `seed` is an i64[2] input (seed, step)
+# keep-mask / (1 - rate) for dropout; `seed` is an i64[2] input (seed, step), or i64[3]
+# (seed, step, first global row of this worker's shard) in a data-parallel step
 op("dropout_mask", kind=RANDOM, infer=S.same, ref=_dropout_mask, grad=no_grad, attrs=("rate", "stream"),
    pointwise=True)
+
+# data parallelism (ir/collective.py): the mean over the workers of a per-shard value,
+# weighted by shard size; the identity in one process. Adjoint: itself
+op("shard_mean", kind=COLLECTIVE, infer=S.same, ref=collective.shard_mean,
+   grad=lambda g, n, dy: (g.emit("shard_mean", dy),))
 
 # window ops on channels-last images (ir/windows.py): convolution and pooling
 CONV_ATTRS = ("window", "strides", "padding", "dilation", "groups")

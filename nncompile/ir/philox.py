@@ -41,7 +41,9 @@ computed on the host in exact 64-bit integer arithmetic (Python ints)::
 The Triton backend computes ``mix`` on the host and passes it as the kernel's
 ``seed`` argument (a non-negative int32, so the kernel's key is ``(mix, 0)``).
 An element with flat (row-major) index ``i`` is KEPT iff
-``philox_uniform(mix(seed, step, stream), i) >= rate``.
+``philox_uniform(mix(seed, step, stream), i) >= rate``. In a data-parallel
+step the rng input has a third element, the shard's first row in the global
+batch, and ``i`` is the element's flat index in the global batch.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ __all__ = [
     "philox_uniform",
     "mix",
     "dropout_keep_mask",
+    "first_index",
     "uint32_to_uniform",
 ]
 
@@ -163,15 +166,27 @@ def mix(seed: int, step: int, stream: int) -> int:
     return z & 0x7FFFFFFF
 
 
-def dropout_keep_mask(seed: int, step: int, stream: int, shape, rate) -> np.ndarray:
+def first_index(rng, shape) -> int:
+    """The flat index in the global batch of the first element of a tensor of
+    ``shape`` [rows, ...]: 0, or for a data-parallel rng (seed, step, row0)
+    row0 times the row's size."""
+    rng = np.asarray(rng).reshape(-1)
+    if rng.size < 3:
+        return 0
+    return int(rng[2]) * int(np.prod(tuple(shape)[1:], dtype=np.int64))
+
+
+def dropout_keep_mask(seed: int, step: int, stream: int, shape, rate, start: int = 0) -> np.ndarray:
     """Boolean keep-mask of ``shape``: flat index i kept iff
-    ``philox_uniform(mix(seed, step, stream), i) >= rate``.
+    ``philox_uniform(mix(seed, step, stream), start + i) >= rate``. A worker of a
+    data-parallel run passes ``start`` = its shard's first global row times the
+    row's size, so the mask of a sample does not depend on the number of workers.
 
     Flat indices are row-major.  Arrays with fewer than 2**31 elements use
     int32-compatible counters; larger ones use int64 counters (identical
     values for i < 2**32, as Triton's high counter word is then 0)."""
     shape = tuple(int(s) for s in (shape if np.iterable(shape) else (shape,)))
     n = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    offs = np.arange(n, dtype=np.int64)
+    offs = np.arange(start, start + n, dtype=np.int64)
     u = philox_uniform(mix(seed, step, stream), offs)
     return (u >= np.float32(rate)).reshape(shape)

@@ -166,7 +166,9 @@ def apply_optimizer(g: Graph, name: str, params: Mapping[str, Any], grads: Mappi
 
 def optimizer_pass(g: Graph) -> Graph:
     """If the graph asks for it (`meta["optimizer"]`), replace its "grad.*"
-    outputs with the optimizer update of each parameter (see module doc)."""
+    outputs with the optimizer update of each parameter (see module doc). In a
+    data-parallel step (`meta["data_parallel"]`) the update reads the
+    gradients' `shard_mean` over the workers."""
     spec = g.meta.get("optimizer")
     if spec is None or g.meta.get("optimized_update"):
         return g
@@ -175,6 +177,9 @@ def optimizer_pass(g: Graph) -> Graph:
     grads = {k[len("grad."):]: n for k, n in g.outputs.items() if k.startswith("grad.")}
     for k in grads:
         del g.outputs[f"grad.{k}"]
+    if g.meta.get("data_parallel"):   # every worker updates with the global batch's gradient
+        with g.at(loc, "optimizer"):  # (one reduction of the flat buffer, after flatten_params)
+            grads = {k: g.emit("shard_mean", n) for k, n in grads.items()}
     apply_optimizer(g, name, params, grads, loc=loc, lr_mult=g.meta.get("lr_mult"))
     g.meta["optimized_update"] = True
     return g

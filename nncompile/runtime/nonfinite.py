@@ -26,6 +26,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import TrainingError
+from ..ir import collective
 from ..ir.interpret import first_nonfinite
 from ..ir.ops import NP_DTYPE
 
@@ -71,7 +72,8 @@ def _inputs(trainer, host: dict, xb, yb, step: int) -> dict:
     feed = dict(host)
     feed[trainer.x_name] = np.asarray(xb, NP_DTYPE[g.inputs[trainer.x_name].dtype])
     feed["y"] = np.asarray(yb, NP_DTYPE[g.inputs["y"].dtype])
-    feed["rng"] = np.array([trainer.seed, step], np.int64)
+    feed["rng"] = np.zeros(tuple(g.inputs["rng"].shape), np.int64)   # a data-parallel one: from row 0
+    feed["rng"][:2] = trainer.seed, step
     feed["step"] = np.array(step, dt)
     feed["lr"] = np.array(trainer.lr, dt)
     return feed
@@ -95,7 +97,8 @@ def locate_train_step(trainer, epoch_start: dict, batches: list, bad: int, x, y)
         if cand is None:
             continue
         host, j, step = cand
-        node = first_nonfinite(g, _inputs(trainer, host, x[batches[j]], y[batches[j]], step))
+        with collective.local():   # the whole global batch, here: the step one process would take
+            node = first_nonfinite(g, _inputs(trainer, host, x[batches[j]], y[batches[j]], step))
         if node is not None and node.op == "input" and cand is cur and prev is not None:
             continue    # already non-finite before this step: the previous step made it
         return node, j, step

@@ -62,7 +62,7 @@ class Trainer:
         self.x_name = program.ast.model.input.name
         self.step_count = 0
         self.lr = float(program.ast.train.optimizer.params["lr"])
-        self._rng = np.zeros(2, np.int64)
+        self._rng = np.zeros(tuple(g.inputs["rng"].shape), np.int64)   # seed, step (, shard's first row)
         self._step = np.zeros((), dt)
         self._lr = np.zeros((), dt)
         self._x_dtype = NP_DTYPE[g.inputs[self.x_name].dtype]

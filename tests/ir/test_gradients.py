@@ -352,6 +352,7 @@ def test_every_op_with_a_gradient_rule_is_tested():
     tested |= {"conv2d", "maxpool2d", "avgpool2d"}    # tests/ir/test_window_gradients.py
     tested |= {"concat", "slice", "pad"}
     tested |= {"max", "transpose", "where", "unreduce"}
+    tested |= {"shard_mean"}   # over workers: tests/runtime/test_distributed.py (2 workers against 1)
     no_grad_needed = {"input", "const", "sign", "onehot", "argmax", "equal", "greater", "greater_equal",
                       "not_equal", "dropout_mask"}
     with_rules = {k for k, d in OPS.items() if d.grad is not None}

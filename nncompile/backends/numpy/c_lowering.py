@@ -21,7 +21,10 @@ def _dropout(ctx, n, a):
     rate = float(n.attrs["rate"])
     scale = 0.0 if rate >= 1.0 else 1.0 / (1.0 - rate)
     key = ctx.seed(n.inputs[1], int(n.attrs["stream"]))
-    return f"(nnc_uniform({key}, {ctx.flat()}) >= (float){literal(rate)} ? ({ctx.T}){literal(scale)} : ({ctx.T})0)"
+    counter = ctx.flat()
+    if n.inputs[1].shape == (3,):     # a data-parallel shard: counted from its first global row
+        counter = f"({ctx.first(n.inputs[1], n)} + {counter})"
+    return f"(nnc_uniform({key}, {counter}) >= (float){literal(rate)} ? ({ctx.T}){literal(scale)} : ({ctx.T})0)"
 
 
 def _gelu(ctx, n, a):

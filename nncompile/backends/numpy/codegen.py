@@ -349,7 +349,7 @@ def _hoistable(g: Graph, order: list[Node], plan: MemoryPlan) -> set[int]:
     out_ids = {n.id for n in g.outputs.values()}
     hoisted = {n.id for n in g.nodes if n.op == "const"}
     for n in order:
-        if (OPS[n.op].kind != "random" and n.id not in out_ids and n.id not in plan.update_into
+        if (OPS[n.op].kind not in ("random", "collective") and n.id not in out_ids and n.id not in plan.update_into
                 and n.inputs and (all(i.id in hoisted for i in n.inputs)
                                   or (n.op == "unreduce" and n.inputs[0].id in hoisted))):
             hoisted.add(n.id)

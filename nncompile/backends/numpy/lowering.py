@@ -231,6 +231,7 @@ EMITTERS: dict[str, Emitter] = {
     "dropout_mask": lambda ctx, n, a, out: (f"_s.dropout_mask({a[1]}, {n.attrs['rate']!r}, "
                                             f"{n.attrs['stream']!r}, {out})"),
     "concat_flat": _concat_flat,
+    "shard_mean": "_s.shard_mean({a}, {out})",
 }
 
 

@@ -194,6 +194,13 @@ class _Loop:
         self.uses_flat = True
         return "(i * nc + j)"
 
+    def first(self, rng: Node, n: Node) -> str:
+        """The global flat index of the node's first element: a data-parallel shard's offset."""
+        p = f"r{len(self.params)}"
+        self.params.append(f"long {p}")
+        self.args.append(("first", rng, math.prod(n.shape[1:])))
+        return p
+
     def seed(self, rng: Node, stream: int) -> str:
         p = f"key{len(self.params)}"
         self.params.append(f"uint32_t {p}")
@@ -338,6 +345,8 @@ class NativeKernels:
             kind, node = arg[0], arg[1]
             if kind == "mix":
                 return f"_s.mix({gen.value(node)}, {arg[2]})"
+            if kind == "first":
+                return f"int({gen.value(node)}[2]) * {arg[2]}"
             if kind == "expr":
                 return gen.make_value(gr_node, f"c{len(gen.make)}_", node)
             return f"float({gen.value(node)})" if kind == "value" else gen.pointer(node)

@@ -6,7 +6,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ...ir import philox
+from ...ir import collective, philox
 from ...ir.precision import round_to  # noqa: F401  (the generated code's `_s.round_to`)
 
 
@@ -14,8 +14,14 @@ def dropout_mask(rng: np.ndarray, rate: float, stream: int, out: np.ndarray) -> 
     """out = keep / (1 - rate), keep drawn by the counter-based Philox generator
     from (seed, step, stream), exactly as the Triton backend draws it."""
     seed, step = int(rng[0]), int(rng[1])
-    keep = philox.dropout_keep_mask(seed, step, stream, out.shape, rate)
+    keep = philox.dropout_keep_mask(seed, step, stream, out.shape, rate, philox.first_index(rng, out.shape))
     np.multiply(keep, 1.0 / (1.0 - rate), out=out)
+
+
+def shard_mean(x: np.ndarray, out: np.ndarray) -> None:
+    """The data-parallel all-reduce (ir/collective.py): out = x averaged over the workers."""
+    np.copyto(out, x)
+    collective.reduce_into(out)
 
 
 def mix(rng, stream: int) -> int:

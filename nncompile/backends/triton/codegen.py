@@ -22,6 +22,7 @@ file) and executed; modules are cached by source hash.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import tempfile
@@ -129,13 +130,18 @@ class _Pointwise:
         self.block = True
         return "offs"
 
-    def seed(self, rng: Node, stream: int) -> str:
+    def _host_ints(self, rng: Node) -> str:
         gen = self.gen
         if gen.host.get(rng.attrs.get("name", "")) == "ints":
-            call = f"rt.mix({gen.var[rng.id]}, {stream})"
-        else:
-            call = f"rt.mix(rt.host_ints({gen.tensor(rng)}), {stream})"
-        return self._param("seed", "i32", call)
+            return gen.var[rng.id]
+        return f"rt.host_ints({gen.tensor(rng)})"
+
+    def seed(self, rng: Node, stream: int) -> str:
+        return self._param("seed", "i32", f"rt.mix({self._host_ints(rng)}, {stream})")
+
+    def first(self, rng: Node, n: Node) -> str:
+        """The global flat index of the node's first element: a data-parallel shard's offset."""
+        return self._param("first", "i64", f"int({self._host_ints(rng)}[2]) * {math.prod(n.shape[1:])}")
 
     def load(self, i: Node, dim_map=None) -> str:
         gen = self.gen
@@ -510,13 +516,13 @@ def compile_graph(g: Graph, cuda_graphs: Optional[bool] = None):
     replay it (one launch instead of one per kernel). Default: on when a CUDA GPU
     is used, unless NNCOMPILE_CUDA_GRAPHS=0. It needs every input as a device
     tensor (step and lr are read by the kernels, not passed as host numbers), so
-    graphs with dropout (whose Philox seed is mixed on the host each step) are
-    not captured."""
+    graphs with dropout (whose Philox seed is mixed on the host each step) or a
+    data-parallel all-reduce are not captured."""
     from .program import TritonProgram
     if cuda_graphs is None:
         cuda_graphs = os.environ.get("NNCOMPILE_CUDA_GRAPHS", "1") not in ("0", "") and not interpreting()
-    if cuda_graphs and any(n.op == "dropout_mask" for n in g.nodes):
-        cuda_graphs = False
+    if cuda_graphs and any(n.op == "dropout_mask" or OPS[n.op].kind == "collective" for n in g.nodes):
+        cuda_graphs = False   # (a data-parallel all-reduce is a host call with this step's shard weight)
     gen = _Gen(g, host_scalars=not cuda_graphs)
     source = gen.generate()
     ns = load_source(source, g.name)

@@ -53,7 +53,10 @@ def _dropout_mask(ctx, n):
     rate = float(n.attrs["rate"])
     scale = 0.0 if rate >= 1.0 else 1.0 / (1.0 - rate)
     key = ctx.seed(n.inputs[1], int(n.attrs["stream"]))
-    return f"tl.where(tl.rand({key}, {ctx.offs()}) >= {literal(rate)}, {literal(scale)}, 0.0)"
+    counter = ctx.offs()
+    if n.inputs[1].shape == (3,):     # a data-parallel shard: counted from its first global row
+        counter = f"({ctx.first(n.inputs[1], n)} + {counter})"
+    return f"tl.where(tl.rand({key}, {counter}) >= {literal(rate)}, {literal(scale)}, 0.0)"
 
 
 def _attr(name):
@@ -233,13 +236,20 @@ def _transpose(gen, n):
     return True
 
 
+def _shard_mean(gen, n):
+    # the data-parallel all-reduce, on the device tensor (NCCL on a GPU; ir/collective.py)
+    out = gen.buffer(n)
+    gen.run.append(f"{out}.copy_({gen.tensor(n.inputs[0])}); rt.reduce_into({out})")
+    return True
+
+
 KERNELS: dict[str, Callable] = {
     "concat": _concat, "slice": _slice, "pad": _pad, "transpose": _transpose,
     "softmax": _softmax, "log_softmax": _softmax,
     "softmax_xent": _softmax_xent, "softmax_xent_grad": _softmax_xent,
     "argmax": _argmax, "take_label": _take_label, "onehot": _onehot,
     "sum": _reduce, "mean": _reduce, "max": _reduce, "reduce_like": _reduce,
-    "concat_flat": _concat_flat,
+    "concat_flat": _concat_flat, "shard_mean": _shard_mean,
 }
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ...ir import philox
+from ...ir.collective import reduce_into  # noqa: F401  (a data-parallel step's all-reduce)
 from ...ir.ops import NP_DTYPE, OPS
 from .launch import INTERP
 

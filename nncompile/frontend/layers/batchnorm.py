@@ -35,10 +35,13 @@ class BatchNorm(LayerKind):
         mm, mv = low.param(layer, "moving_mean"), low.param(layer, "moving_variance")
         eps, mom = layer.args["epsilon"], layer.args["momentum"]
         axes = tuple(range(len(h.shape) - 1))     # statistics per channel: over every other axis
+        # a data-parallel step's statistics are the global batch's: each shard's means
+        # reduced over the workers (ir/collective.py); autodiff makes the backward match
+        sync = (lambda v: E("shard_mean", v)) if low.g.meta.get("data_parallel") else (lambda v: v)
         if low.training and not layer.frozen:     # frozen: the running statistics, not updated
-            mean = E("mean", h, axes=axes, keepdims=True)
+            mean = sync(E("mean", h, axes=axes, keepdims=True))
             centered = E("sub", h, mean)
-            var = E("mean", E("square", centered), axes=axes, keepdims=True)
+            var = sync(E("mean", E("square", centered), axes=axes, keepdims=True))
             inv = E("div", c(1.0), E("sqrt", E("add", var, c(eps))))
             xhat = E("mul", centered, inv)
             updates = low.out.state_updates
