@@ -249,6 +249,12 @@ class Program:
         return fit(self, epochs=epochs, seed=seed, out=out, quiet=quiet, data=data,
                    validation_data=validation_data, on_epoch=on_epoch, callbacks=callbacks, **options)
 
+    def metric_logs(self, means: Mapping[str, Any]) -> dict[str, float]:
+        """Loss and metrics by their logged names, from the means over samples of
+        the evaluate / train_step outputs (a metric's statistics: frontend/metrics.py)."""
+        from .frontend.metrics import finish
+        return finish(self.ast.train.metrics if self.ast.train is not None else (), means)
+
     def summary(self) -> str:
         from .runtime.report import summary
         return summary(self)

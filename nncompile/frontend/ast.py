@@ -139,6 +139,22 @@ class AugmentSpec:
     loc: SourceLoc
 
 
+class MetricName(str):
+    """A metric of the train block: its logged name (a str, as Keras logs a metric
+    given by name), with its checked arguments (specs.training.METRIC_SPECS) in
+    `params`."""
+
+    params: dict
+
+    def __new__(cls, name: str, params: Optional[dict] = None):
+        self = super().__new__(cls, name)
+        self.params = dict(params or {})
+        return self
+
+    def __reduce__(self):
+        return MetricName, (str(self), self.params)
+
+
 @dataclass(frozen=True)
 class TrainDef:
     data: Optional[DataSpec]

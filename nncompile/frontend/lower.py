@@ -19,6 +19,7 @@ from ..errors import CompileError
 from ..ir.graph import B, Graph, Node, Shape
 from . import ast
 from .layers import LAYERS, LayerInfo, Lowering, ModelOut, ParamDecl
+from .metrics import RULES as METRIC_RULES, MetricInputs
 
 __all__ = ["LayerInfo", "ParamDecl", "ModelOut", "layer_infos", "declare_params", "build_model", "build_loss",
            "build_metrics", "label_type"]
@@ -149,6 +150,7 @@ def build_metrics(g: Graph, prog: ast.Program, mo: ModelOut, y: Node) -> dict[st
     out: dict[str, Node] = {}
     loss = prog.train.loss.name
     loc = prog.train.setting_locs.get("metrics", prog.train.loc)
+    inputs = MetricInputs(g, mo.out, y, loss, prog.train.loss.from_logits)
     with g.at(loc, "metrics"):
         for m in prog.train.metrics:
             if m == "accuracy":
@@ -162,11 +164,6 @@ def build_metrics(g: Graph, prog: ast.Program, mo: ModelOut, y: Node) -> dict[st
                 else:  # regression-style targets with several outputs: compare argmax
                     hit = E("equal", E("argmax", mo.out), E("argmax", y))
                 out[m] = E("mean", hit, axes=tuple(range(len(hit.shape))), keepdims=False)
-            elif m in ("mse", "mae"):
-                yy = y
-                if y.dtype == "i64":  # sparse labels: compare against one-hot
-                    yy = E("onehot", y, depth=mo.out.shape[-1], dtype=mo.out.dtype)
-                d = E("sub", mo.out, yy)
-                d = E("square", d) if m == "mse" else E("abs", d)
-                out[m] = E("mean", d, axes=tuple(range(len(d.shape))), keepdims=False)
+            else:   # the statistics of the metric's row (metrics.py), or its mean
+                out.update(METRIC_RULES[m].build(inputs, m, getattr(m, "params", {})))
     return out

@@ -167,7 +167,8 @@ def check_batch(program, x, y=None, what: str = "") -> tuple:
 def evaluate(program, weights: dict, ds, batch_size: int = 1024) -> dict[str, float]:
     """Loss and metrics of `weights` (name -> array: the inference tensors, on
     the host or the backend's own, as a Trainer's model_state) on a Dataset:
-    means over the samples, each batch weighted by its size."""
+    means over the samples, each batch weighted by its size (a metric's
+    statistics so, then its value from them: Program.metric_logs)."""
     check_labels(program, ds)
     n = len(ds)
     if n == 0:
@@ -177,13 +178,15 @@ def evaluate(program, weights: dict, ds, batch_size: int = 1024) -> dict[str, fl
     xname = program.ast.model.input.name
     names = list(g.inputs)
     base = {k: run.to_device(v) for k, v in weights.items()}
-    sums: dict[str, float] = {}
+    sums: dict = {}
+    outputs = [(k, node.shape == ()) for k, node in g.outputs.items()]
     for i in range(0, n, batch_size):
         xb, yb = ds.x[i:i + batch_size], ds.y[i:i + batch_size]
         feed = {**base, xname: run.to_device(xb, NP_DTYPE[g.inputs[xname].dtype]),
                 "y": run.to_device(yb, NP_DTYPE[g.inputs["y"].dtype])}
         with np.errstate(all="ignore"):
             outs = run.runner(len(xb))(*[feed[k] for k in names])
-        for k, v in zip(g.outputs, outs):
-            sums[k] = sums.get(k, 0.0) + float(v) * len(xb)
-    return {k: v / n for k, v in sums.items()}
+        for (k, scalar), v in zip(outputs, outs):
+            v = float(v) if scalar else np.array(run.to_host(v), np.float64)
+            sums[k] = sums.get(k, 0.0) + v * len(xb)
+    return program.metric_logs({k: v / n for k, v in sums.items()})

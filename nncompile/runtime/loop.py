@@ -230,7 +230,7 @@ class Loop:
             logs = self.trainer.train_batch(x[idx] if aug_rng is None else self.augment(x[idx], aug_rng), y[idx])
             cbs.on_batch_end(i, logs)
             if not (self.failed and self._drop_batch):
-                for k, v in logs.items():
+                for k, v in self.trainer.last_stats.items():
                     sums[k] = sums.get(k, 0.0) + v * len(idx)
                 seen += len(idx)
             self._seen, self.batch = seen, i + 1
@@ -238,7 +238,7 @@ class Loop:
                 break
             for hook in self.after_batch:
                 hook(i)
-        logs = {k: v / seen for k, v in sums.items()} if seen else {}
+        logs = self.program.metric_logs({k: v / seen for k, v in sums.items()}) if seen else {}
         if self.val is not None and not self.failed:
             val = self.trainer.evaluate(self.val.x, self.val.y, max(self.batch_size, 256))
             logs.update({f"val_{k}": v for k, v in val.items()})

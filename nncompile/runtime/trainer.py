@@ -11,6 +11,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from ..ir.ops import NP_DTYPE
+from ..frontend.metrics import derived
 from .data import Dataset
 from .evaluation import evaluate
 
@@ -75,7 +76,12 @@ class Trainer:
         self._outs = list(g.outputs)
         # the scalar outputs (loss, metrics) by position, read back as floats each step
         self._scalars = [(i, k) for i, (k, n) in enumerate(g.outputs.items()) if n.shape == ()]
+        # a metric's vector statistics (AUC's histograms), read back as arrays
+        self._vectors = [(i, k) for i, (k, n) in enumerate(g.outputs.items())
+                         if n.shape != () and k not in g.updates]
+        self._derived = any("/" in k for k in g.outputs) or derived(program.ast.train.metrics)
         self.last: dict[str, float] = {}
+        self.last_stats: dict = {}   # the batch's outputs as the loop averages them (metrics.py)
 
     # --- state ---------------------------------------------------------------------
     @property
@@ -117,7 +123,8 @@ class Trainer:
 
     # --- running -------------------------------------------------------------------
     def train_batch(self, x, y) -> dict[str, float]:
-        """One optimizer step; returns the batch's loss and metrics (before the update)."""
+        """One optimizer step; returns the batch's loss and metrics (before the update);
+        `last_stats` keeps the outputs they come from, which the fit loop averages."""
         if isinstance(x, np.ndarray) and x.shape[1:] == self._x_shape and isinstance(y, np.ndarray) \
                 and y.shape[1:] == self._y_shape and len(y) == len(x):
             pass    # the fit loop's batches: already checked
@@ -139,7 +146,11 @@ class Trainer:
         args[s["step"]] = self._step
         args[s["lr"]] = self._lr
         outs = self._step_fn.runner(len(x))(*args)
-        self.last = {k: float(outs[i]) for i, k in self._scalars}
+        stats = {k: float(outs[i]) for i, k in self._scalars}
+        if self._vectors:
+            stats.update({k: np.array(self._step_fn.to_host(outs[i]), np.float64) for i, k in self._vectors})
+        self.last_stats = stats
+        self.last = self.program.metric_logs(stats) if self._derived else stats
         return self.last
 
     def step(self, x, y) -> float:

@@ -6,8 +6,8 @@ from dataclasses import replace
 from typing import Callable
 
 from ...errors import did_you_mean, expected_one_of
-from ..ast import (EarlyStoppingSpec, InitFromSpec, LossSpec, OptimizerSpec, ScheduleSpec, ValidationSpec,
-                   final_activation)
+from ..ast import (EarlyStoppingSpec, InitFromSpec, LossSpec, MetricName, OptimizerSpec, ScheduleSpec,
+                   ValidationSpec, final_activation)
 from ..layers import LAYERS
 from ..layers.activations import resolve as resolve_activation
 from ..raw import MAX_DIM, RCall, RDict, RList, RName, RNum, RStr, describe, short
@@ -16,7 +16,32 @@ from .core import Arg, Derived, Scope, Spec
 from .sources import DATA_SOURCES, read_augment, read_data
 from .types import ArgType, Bool, Choice, Float, Int, Path
 
-METRICS = ("accuracy", "mse", "mae")
+# ------------------------------------------------------------------ metrics
+# Keras 3's names and arguments; how each is computed is its row in frontend/metrics.py
+
+THRESHOLD = Arg("threshold", Float(0.0, 1.0), 0.5, "a probability above it counts as a positive prediction",
+                positional=True)
+TOP_K = Arg("k", Int(1), 5, "how many of the highest scores may hold the true class", positional=True)
+METRIC_SPECS = {s.name: s for s in (
+    Spec("accuracy", (), doc="argmax against the label (sparse / categorical), else the output above 0.5 "
+                             "(above 0 with from_logits)"),
+    Spec("binary_accuracy", (THRESHOLD,), doc="the share of outputs whose `> threshold` matches the 0/1 target"),
+    Spec("top_k_categorical_accuracy", (TOP_K,), doc="the true class is among the k highest scores"),
+    Spec("sparse_top_k_categorical_accuracy", (TOP_K,), doc="the same, under Keras's name for integer labels"),
+    Spec("precision", (replace(THRESHOLD, name="thresholds"),), doc="`tp / (tp + fp)` of `output > thresholds`, "
+                                                                    "over every output unit (micro)"),
+    Spec("recall", (replace(THRESHOLD, name="thresholds"),), doc="`tp / (tp + fn)`, likewise"),
+    Spec("f1_score", (THRESHOLD,), doc="`2 tp / (2 tp + fp + fn)`, likewise (Keras `F1Score(average=\"micro\", "
+                                       "threshold=0.5)`)"),
+    Spec("auc", (Arg("num_thresholds", Int(2, 10_000), 200, "thresholds evenly spaced over [0, 1]",
+                     positional=True),),
+         doc="area under the ROC curve, Keras's trapezoids over its thresholds (micro over the units)"),
+    Spec("mse", (), doc="mean squared error"),
+    Spec("mae", (), doc="mean absolute error"),
+    Spec("rmse", (), doc="root of the mean squared error over the epoch"),
+    Spec("root_mean_squared_error", (), doc="the same, under Keras's class name"),
+)}
+METRICS = tuple(METRIC_SPECS)
 
 
 class Setting(ArgType):
@@ -72,10 +97,15 @@ class Monitor(ArgType):
 
 
 def resolve_mode(mode: str, monitor: str) -> str:
-    """'auto' is 'max' for accuracy (and val_accuracy), 'min' for everything else."""
+    """'auto' is the metric's own direction (Keras 3): 'max' for accuracy, precision,
+    recall, f1_score, auc (and their val_ forms), 'min' for the loss and the errors."""
     if mode != "auto":
         return mode
-    return "max" if monitor.removeprefix("val_") == "accuracy" else "min"
+    from ..metrics import direction
+    try:
+        return direction(monitor)
+    except ValueError:
+        return "min"
 
 
 def _resolve_mode(scope: Scope) -> None:
@@ -350,12 +380,13 @@ def read_metrics(scope: Scope, v, what: str) -> tuple[str, ...]:
     else:
         raise scope.err(f"metrics must be a list of metric names, got {describe(v)}", v.loc,
                         hint="expected e.g. [accuracy]; " + "metrics: " + ", ".join(METRICS))
-    out: list[str] = []
+    out: list[MetricName] = []
     for it in items:
-        m = scope.reader.get_choice(it, "metric", METRICS)
+        name_v, args = (it.name, it.args) if isinstance(it, RCall) else (it, [])
+        m = scope.reader.get_choice(name_v, "metric", METRICS)
         if m in out:
             raise scope.err(f"metric '{m}' listed twice", it.loc)
-        out.append(m)
+        out.append(MetricName(m, METRIC_SPECS[m].call(scope, args, f"metric {m}", it.loc).values))
     return tuple(out)
 
 
@@ -367,8 +398,8 @@ TRAIN = Spec("train", (
         example="add e.g.  loss = mse"),
     Arg("optimizer", Setting(read_optimizer, "an optimizer name or call (§5.2)"), doc="the update rule",
         example="add e.g.  optimizer = adam(lr=0.001)"),
-    Arg("metrics", Setting(read_metrics, "a list of metric names (a single name is also accepted)"), (),
-        "each one of " + ", ".join(f"`{m}`" for m in METRICS) + ", no duplicates"),
+    Arg("metrics", Setting(read_metrics, "a list of metric names or calls (a single one is also accepted)"), (),
+        "each one of " + ", ".join(f"`{m}`" for m in METRICS) + " (§5.8), no duplicates"),
     Arg("epochs", Int(1), 1, "passes over the training data"),
     Arg("batch_size", Int(1, MAX_DIM), 32, "samples per step"),
     Arg("validation", Setting(read_validation, "`split(...)`, a number (shorthand for `split(number)`), "
@@ -383,4 +414,4 @@ TRAIN = Spec("train", (
 ))
 
 __all__ = ["TRAIN", "LOSSES", "CROSSENTROPY", "OPTIMIZERS", "SCHEDULES", "SPLIT", "EARLY_STOPPING", "WEIGHTS",
-           "METRICS", "logged_metrics", "resolve_mode"]
+           "METRICS", "METRIC_SPECS", "logged_metrics", "resolve_mode"]
