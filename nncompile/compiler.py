@@ -130,6 +130,8 @@ class Program:
                 g2 = self.graphs.unoptimized[name]
             setattr(self.graphs, name, g2)
         self._compiled: dict[str, Any] = {}
+        self._trainer = None          # the state fit() trains and continues (runtime/keras_api.py)
+        self.stop_training = False    # a Keras callback sets it to stop fit()
 
     def _check_size(self) -> None:
         """Refuse a model whose parameters (with optimizer state) cannot fit in memory,
@@ -215,7 +217,21 @@ class Program:
         grads = {k[len("grad."):]: np.array(run.to_host(v)) for k, v in out.items() if k.startswith("grad.")}
         return float(out["loss"]), grads
 
-    def predict(self, params: Mapping[str, np.ndarray], x, batch_size: int = 1024) -> np.ndarray:
+    def predict(self, x, *args, batch_size: Optional[int] = None, verbose="auto") -> np.ndarray:
+        """The model's outputs for x, as Keras's `model.predict(x, batch_size)`: with the
+        trained state (before any fit: the initial weights). `predict(params, x)`
+        uses the weights given (name -> array)."""
+        if isinstance(x, Mapping):
+            params, x = x, args[0]
+            args = args[1:]
+        else:
+            from .runtime.keras_api import weights
+            params = weights(self)
+        if args:
+            batch_size = args[0]
+        return self._predict(params, x, int(batch_size or 1024))
+
+    def _predict(self, params: Mapping[str, np.ndarray], x, batch_size: int) -> np.ndarray:
         from .runtime.evaluation import check_batch
         x, _ = check_batch(self, x, None, "predict")
         run = self.compiled("predict")
@@ -234,20 +250,53 @@ class Program:
         seed = self.ast.train.seed if seed is None else seed
         return Trainer(self, seed=seed, params=params)
 
-    def fit(self, *, epochs: Optional[int] = None, seed: Optional[int] = None, out=None, quiet: bool = False,
-            data=None, validation_data=None, on_epoch=None, callbacks=(), **options):
-        """Train as the file says; returns a History (history.history: metric -> per-epoch
-        values). `callbacks`: runtime.callbacks.Callback objects (Keras-like hooks; their
-        on_epoch_end gets the logs: loss, metrics, val_*, lr); `on_epoch(epoch, logs,
-        trainer)` is called after each epoch. `options` are those of `runtime.loop.fit`:
-        record (True, a folder or a RunRecord: write a run folder), resume (a run
-        folder, a checkpoint or a LoopState), checkpoint_every, on_nan, progress."""
-        from .frontend.parser import with_overrides
-        from .runtime.loop import fit
-        if self.ast.train is not None:     # the values are checked as if the file said them
-            with_overrides(self.ast, epochs=epochs, seed=seed)
-        return fit(self, epochs=epochs, seed=seed, out=out, quiet=quiet, data=data,
-                   validation_data=validation_data, on_epoch=on_epoch, callbacks=callbacks, **options)
+    def fit(self, x=None, y=None, batch_size: Optional[int] = None, epochs: Optional[int] = None,
+            verbose="auto", callbacks=None, validation_split: float = 0.0, validation_data=None,
+            shuffle: bool = True, *, seed: Optional[int] = None, out=None, quiet: bool = False, data=None,
+            on_epoch=None, **options):
+        """Train, as Keras's `model.fit`: x, y NumPy arrays (or `data=(x, y)`, else the
+        file's data); batch_size, epochs (default: the file's), verbose ("auto", 0, 1,
+        2), callbacks (Keras-shaped ones, nncompile.callbacks, or the loop's own
+        runtime.callbacks.Callback), validation_split (the last part of x, y),
+        validation_data=(xv, yv) (default: the file's validation), shuffle.
+        Returns a History (`.history`: name -> per-epoch values, `.epoch`). A second
+        fit continues from the first's state, as in Keras. `on_epoch(epoch, logs,
+        trainer)` is called after each epoch. `options` are those of
+        `runtime.loop.fit`: record (True, a folder or a RunRecord: write a run
+        folder), resume, checkpoint_every, on_nan, progress."""
+        from .runtime.keras_api import fit
+        return fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                   validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
+                   seed=seed, data=data, out=out, quiet=quiet, on_epoch=on_epoch, **options)
+
+    def evaluate(self, x, y, batch_size: Optional[int] = None, verbose="auto", return_dict: bool = False):
+        """Loss and metrics of the trained state on x, y in inference mode, as Keras:
+        the loss alone without metrics, else [loss, *metrics]; `return_dict`: by name."""
+        from .runtime.keras_api import evaluate
+        return evaluate(self, x, y, batch_size=batch_size, return_dict=return_dict)
+
+    # --- what a Keras callback asks of `self.model` ------------------------------------
+    @property
+    def optimizer(self):
+        from .runtime.keras_api import OptimizerView
+        return OptimizerView(self)
+
+    def get_weights(self) -> list:
+        from .runtime.keras_api import get_weights
+        return get_weights(self)
+
+    def set_weights(self, weights) -> None:
+        from .runtime.keras_api import set_weights
+        set_weights(self, weights)
+
+    def save_weights(self, path) -> None:
+        """The trained state as a weights .npz (what init_from and `nncompile predict` read)."""
+        from .runtime.keras_api import save_weights
+        save_weights(self, path)
+
+    def load_weights(self, path) -> None:
+        from .runtime.keras_api import load_weights
+        load_weights(self, path)
 
     def metric_logs(self, means: Mapping[str, Any]) -> dict[str, float]:
         """Loss and metrics by their logged names, from the means over samples of

@@ -10,8 +10,10 @@ from ..ir.ops import NP_DTYPE
 from . import data as datamod
 
 
-def load_datasets(program, data=None, validation_data=None):
-    """(train, val or None) as Datasets, checked against the model's shapes."""
+def load_datasets(program, data=None, validation_data=None, validation_split: float = 0.0):
+    """(train, val or None) as Datasets, checked against the model's shapes.
+    `validation_data` (a pair, or a Dataset), else `validation_split` (Keras's:
+    the last part of the data), else the file's validation setting."""
     t = program.ast.train
     if data is None and t.data is None:
         raise DataError("the train block has no `data` setting and no data was passed to fit()",
@@ -28,6 +30,8 @@ def load_datasets(program, data=None, validation_data=None):
     if validation_data is not None:
         val = validation_data if isinstance(validation_data, datamod.Dataset) else datamod.Dataset(
             *_pair(program, validation_data, "validation_data"), "validation_data")
+    elif validation_split:
+        data, val = keras_split(data, validation_split)
     elif v is not None:
         if v.data is not None:
             val = datamod.load_data(v.data, feature_shape=feature_shape, label_kind=kind)
@@ -37,6 +41,23 @@ def load_datasets(program, data=None, validation_data=None):
         if ds is not None:
             check_labels(program, ds)
     return data, val
+
+
+def keras_split(ds, fraction: float):
+    """Keras's validation_split: the first ceil(N (1 - fraction)) samples train,
+    the rest validate, in their order (taken before any shuffling)."""
+    import math
+    f = float(fraction)
+    if not 0.0 < f < 1.0:
+        raise ValueError(f"validation_split must be between 0 and 1 (exclusive), got {fraction!r}")
+    cut = int(math.ceil(len(ds) * (1.0 - f)))
+    if cut < 1 or cut >= len(ds):
+        raise DataError(f"{ds.name}: validation_split={f:g} of {len(ds)} samples leaves "
+                        f"{'no training' if cut < 1 else 'no validation'} samples")
+    part = lambda sl, what: datamod.Dataset(np.ascontiguousarray(ds.x[sl]), np.ascontiguousarray(ds.y[sl]),
+                                            f"{ds.name} ({what})", ds.columns,
+                                            None if ds.rows is None else ds.rows[sl])
+    return part(slice(0, cut), "training part"), part(slice(cut, None), "validation split")
 
 
 def _pair(program, data, what: str) -> tuple:

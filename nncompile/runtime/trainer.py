@@ -163,4 +163,4 @@ class Trainer:
         return evaluate(self.program, self.model_state, Dataset(x, y, "the evaluated data"), batch_size)
 
     def predict(self, x, batch_size: int = 1024) -> np.ndarray:
-        return self.program.predict(self.host("model_state"), x, batch_size)
+        return self.program.predict(self.host("model_state"), x, batch_size=batch_size)
