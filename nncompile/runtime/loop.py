@@ -294,7 +294,7 @@ class _OnEpoch(Callback):
 
 
 def _callbacks(program, session: Session, val, display, *, policy: NonFinitePolicy, checkpoint_every,
-               user: Sequence, on_epoch: Optional[Callable], verbose: int = 1) -> CallbackList:
+               user: Sequence, on_epoch: Optional[Callable]) -> CallbackList:
     """The run's callbacks in the order they run (docs/runtime.md, "Callbacks").
     `user`: the loop's own Callbacks and Keras-shaped ones (callbacks/keras.py),
     which run together, as one, after the loop's."""
@@ -318,7 +318,7 @@ def _callbacks(program, session: Session, val, display, *, policy: NonFinitePoli
         writing.append(_OnEpoch(on_epoch))
     own, keras = split_callbacks(user)
     if keras:
-        own.append(KerasHooks(keras, program, verbose))
+        own.append(KerasHooks(keras, program))
     return CallbackList(shaping + own + [_Commit()] + writing)
 
 
@@ -382,13 +382,15 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
             check_compatible(session.resume_from or "the checkpoint", session.resume, trainer)
         augment = make_augment(t.augment, program.ast.model.input.shape)
         cbs = _callbacks(program, session, val, display, policy=policy, checkpoint_every=every,
-                         user=callbacks, on_epoch=on_epoch, verbose=1 if verbose is None else int(verbose))
+                         user=callbacks, on_epoch=on_epoch)
         session.begin()   # the first write
         for w in warnings:
             print(w, file=sys.stderr)
         if transfer is not None:
             display.message(transfer.text())
         loop = Loop(program, trainer, train, val, session, augment, batch_size=batch_size, shuffle=shuffle)
+        loop.history.params = {"verbose": 1 if verbose is None else int(verbose), "epochs": session.epochs,
+                               "steps": -(-len(train) // loop.batch_size)}
         loop.history.warnings = warnings
         return loop.run(cbs)
     finally:

@@ -95,10 +95,9 @@ def _defines(cb, *hooks: str) -> bool:
 class KerasHooks(LoopCallback):
     """Runs Keras-shaped callbacks, in order, at the loop's hooks."""
 
-    def __init__(self, callbacks: Sequence, program, verbose: int):
+    def __init__(self, callbacks: Sequence, program):
         self.callbacks = list(callbacks)
         self.program = program
-        self.verbose = verbose
         self._last_logs: dict = {}
         self._begin = [c for c in self.callbacks if _defines(c, "on_train_batch_begin", "on_batch_begin")]
         self._end = [c for c in self.callbacks if _defines(c, "on_train_batch_end", "on_batch_end")]
@@ -111,12 +110,9 @@ class KerasHooks(LoopCallback):
         loop = self.loop
         self.program.stop_training = False
         self.program._trainer = loop.trainer
-        params = {"verbose": self.verbose, "epochs": loop.epochs,
-                  "steps": -(-len(loop.train) // loop.batch_size)}
-        loop.history.params = params
         for c in self.callbacks:
             c.set_model(self.program)
-            c.set_params(dict(params))
+            c.set_params(dict(loop.history.params))
             c.on_train_begin({})
         self._check_stop()
 
