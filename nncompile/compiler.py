@@ -57,9 +57,18 @@ def _label_input(g: Graph, prog: ast.Program, infos) -> Any:
         return g.input("y", shape, dtype if dtype == "i64" else g.float_dtype)
 
 
-def build_graphs(prog: ast.Program, float_dtype: str = "f32") -> Graphs:
+def _weights_input(g: Graph, prog: ast.Program, weighted: bool):
+    if not weighted:
+        return None
+    with g.at(prog.train.loc, "sample_weight"):
+        return g.input("sample_weight", (B,), g.float_dtype)
+
+
+def build_graphs(prog: ast.Program, float_dtype: str = "f32", weighted: bool = False) -> Graphs:
     """Lower a checked program to its graphs. The gradient and optimizer update
-    are added by the `autodiff` and `optimizer` passes, as `meta` asks."""
+    are added by the `autodiff` and `optimizer` passes, as `meta` asks.
+    `weighted`: the graphs with a loss take a "sample_weight" input [B] that
+    weighs the loss and the weighted metrics (Keras's sample_weight)."""
     infos = layer_infos(prog)
     gp, x = _model_graph(prog, infos, "predict", float_dtype)
     mo = build_model(gp, prog, infos, x, training=False)
@@ -70,26 +79,29 @@ def build_graphs(prog: ast.Program, float_dtype: str = "f32") -> Graphs:
 
     ge, x = _model_graph(prog, infos, "evaluate", float_dtype)
     y = _label_input(ge, prog, infos)
+    w = _weights_input(ge, prog, weighted)
     mo = build_model(ge, prog, infos, x, training=False)
-    ge.output("loss", build_loss(ge, prog, mo, y))
-    for k, v in build_metrics(ge, prog, mo, y).items():
+    ge.output("loss", build_loss(ge, prog, mo, y, w))
+    for k, v in build_metrics(ge, prog, mo, y, w).items():
         ge.output(k, v)
     graphs.evaluate = ge
 
     gg, x = _model_graph(prog, infos, "loss_and_grads", float_dtype)
     y = _label_input(gg, prog, infos)
+    w = _weights_input(gg, prog, weighted)
     mo = build_model(gg, prog, infos, x, training=True)
-    gg.output("loss", build_loss(gg, prog, mo, y))
+    gg.output("loss", build_loss(gg, prog, mo, y, w))
     gg.meta["differentiate"] = "loss"
     graphs.loss_and_grads = gg
 
     gt, x = _model_graph(prog, infos, "train_step", float_dtype)
     y = _label_input(gt, prog, infos)
+    w = _weights_input(gt, prog, weighted)
     with gt.at(prog.train.loc, "rng"):
         rng = gt.input("rng", (2,), "i64", role="scalar")
     mo = build_model(gt, prog, infos, x, training=True, rng=rng)
-    gt.output("loss", build_loss(gt, prog, mo, y))
-    for k, v in build_metrics(gt, prog, mo, y).items():
+    gt.output("loss", build_loss(gt, prog, mo, y, w))
+    for k, v in build_metrics(gt, prog, mo, y, w).items():
         gt.output(k, v)
     for name, node in mo.state_updates.items():
         gt.output(name, node, updates=name)
@@ -113,9 +125,18 @@ class Program:
         # "numpy" (default: $NNCOMPILE_CPU_KERNELS or auto); see backends/numpy/native.py
         self.cpu_kernels = cpu_kernels
         self.float_dtype = float_dtype
-        self.graphs = build_graphs(source_ast, float_dtype)
         if verify is None:
             verify = os.environ.get("NNCOMPILE_VERIFY", "") not in ("", "0")
+        self._optimize, self._verify = optimize, verify
+        t = source_ast.train
+        self._build(t is not None and (t.class_weight is not None or bool(t.weighted_metrics)))
+        self._trainer = None          # the state fit() trains and continues (runtime/keras_api.py)
+        self.stop_training = False    # a Keras callback sets it to stop fit()
+
+    def _build(self, weighted: bool) -> None:
+        optimize, verify = self._optimize, self._verify
+        self.weighted = weighted      # the graphs take sample weights (build_graphs)
+        self.graphs = build_graphs(self.ast, self.float_dtype, weighted)
         self.pass_log: dict[str, list] = {}
         for name in ("predict", "evaluate", "loss_and_grads", "train_step"):
             g = getattr(self.graphs, name)
@@ -130,8 +151,18 @@ class Program:
                 g2 = self.graphs.unoptimized[name]
             setattr(self.graphs, name, g2)
         self._compiled: dict[str, Any] = {}
-        self._trainer = None          # the state fit() trains and continues (runtime/keras_api.py)
-        self.stop_training = False    # a Keras callback sets it to stop fit()
+
+    def use_sample_weights(self) -> None:
+        """Rebuild the graphs with the sample-weight input, once, when fit or evaluate
+        is given weights for a program whose file asks for none. A trainer of the
+        old graphs (an earlier fit) moves over with its parameters and statistics;
+        its optimizer state starts again."""
+        if self.weighted:
+            return
+        old = self._trainer
+        self._build(True)
+        if old is not None:
+            self._trainer = self.trainer(seed=old.seed, params=old.host("model_state"))
 
     def _check_size(self) -> None:
         """Refuse a model whose parameters (with optimizer state) cannot fit in memory,
@@ -206,13 +237,21 @@ class Program:
         return out
 
     # --- the API ---------------------------------------------------------------------
-    def loss_and_grads(self, params: Mapping[str, np.ndarray], x, y) -> tuple[float, dict[str, np.ndarray]]:
+    def loss_and_grads(self, params: Mapping[str, np.ndarray], x, y,
+                       sample_weight=None) -> tuple[float, dict[str, np.ndarray]]:
         """Training loss (with L1/L2 penalties; dropout off; batch norm on batch
-        statistics) and its gradient for every parameter, keyed like `params`."""
-        from .runtime.evaluation import check_batch
+        statistics) and its gradient for every parameter, keyed like `params`;
+        `sample_weight` [N] weighs the samples' losses (Keras 3: sum(w l) / N)."""
+        from .runtime.evaluation import check_batch, check_weights
         x, y = check_batch(self, x, y, "loss_and_grads")
+        feed = {**params, self.ast.model.input.name: x, "y": y}
+        if sample_weight is not None:
+            self.use_sample_weights()
+        if self.weighted:
+            feed["sample_weight"] = (np.ones(len(x)) if sample_weight is None
+                                     else check_weights(sample_weight, len(x), "sample_weight"))
         run = self.compiled("loss_and_grads")
-        inputs = self._inputs("loss_and_grads", {**params, self.ast.model.input.name: x, "y": y})
+        inputs = self._inputs("loss_and_grads", feed)
         out = run({k: run.to_device(v) for k, v in inputs.items()})
         grads = {k[len("grad."):]: np.array(run.to_host(v)) for k, v in out.items() if k.startswith("grad.")}
         return float(out["loss"]), grads
@@ -252,13 +291,15 @@ class Program:
 
     def fit(self, x=None, y=None, batch_size: Optional[int] = None, epochs: Optional[int] = None,
             verbose="auto", callbacks=None, validation_split: float = 0.0, validation_data=None,
-            shuffle: bool = True, *, seed: Optional[int] = None, out=None, quiet: bool = False, data=None,
-            on_epoch=None, **options):
+            shuffle: bool = True, class_weight=None, sample_weight=None, *, seed: Optional[int] = None, out=None,
+            quiet: bool = False, data=None, on_epoch=None, **options):
         """Train, as Keras's `model.fit`: x, y NumPy arrays (or `data=(x, y)`, else the
         file's data); batch_size, epochs (default: the file's), verbose ("auto", 0, 1,
         2), callbacks (Keras-shaped ones, nncompile.callbacks, or the loop's own
         runtime.callbacks.Callback), validation_split (the last part of x, y),
-        validation_data=(xv, yv) (default: the file's validation), shuffle.
+        validation_data=(xv, yv) or (xv, yv, wv) (default: the file's validation),
+        shuffle, class_weight={class: weight} (default: the file's) or
+        sample_weight=[N] (the loss as Keras 3: sum(w_i l_i) / batch size).
         Returns a History (`.history`: name -> per-epoch values, `.epoch`). A second
         fit continues from the first's state, as in Keras. `on_epoch(epoch, logs,
         trainer)` is called after each epoch. `options` are those of
@@ -267,13 +308,14 @@ class Program:
         from .runtime.keras_api import fit
         return fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
                    validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
-                   seed=seed, data=data, out=out, quiet=quiet, on_epoch=on_epoch, **options)
+                   class_weight=class_weight, sample_weight=sample_weight, seed=seed, data=data, out=out, quiet=quiet, on_epoch=on_epoch, **options)
 
-    def evaluate(self, x, y, batch_size: Optional[int] = None, verbose="auto", return_dict: bool = False):
+    def evaluate(self, x, y, batch_size: Optional[int] = None, verbose="auto", sample_weight=None,
+                 return_dict: bool = False):
         """Loss and metrics of the trained state on x, y in inference mode, as Keras:
         the loss alone without metrics, else [loss, *metrics]; `return_dict`: by name."""
         from .runtime.keras_api import evaluate
-        return evaluate(self, x, y, batch_size=batch_size, return_dict=return_dict)
+        return evaluate(self, x, y, batch_size=batch_size, sample_weight=sample_weight, return_dict=return_dict)
 
     # --- what a Keras callback asks of `self.model` ------------------------------------
     @property
@@ -302,7 +344,8 @@ class Program:
         """Loss and metrics by their logged names, from the means over samples of
         the evaluate / train_step outputs (a metric's statistics: frontend/metrics.py)."""
         from .frontend.metrics import finish
-        return finish(self.ast.train.metrics if self.ast.train is not None else (), means)
+        t = self.ast.train
+        return finish((*t.metrics, *t.weighted_metrics) if t is not None else (), means)
 
     def summary(self) -> str:
         from .runtime.report import summary

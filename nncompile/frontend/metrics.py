@@ -211,14 +211,14 @@ def result(kind: str, name: str, stats: Mapping[str, float], params: dict) -> fl
 def finish(metrics, means: Mapping[str, float]) -> dict[str, float]:
     """The logs from the means of a graph's outputs: the loss first, then each
     metric in the order listed, its value from its statistics."""
-    if not derived(metrics):
+    if not derived(metrics) and not any("/" in k for k in means):
         return {k: float(v) for k, v in means.items()}
     out = {k: float(v) for k, v in means.items() if "/" not in k and k not in metrics}
     for m in metrics:
-        out[m] = result(str(m), m, means, getattr(m, "params", {}))
+        out[str(m)] = result(getattr(m, "kind", m), str(m), means, getattr(m, "params", {}))
     return out
 
 
 def derived(metrics) -> bool:
     """Whether some metric's value is not its graph output as it is (see `finish`)."""
-    return any(m in RULES and RULES[m].result is not None for m in metrics)
+    return any(RULES[getattr(m, "kind", m)].result is not None for m in metrics if getattr(m, "kind", m) in RULES)

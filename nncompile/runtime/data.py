@@ -57,6 +57,14 @@ class Dataset:
     columns: Optional[tuple[str, ...]] = None
     # the file row of each sample (1-based, the header counted), for a CSV; else None
     rows: Optional[np.ndarray] = None
+    # float32 [N] sample weights (fit's sample_weight / class_weight), or None: all 1
+    w: Optional[np.ndarray] = None
+
+    def part(self, idx, what: str) -> "Dataset":
+        """The samples `idx` (an index array or a slice), as "<name> (<what>)"."""
+        cut = (lambda a: None if a is None else np.ascontiguousarray(a[idx]))
+        return Dataset(np.ascontiguousarray(self.x[idx]), np.ascontiguousarray(self.y[idx]),
+                       f"{self.name} ({what})", self.columns, cut(self.rows), cut(self.w))
 
     def where(self, i: int) -> str:
         """How messages name sample i: "row N" of the file for a CSV, else "sample i"
@@ -930,12 +938,7 @@ def split(ds: Dataset, fraction: float, *, seed: int, stratify: bool = False,
         else:
             tr_idx.sort()
             va_idx.sort()
-    rows = (lambda idx: None if ds.rows is None else ds.rows[idx])
-    train = Dataset(np.ascontiguousarray(ds.x[tr_idx]), np.ascontiguousarray(ds.y[tr_idx]),
-                    f"{ds.name} (training part)", ds.columns, rows(tr_idx))
-    val = Dataset(np.ascontiguousarray(ds.x[va_idx]), np.ascontiguousarray(ds.y[va_idx]),
-                  f"{ds.name} (validation split)", ds.columns, rows(va_idx))
-    return train, val
+    return ds.part(tr_idx, "training part"), ds.part(va_idx, "validation split")
 
 
 def batches(n: int, batch_size: int, rng: Optional[np.random.Generator]) -> Iterator[np.ndarray]:

@@ -10,10 +10,11 @@ from ..ir.ops import NP_DTYPE
 from . import data as datamod
 
 
-def load_datasets(program, data=None, validation_data=None, validation_split: float = 0.0):
+def load_datasets(program, data=None, validation_data=None, validation_split: float = 0.0, sample_weight=None):
     """(train, val or None) as Datasets, checked against the model's shapes.
-    `validation_data` (a pair, or a Dataset), else `validation_split` (Keras's:
-    the last part of the data), else the file's validation setting."""
+    `validation_data` (a pair, a triple with sample weights, or a Dataset), else
+    `validation_split` (Keras's: the last part of the data), else the file's
+    validation setting. `sample_weight` [N]: the data's, split with it."""
     t = program.ast.train
     if data is None and t.data is None:
         raise DataError("the train block has no `data` setting and no data was passed to fit()",
@@ -25,9 +26,15 @@ def load_datasets(program, data=None, validation_data=None, validation_split: fl
         data = datamod.load_data(t.data, feature_shape=feature_shape, label_kind=kind)
     elif not isinstance(data, datamod.Dataset):
         data = datamod.Dataset(*_pair(program, data, "fit(data=...)"), "fit(data=...)")
+    if sample_weight is not None:
+        data.w = check_weights(sample_weight, len(data), "sample_weight")
     val = None
     v = t.validation
-    if validation_data is not None:
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) == 3:
+        xv, yv, wv = validation_data
+        val = datamod.Dataset(*_pair(program, (xv, yv), "validation_data"), "validation_data")
+        val.w = check_weights(wv, len(val), "validation_data's sample weights")
+    elif validation_data is not None:
         val = validation_data if isinstance(validation_data, datamod.Dataset) else datamod.Dataset(
             *_pair(program, validation_data, "validation_data"), "validation_data")
     elif validation_split:
@@ -43,6 +50,35 @@ def load_datasets(program, data=None, validation_data=None, validation_split: fl
     return data, val
 
 
+def check_weights(w, n: int, what: str) -> np.ndarray:
+    """Sample weights as float32 [n]: one finite number per sample ([n, 1] accepted)."""
+    w = _numeric(w, what)
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.shape != (n,):
+        raise ValueError(f"{what} has shape {list(w.shape)}, expected [{n}] (one weight per sample)")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"{what}: sample {int(np.flatnonzero(~np.isfinite(w))[0])} has a non-finite weight")
+    return np.ascontiguousarray(w, np.float32)
+
+
+def class_weights(y: np.ndarray, class_weight) -> np.ndarray:
+    """Keras's class_weight as sample weights: each sample's class (its label, the
+    argmax of a one-hot row, a single 0/1 target rounded) weighs class_weight[c],
+    1 for a class left out."""
+    if not isinstance(class_weight, dict) or not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+                                                     for k in class_weight):
+        raise ValueError(f"class_weight must be a dict of class index (int): weight, got {class_weight!r}")
+    y = np.asarray(y)
+    if y.ndim > 1:
+        y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else y[..., 0]
+    cls = np.round(y).astype(np.int64)
+    table = np.ones(max([int(cls.max()) + 1 if len(cls) else 0, *[int(k) + 1 for k in class_weight]]), np.float32)
+    for k, v in class_weight.items():
+        table[int(k)] = float(v)
+    return table[cls]
+
+
 def keras_split(ds, fraction: float):
     """Keras's validation_split: the first ceil(N (1 - fraction)) samples train,
     the rest validate, in their order (taken before any shuffling)."""
@@ -54,10 +90,7 @@ def keras_split(ds, fraction: float):
     if cut < 1 or cut >= len(ds):
         raise DataError(f"{ds.name}: validation_split={f:g} of {len(ds)} samples leaves "
                         f"{'no training' if cut < 1 else 'no validation'} samples")
-    part = lambda sl, what: datamod.Dataset(np.ascontiguousarray(ds.x[sl]), np.ascontiguousarray(ds.y[sl]),
-                                            f"{ds.name} ({what})", ds.columns,
-                                            None if ds.rows is None else ds.rows[sl])
-    return part(slice(0, cut), "training part"), part(slice(cut, None), "validation split")
+    return ds.part(slice(0, cut), "training part"), ds.part(slice(cut, None), "validation split")
 
 
 def _pair(program, data, what: str) -> tuple:
@@ -205,6 +238,9 @@ def evaluate(program, weights: dict, ds, batch_size: int = 1024) -> dict[str, fl
         xb, yb = ds.x[i:i + batch_size], ds.y[i:i + batch_size]
         feed = {**base, xname: run.to_device(xb, NP_DTYPE[g.inputs[xname].dtype]),
                 "y": run.to_device(yb, NP_DTYPE[g.inputs["y"].dtype])}
+        if "sample_weight" in g.inputs:
+            wb = np.ones(len(xb)) if ds.w is None else ds.w[i:i + batch_size]
+            feed["sample_weight"] = run.to_device(wb, NP_DTYPE[g.inputs["sample_weight"].dtype])
         with np.errstate(all="ignore"):
             outs = run.runner(len(xb))(*[feed[k] for k in names])
         for (k, scalar), v in zip(outputs, outs):

@@ -52,7 +52,7 @@ def verbosity(verbose) -> Optional[int]:
 
 
 def fit(program, x, y, *, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
-        seed, data, **options):
+        class_weight, sample_weight, seed, data, **options):
     from ..frontend.parser import with_overrides
     from .loop import fit as loop_fit
     if x is not None:
@@ -61,24 +61,31 @@ def fit(program, x, y, *, batch_size, epochs, verbose, callbacks, validation_spl
         if y is None and not isinstance(x, Dataset):
             raise ValueError("fit: y is missing (the targets for x)")
         data = x if isinstance(x, Dataset) else (x, y)
-    if validation_data is not None and isinstance(validation_data, (tuple, list)) and len(validation_data) == 3:
-        raise NotImplementedError("validation_data with sample weights (xv, yv, wv) is not supported")
+    if class_weight is not None and sample_weight is not None:
+        raise ValueError("You cannot use `class_weight` and `sample_weight` at the same time.")
+    if class_weight is not None or sample_weight is not None or (
+            isinstance(validation_data, (tuple, list)) and len(validation_data) == 3):
+        program.use_sample_weights()
     if program.ast.train is not None:     # the values are checked as if the file said them
         with_overrides(program.ast, epochs=epochs, seed=seed, batch_size=batch_size)
     history = loop_fit(program, epochs=epochs, seed=seed, data=data, validation_data=validation_data,
                        callbacks=list(callbacks or ()), verbose=verbosity(verbose), batch_size=batch_size,
                        shuffle=bool(shuffle), validation_split=validation_split, trainer=program._trainer,
-                       **options)
+                       class_weight=class_weight, sample_weight=sample_weight, **options)
     program._trainer = history.trainer
     return history
 
 
-def evaluate(program, x, y, *, batch_size=None, return_dict=False):
+def evaluate(program, x, y, *, batch_size=None, sample_weight=None, return_dict=False):
     """Keras's: the loss alone when there are no metrics, else [loss, *metrics] in
-    the order listed (return_dict: {name: value})."""
-    from .evaluation import _pair
+    the order listed (return_dict: {name: value}); `sample_weight` weighs the
+    loss and the weighted metrics."""
+    from .evaluation import _pair, check_weights
     x, y = _pair(program, (x, y), "evaluate")
-    logs = _trainer(program).evaluate(x, y, int(batch_size or 1024))
+    if sample_weight is not None:
+        sample_weight = check_weights(sample_weight, len(x), "sample_weight")
+        program.use_sample_weights()
+    logs = _trainer(program).evaluate(x, y, int(batch_size or 1024), sample_weight)
     if return_dict:
         return logs
     values = list(logs.values())

@@ -34,7 +34,7 @@ from .callbacks import (Callback, CallbackList, Checkpointer, EarlyStopping, Lea
 from .callbacks.checkpointer import parse_every
 from .callbacks.keras import KerasHooks, split_callbacks
 from .checkpoint import LoopState, check_compatible, data_fingerprint
-from .evaluation import evaluate, load_datasets  # noqa: F401  (the CLI and crosscheck import them from here)
+from .evaluation import class_weights, evaluate, load_datasets  # noqa: F401  (the CLI and crosscheck import them)
 from .nonfinite import NonFiniteReport
 from .preflight import preflight
 from .progress import make_progress
@@ -225,7 +225,7 @@ class Loop:
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         """The epoch's batches, with hooks around each step, then validation: the epoch's logs."""
-        x, y, cbs = self.train.x, self.train.y, self.callbacks
+        x, y, w, cbs = self.train.x, self.train.y, self.train.w, self.callbacks
         st = self.state
         inside = st.batch if st.epoch == epoch else 0    # resumed from a checkpoint inside this epoch
         # augmentation draws from its own stream per epoch, so a resumed run draws the same
@@ -241,7 +241,8 @@ class Loop:
         for i in range(inside, len(self.batches)):
             idx = self.batches[i]
             cbs.on_batch_begin(i)
-            logs = self.trainer.train_batch(x[idx] if aug_rng is None else self.augment(x[idx], aug_rng), y[idx])
+            logs = self.trainer.train_batch(x[idx] if aug_rng is None else self.augment(x[idx], aug_rng), y[idx],
+                                            None if w is None else w[idx])
             cbs.on_batch_end(i, logs)
             if not (self.failed and self._drop_batch):
                 for k, v in self.trainer.last_stats.items():
@@ -254,7 +255,7 @@ class Loop:
                 hook(i)
         logs = self.program.metric_logs({k: v / seen for k, v in sums.items()}) if seen else {}
         if self.val is not None and not self.failed:
-            val = self.trainer.evaluate(self.val.x, self.val.y, max(self.batch_size, 256))
+            val = self.trainer.evaluate(self.val.x, self.val.y, max(self.batch_size, 256), self.val.w)
             logs.update({f"val_{k}": v for k, v in val.items()})
         return logs
 
@@ -339,7 +340,8 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
         on_epoch: Optional[Callable[[int, dict, object], None]] = None, callbacks: Sequence[Callback] = (),
         record=None, resume=None, checkpoint_every=0, on_nan: str = "stop", progress=None,
         command: Optional[list[str]] = None, curves: str = "svg", batch_size: Optional[int] = None,
-        shuffle: bool = True, validation_split: float = 0.0, trainer=None) -> History:
+        shuffle: bool = True, validation_split: float = 0.0, trainer=None, class_weight=None,
+        sample_weight=None) -> History:
     """Train as the file says. `record`: write a run folder (True: a new one under
     runs/, or the resumed run's own; a path; a RunFolder); `resume`: a run
     folder, its checkpoint.npz or a LoopState to continue exactly;
@@ -355,7 +357,10 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
     matplotlib) or "none". Keras's fit arguments: `batch_size` (default: the
     file's), `shuffle` (each epoch; False: in order), `validation_split` (the
     last part of `data`, before any shuffling, as Keras), `trainer`: a Trainer
-    to continue (a second Program.fit continues the first, as in Keras).
+    to continue (a second Program.fit continues the first, as in Keras);
+    `sample_weight` [N] (split with the data) or `class_weight` {class: weight}
+    (default: the file's; the training data only) weigh the loss and the
+    weighted metrics (the program's graphs must take them: use_sample_weights).
 
     Everything is checked (the checkpoint, the seed, the data, the tensors)
     before the first file is written: a refused run changes nothing."""
@@ -369,7 +374,10 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
     try:
         display = progress if progress is not None else make_progress(out or sys.stdout, quiet=quiet, verbose=verbose)
         with _source_of(program):  # errors from the data layer get the .nn line and caret
-            train, val = load_datasets(program, data, validation_data, validation_split)
+            train, val = load_datasets(program, data, validation_data, validation_split, sample_weight)
+            cw = t.class_weight if class_weight is None else class_weight
+            if cw is not None and sample_weight is None:
+                train.w = class_weights(train.y, cw)
             warnings = [str(w) for w in preflight(program, train, val, epochs=session.epochs)]
             init = transfer = None
             if t.init_from is not None and session.resume is None:

@@ -63,6 +63,7 @@ class Setting(ArgType):
 def logged_metrics(scope: Scope) -> list[str]:
     """What a run logs: loss, each metric, and with validation their val_ forms."""
     metrics, has_val = scope.settings["metrics"], scope.settings["validation"] is not None
+    metrics = (*metrics, *scope.settings.get("weighted_metrics", ()))
     logged = ["loss", *metrics]
     if has_val:
         logged += ["val_loss", *[f"val_{m}" for m in metrics]]
@@ -372,7 +373,7 @@ def read_init_from(scope: Scope, v, what: str) -> InitFromSpec:
 
 # ------------------------------------------------------------------ the train block
 
-def read_metrics(scope: Scope, v, what: str) -> tuple[str, ...]:
+def read_metrics(scope: Scope, v, what: str, weighted: bool = False) -> tuple[str, ...]:
     if isinstance(v, (RName, RStr)):
         items = [v]
     elif isinstance(v, RList):
@@ -384,10 +385,45 @@ def read_metrics(scope: Scope, v, what: str) -> tuple[str, ...]:
     for it in items:
         name_v, args = (it.name, it.args) if isinstance(it, RCall) else (it, [])
         m = scope.reader.get_choice(name_v, "metric", METRICS)
-        if m in out:
+        if m in [x.kind for x in out]:
             raise scope.err(f"metric '{m}' listed twice", it.loc)
-        out.append(MetricName(m, METRIC_SPECS[m].call(scope, args, f"metric {m}", it.loc).values))
+        # Keras 3 logs a weighted metric under its name, or weighted_<name> when metrics has it too
+        logged = f"weighted_{m}" if weighted and m in scope.settings["metrics"] else m
+        out.append(MetricName(logged, METRIC_SPECS[m].call(scope, args, f"metric {m}", it.loc).values, kind=m))
     return tuple(out)
+
+
+def read_weighted_metrics(scope: Scope, v, what: str) -> tuple[str, ...]:
+    return read_metrics(scope, v, what, weighted=True)
+
+
+CLASS_LOSSES = ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy")
+
+
+def read_class_weight(scope: Scope, v, what: str) -> dict[int, float]:
+    """{class index: weight}: Keras's class_weight; classes left out weigh 1."""
+    loss = scope.settings["loss"].name
+    if not isinstance(v, RDict):
+        raise scope.err(f"class_weight must be a dict of class index: weight, got {describe(v)}", v.loc,
+                        hint="expected e.g.  class_weight = {0: 1, 1: 5}")
+    if loss not in CLASS_LOSSES:
+        raise scope.err(f"class_weight needs classes, but the loss {loss} is a regression loss", v.loc,
+                        hint="use a cross-entropy loss, or give sample weights to fit(sample_weight=...)")
+    out: dict[int, float] = {}
+    for key, loc, value in v.entries:
+        if not key.isdigit():
+            raise scope.err(f"class_weight keys are class indices (integers >= 0), not '{short(key)}'", loc,
+                            hint="expected e.g.  class_weight = {0: 1, 1: 5}")
+        k = int(key)
+        if k in out:
+            raise scope.err(f"class_weight gives class {k} twice", loc)
+        if not isinstance(value, RNum) or not value.value >= 0:
+            raise scope.err(f"class_weight: the weight of class {k} must be a number >= 0, got {describe(value)}",
+                            value.loc)
+        out[k] = float(value.value)
+    if not out:
+        raise scope.err("class_weight must not be empty", v.loc, hint="leave it out to weigh every class 1")
+    return out
 
 
 # Checked in this order, so each setting may use those above it.
@@ -400,6 +436,8 @@ TRAIN = Spec("train", (
         example="add e.g.  optimizer = adam(lr=0.001)"),
     Arg("metrics", Setting(read_metrics, "a list of metric names or calls (a single one is also accepted)"), (),
         "each one of " + ", ".join(f"`{m}`" for m in METRICS) + " (§5.8), no duplicates"),
+    Arg("weighted_metrics", Setting(read_weighted_metrics, "a list of metric names or calls"), (),
+        "metrics weighted by the sample weights (§5.9); logged as `weighted_<name>` when `metrics` has it too"),
     Arg("epochs", Int(1), 1, "passes over the training data"),
     Arg("batch_size", Int(1, MAX_DIM), 32, "samples per step"),
     Arg("validation", Setting(read_validation, "`split(...)`, a number (shorthand for `split(number)`), "
@@ -411,6 +449,8 @@ TRAIN = Spec("train", (
     Arg("init_from", Setting(read_init_from, "`weights(path, layers=[...])` (§5.6)"), None,
         "initial weights (transfer learning)"),
     Arg("augment", Setting(read_augment, "a list of augmentations (§5.7)"), (), "applied to training batches only"),
+    Arg("class_weight", Setting(read_class_weight, "a dict `{class: weight}` (§5.9)"), None,
+        "the weight of each class's samples in the training loss and the weighted metrics; others weigh 1"),
 ))
 
 __all__ = ["TRAIN", "LOSSES", "CROSSENTROPY", "OPTIMIZERS", "SCHEDULES", "SPLIT", "EARLY_STOPPING", "WEIGHTS",
