@@ -241,8 +241,8 @@ class Loop:
         for i in range(inside, len(self.batches)):
             idx = self.batches[i]
             cbs.on_batch_begin(i)
-            logs = self.trainer.train_batch(x[idx] if aug_rng is None else self.augment(x[idx], aug_rng), y[idx],
-                                            None if w is None else w[idx])
+            xb = x[idx] if aug_rng is None else self.augment(x[idx], aug_rng)
+            logs = self.trainer.train_batch(xb, y[idx]) if w is None else self.trainer.train_batch(xb, y[idx], w[idx])
             cbs.on_batch_end(i, logs)
             if not (self.failed and self._drop_batch):
                 for k, v in self.trainer.last_stats.items():
@@ -255,7 +255,9 @@ class Loop:
                 hook(i)
         logs = self.program.metric_logs({k: v / seen for k, v in sums.items()}) if seen else {}
         if self.val is not None and not self.failed:
-            val = self.trainer.evaluate(self.val.x, self.val.y, max(self.batch_size, 256), self.val.w)
+            size = max(self.batch_size, 256)
+            val = (self.trainer.evaluate(self.val.x, self.val.y, size) if self.val.w is None
+                   else self.trainer.evaluate(self.val.x, self.val.y, size, self.val.w))
             logs.update({f"val_{k}": v for k, v in val.items()})
         return logs
 
