@@ -374,7 +374,7 @@ def read_init_from(scope: Scope, v, what: str) -> InitFromSpec:
 # ------------------------------------------------------------------ the train block
 
 def read_metrics(scope: Scope, v, what: str, weighted: bool = False) -> tuple[str, ...]:
-    if isinstance(v, (RName, RStr)):
+    if isinstance(v, (RName, RStr, RCall)):
         items = [v]
     elif isinstance(v, RList):
         items = v.items
