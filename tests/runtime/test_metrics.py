@@ -200,3 +200,47 @@ def test_bad_metric_arguments_point_at_them(metrics, message):
         nncompile.compile(BINARY.format(units=1, lr=0.1, metrics=metrics, extra=""))
     text = str(e.value)
     assert message in text and "^" in text and ":9:" in text
+
+
+RESUMABLE = """model m {
+  input x: f32[4]
+  dense h(8, relu)
+  dense o(3, softmax)
+}
+train {
+  data = synthetic.classification(samples=60, features=4, classes=3, seed=2)
+  loss = sparse_categorical_crossentropy
+  optimizer = adam(lr=0.01)
+  metrics = [auc, precision, rmse]
+  weighted_metrics = [accuracy]
+  class_weight = {1: 4}
+  epochs = 3
+  batch_size = 8
+  validation = split(0.2)
+}
+"""
+
+
+def test_a_checkpoint_inside_an_epoch_keeps_the_metrics_statistics(tmp_path, monkeypatch):
+    """AUC's histograms are vectors in the epoch's sums: a mid-epoch checkpoint
+    saves them and the resumed run ends with the history of an uninterrupted one."""
+    from nncompile.runtime.checkpoint import load_checkpoint
+    from nncompile.runtime.loop import TrainingInterrupted, fit
+    from nncompile.runtime.trainer import Trainer
+    ref = fit(nncompile.compile(RESUMABLE), quiet=True)
+    real, calls = Trainer.train_batch, {"n": 0}
+
+    def flaky(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 10:   # the 4th batch of epoch 1 (6 batches an epoch)
+            raise KeyboardInterrupt
+        return real(self, *args)
+
+    monkeypatch.setattr(Trainer, "train_batch", flaky)
+    with pytest.raises(TrainingInterrupted):
+        fit(nncompile.compile(RESUMABLE), quiet=True, record=str(tmp_path / "run"), checkpoint_every="2steps")
+    monkeypatch.setattr(Trainer, "train_batch", real)
+    st = load_checkpoint(str(tmp_path / "run" / "checkpoint.npz"))
+    assert (st.epoch, st.batch) == (1, 2) and st.sums["auc/pos"].shape == (200,)
+    res = fit(nncompile.compile(RESUMABLE), quiet=True, resume=str(tmp_path / "run"), record=True)
+    assert res.history == ref.history
