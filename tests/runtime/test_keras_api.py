@@ -325,3 +325,12 @@ def test_model_checkpoint_saves_weights_that_load_back(tmp_path):
 def test_an_object_that_is_no_callback_is_refused():
     with pytest.raises(TypeError, match="not a callback"):
         prog().fit(*data(), verbose=0, callbacks=[object()])
+
+
+def test_a_monitor_whose_direction_is_unknown_needs_a_mode():
+    with pytest.raises(ValueError, match="mode='max'"):
+        drive(EarlyStopping(monitor="val_custom"), [1.0], key="val_custom")
+    assert drive(EarlyStopping(monitor="val_custom", mode="max", patience=0), [1.0, 2.0, 1.5],
+                 key="val_custom")[0] == 3
+    with pytest.raises(ValueError, match="mode"):
+        ModelCheckpoint("w.npz", mode="up")

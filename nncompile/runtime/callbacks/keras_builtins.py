@@ -111,7 +111,12 @@ class ModelCheckpoint(Callback):
         self.save_freq = save_freq
         self.mode = mode
         self.best = initial_value_threshold
-        self._dir = _direction(monitor, mode, "ModelCheckpoint")
+        try:
+            self._dir = _direction(monitor, mode, "ModelCheckpoint")
+        except ValueError:
+            if mode != "auto":
+                raise
+            self._dir = "max" if "acc" in monitor else "min"   # a name of the caller's own logs
         self._batches = 0
         self._epoch = 0
 
