@@ -117,7 +117,8 @@ MONITOR = Arg("monitor", Monitor(), Derived(
     lambda s: "val_loss" if s.settings["validation"] is not None else "loss",
     "`val_loss` with validation, else `loss`"), "the logged metric to watch")
 MODE = Arg("mode", Choice(("auto", "min", "max")), "auto",
-           "whether the monitor should go down or up; `auto`: `max` for `accuracy` / `val_accuracy`, `min` otherwise")
+           "whether the monitor should go down or up; `auto`: the metric's direction (§5.8): `max` for the "
+           "accuracies, precision, recall, f1_score, auc, `min` for the loss and the errors")
 
 EARLY_STOPPING = Spec("early_stopping", (
     MONITOR,
