@@ -9,7 +9,13 @@ import nncompile
 from nncompile.errors import CompileError
 from nncompile.frontend.metrics import auc_from_histograms
 
-skm = pytest.importorskip("sklearn.metrics", reason="scikit-learn is the metrics' reference: pip install scikit-learn")
+
+
+@pytest.fixture
+def skm():
+    return pytest.importorskip("sklearn.metrics", reason="scikit-learn is the metrics' reference: "
+                                                         "pip install scikit-learn")
+
 
 BINARY = """model m {{
   input x: f32[5]
@@ -60,7 +66,7 @@ def data(n=101, units=1, seed=0):
     return x, y
 
 
-def test_binary_metrics_match_sklearn_over_uneven_batches():
+def test_binary_metrics_match_sklearn_over_uneven_batches(skm):
     prog = nncompile.compile(BINARY.format(units=1, lr=0.1, metrics=ALL_BINARY, extra=""))
     x, y = data()
     got = prog.evaluate(x, y, batch_size=7, return_dict=True)   # 15 batches, the last of 3
@@ -81,7 +87,7 @@ def test_binary_metrics_match_sklearn_over_uneven_batches():
     assert one == pytest.approx(got, rel=1e-5)
 
 
-def test_a_metric_listed_with_arguments_is_logged_under_its_name():
+def test_a_metric_listed_with_arguments_is_logged_under_its_name(skm):
     prog = nncompile.compile(BINARY.format(units=1, lr=0.1, metrics="precision(thresholds=0.7), auc(50)",
                                            extra=""))
     x, y = data()
@@ -92,7 +98,7 @@ def test_a_metric_listed_with_arguments_is_logged_under_its_name():
     assert got["auc"] == pytest.approx(keras_auc(y[:, 0], p, 50), abs=1e-6)
 
 
-def test_multi_unit_metrics_are_micro_averaged_as_keras():
+def test_multi_unit_metrics_are_micro_averaged_as_keras(skm):
     prog = nncompile.compile(BINARY.format(units=3, lr=0.1, metrics="precision, recall, f1_score, auc", extra=""))
     x, y = data(units=3)
     got = prog.evaluate(x, y, batch_size=7, return_dict=True)
@@ -104,7 +110,7 @@ def test_multi_unit_metrics_are_micro_averaged_as_keras():
 
 
 @pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "categorical_crossentropy"])
-def test_top_k_and_one_hot_metrics_on_class_labels(loss):
+def test_top_k_and_one_hot_metrics_on_class_labels(loss, skm):
     prog = nncompile.compile(SOFTMAX.format(act=", softmax", loss=loss,
                                             metrics="accuracy, top_k_categorical_accuracy(k=2), "
                                                     "sparse_top_k_categorical_accuracy(3), precision, auc"))
@@ -133,7 +139,7 @@ def test_top_k_counts_ties_at_the_boundary_as_in():
     assert prog.evaluate(x, np.arange(6) % 4, return_dict=True)["top_k_categorical_accuracy"] == 1.0
 
 
-def test_from_logits_metrics_read_probabilities():
+def test_from_logits_metrics_read_probabilities(skm):
     src = BINARY.format(units=1, lr=0.1, metrics="precision, auc, binary_accuracy", extra="").replace(
         "dense out(1, sigmoid)", "dense out(1)").replace("loss = binary_crossentropy",
                                                           "loss = binary_crossentropy(from_logits=true)")
@@ -146,7 +152,7 @@ def test_from_logits_metrics_read_probabilities():
     assert got["auc"] == pytest.approx(keras_auc(y[:, 0], p), abs=1e-5)
 
 
-def test_training_and_validation_metrics_are_the_epochs_not_a_mean_of_batches():
+def test_training_and_validation_metrics_are_the_epochs_not_a_mean_of_batches(skm):
     # lr 1e-30 leaves the float32 weights as they are (to ~1e-30): the epoch's training metrics are those of
     # the initial weights on the whole training part
     prog = nncompile.compile(BINARY.format(units=1, lr=1e-30, metrics="precision, recall, auc, rmse",
@@ -165,7 +171,7 @@ def test_training_and_validation_metrics_are_the_epochs_not_a_mean_of_batches():
         assert h.history[prefix + "rmse"][0] == pytest.approx(np.sqrt(np.mean((q - t) ** 2)), rel=1e-5)
 
 
-def test_auc_of_the_histograms_is_keras_formula_and_exact_when_classes_do_not_share_a_bucket():
+def test_auc_of_the_histograms_is_keras_formula_and_exact_when_classes_do_not_share_a_bucket(skm):
     rng = np.random.default_rng(3)
     y = rng.random(500) < 0.3
     p = rng.random(500).astype(np.float32)

@@ -8,8 +8,13 @@ import pytest
 import nncompile
 from nncompile.errors import CompileError
 
-skm = pytest.importorskip("sklearn.metrics", reason="scikit-learn is the weighted metrics' reference: "
-                                                    "pip install scikit-learn")
+
+
+@pytest.fixture
+def skm():
+    return pytest.importorskip("sklearn.metrics", reason="scikit-learn is the weighted metrics' reference: "
+                                                         "pip install scikit-learn")
+
 
 SRC = """model m {{
   input x: f32[4]
@@ -64,7 +69,7 @@ def test_weighted_gradient_is_the_weighted_sum_of_per_sample_gradients():
     assert p.loss_and_grads(params, x, y)[0] == pytest.approx(np.mean([l for l, _ in singles]), rel=1e-5)
 
 
-def test_weighted_metrics_match_sklearn_and_take_kerass_names():
+def test_weighted_metrics_match_sklearn_and_take_kerass_names(skm):
     p = prog(loss="binary_crossentropy", units=1, act=", sigmoid", metrics="accuracy, precision",
              extra="weighted_metrics = [accuracy, precision, recall, auc, mse]")
     assert list(map(str, p.ast.train.weighted_metrics)) == ["weighted_accuracy", "weighted_precision", "recall",
