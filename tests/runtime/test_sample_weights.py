@@ -162,3 +162,13 @@ def test_bad_weight_settings_point_at_them(setting, message):
 def test_class_weight_needs_a_classification_loss():
     with pytest.raises(CompileError, match="regression loss"):
         prog(loss="mse", units=2, act="", metrics="mae", extra="class_weight = {0: 2}")
+
+
+def test_a_non_finite_step_of_a_weighted_program_is_located():
+    # the replay through the interpreter feeds the batch's weights too
+    src = SRC.format(loss="sparse_categorical_crossentropy", units=3, act=", softmax", metrics="auc",
+                     extra="class_weight = {1: 3}").replace("sgd(lr=0.05)", "sgd(lr=1e30)")
+    x, y, _ = data(n=64)
+    h = nncompile.compile(src).fit(x * 100, y, verbose=0)
+    assert h.stop_reason.startswith("non-finite loss")
+    assert "the first non-finite value is" in h.report and "in the train_step graph" in h.report
