@@ -57,12 +57,22 @@ def _label_input(g: Graph, prog: ast.Program, infos) -> Any:
         return g.input("y", shape, dtype if dtype == "i64" else g.float_dtype)
 
 
-def build_graphs(prog: ast.Program, float_dtype: str = "f32", data_parallel: bool = False) -> Graphs:
+def _weights_input(g: Graph, prog: ast.Program, weighted: bool):
+    if not weighted:
+        return None
+    with g.at(prog.train.loc, "sample_weight"):
+        return g.input("sample_weight", (B,), g.float_dtype)
+
+
+def build_graphs(prog: ast.Program, float_dtype: str = "f32", data_parallel: bool = False,
+                 weighted: bool = False) -> Graphs:
     """Lower a checked program to its graphs. The gradient and optimizer update
     are added by the `autodiff` and `optimizer` passes, as `meta` asks. A
     `data_parallel` train_step runs on one worker's shard of the global batch:
     its rng input is (seed, step, first row of the shard), batch-norm
-    statistics and the gradient are `shard_mean`s (docs/distributed.md)."""
+    statistics and the gradient are `shard_mean`s (docs/distributed.md).
+    `weighted`: the graphs with a loss take a "sample_weight" input [B] that
+    weighs the loss and the weighted metrics (Keras's sample_weight)."""
     infos = layer_infos(prog)
     gp, x = _model_graph(prog, infos, "predict", float_dtype)
     mo = build_model(gp, prog, infos, x, training=False)
@@ -73,16 +83,18 @@ def build_graphs(prog: ast.Program, float_dtype: str = "f32", data_parallel: boo
 
     ge, x = _model_graph(prog, infos, "evaluate", float_dtype)
     y = _label_input(ge, prog, infos)
+    w = _weights_input(ge, prog, weighted)
     mo = build_model(ge, prog, infos, x, training=False)
-    ge.output("loss", build_loss(ge, prog, mo, y))
-    for k, v in build_metrics(ge, prog, mo, y).items():
+    ge.output("loss", build_loss(ge, prog, mo, y, w))
+    for k, v in build_metrics(ge, prog, mo, y, w).items():
         ge.output(k, v)
     graphs.evaluate = ge
 
     gg, x = _model_graph(prog, infos, "loss_and_grads", float_dtype)
     y = _label_input(gg, prog, infos)
+    w = _weights_input(gg, prog, weighted)
     mo = build_model(gg, prog, infos, x, training=True)
-    gg.output("loss", build_loss(gg, prog, mo, y))
+    gg.output("loss", build_loss(gg, prog, mo, y, w))
     gg.meta["differentiate"] = "loss"
     graphs.loss_and_grads = gg
 
@@ -90,11 +102,12 @@ def build_graphs(prog: ast.Program, float_dtype: str = "f32", data_parallel: boo
     if data_parallel:
         gt.meta["data_parallel"] = True
     y = _label_input(gt, prog, infos)
+    w = _weights_input(gt, prog, weighted)
     with gt.at(prog.train.loc, "rng"):
         rng = gt.input("rng", (3 if data_parallel else 2,), "i64", role="scalar")
     mo = build_model(gt, prog, infos, x, training=True, rng=rng)
-    gt.output("loss", build_loss(gt, prog, mo, y))
-    for k, v in build_metrics(gt, prog, mo, y).items():
+    gt.output("loss", build_loss(gt, prog, mo, y, w))
+    for k, v in build_metrics(gt, prog, mo, y, w).items():
         gt.output(k, v)
     for name, node in mo.state_updates.items():
         gt.output(name, node, updates=name)
@@ -123,9 +136,18 @@ class Program:
         self.float_dtype = float_dtype
         self.data_parallel = data_parallel   # a worker's step of a data-parallel run (runtime/distributed.py)
         self.group = None                    # ... and its process group, once the worker has joined it
-        self.graphs = build_graphs(source_ast, float_dtype, data_parallel)
         if verify is None:
             verify = os.environ.get("NNCOMPILE_VERIFY", "") not in ("", "0")
+        self._optimize, self._verify = optimize, verify
+        t = source_ast.train
+        self._build(t is not None and (t.class_weight is not None or bool(t.weighted_metrics)))
+        self._trainer = None          # the state fit() trains and continues (runtime/keras_api.py)
+        self.stop_training = False    # a Keras callback sets it to stop fit()
+
+    def _build(self, weighted: bool) -> None:
+        optimize, verify = self._optimize, self._verify
+        self.weighted = weighted      # the graphs take sample weights (build_graphs)
+        self.graphs = build_graphs(self.ast, self.float_dtype, self.data_parallel, weighted)
         self.pass_log: dict[str, list] = {}
         for name in ("predict", "evaluate", "loss_and_grads", "train_step"):
             g = getattr(self.graphs, name)
@@ -140,6 +162,18 @@ class Program:
                 g2 = self.graphs.unoptimized[name]
             setattr(self.graphs, name, g2)
         self._compiled: dict[str, Any] = {}
+
+    def use_sample_weights(self) -> None:
+        """Rebuild the graphs with the sample-weight input, once, when fit or evaluate
+        is given weights for a program whose file asks for none. A trainer of the
+        old graphs (an earlier fit) moves over with its parameters and statistics;
+        its optimizer state starts again."""
+        if self.weighted:
+            return
+        old = self._trainer
+        self._build(True)
+        if old is not None:
+            self._trainer = self.trainer(seed=old.seed, params=old.host("model_state"))
 
     def _check_size(self) -> None:
         """Refuse a model whose parameters (with optimizer state) cannot fit in memory,
@@ -226,18 +260,40 @@ class Program:
         return out
 
     # --- the API ---------------------------------------------------------------------
-    def loss_and_grads(self, params: Mapping[str, np.ndarray], x, y) -> tuple[float, dict[str, np.ndarray]]:
+    def loss_and_grads(self, params: Mapping[str, np.ndarray], x, y,
+                       sample_weight=None) -> tuple[float, dict[str, np.ndarray]]:
         """Training loss (with L1/L2 penalties; dropout off; batch norm on batch
-        statistics) and its gradient for every parameter, keyed like `params`."""
-        from .runtime.evaluation import check_batch
+        statistics) and its gradient for every parameter, keyed like `params`;
+        `sample_weight` [N] weighs the samples' losses (Keras 3: sum(w l) / N)."""
+        from .runtime.evaluation import check_batch, check_weights
         x, y = check_batch(self, x, y, "loss_and_grads")
+        feed = {**params, self.ast.model.input.name: x, "y": y}
+        if sample_weight is not None:
+            self.use_sample_weights()
+        if self.weighted:
+            feed["sample_weight"] = (np.ones(len(x)) if sample_weight is None
+                                     else check_weights(sample_weight, len(x), "sample_weight"))
         run = self.compiled("loss_and_grads")
-        inputs = self._inputs("loss_and_grads", {**params, self.ast.model.input.name: x, "y": y})
+        inputs = self._inputs("loss_and_grads", feed)
         out = run({k: run.to_device(v) for k, v in inputs.items()})
         grads = {k[len("grad."):]: np.array(run.to_host(v)) for k, v in out.items() if k.startswith("grad.")}
         return float(out["loss"]), grads
 
-    def predict(self, params: Mapping[str, np.ndarray], x, batch_size: int = 1024) -> np.ndarray:
+    def predict(self, x, *args, batch_size: Optional[int] = None, verbose="auto") -> np.ndarray:
+        """The model's outputs for x, as Keras's `model.predict(x, batch_size)`: with the
+        trained state (before any fit: the initial weights). `predict(params, x)`
+        uses the weights given (name -> array)."""
+        if isinstance(x, Mapping):
+            params, x = x, args[0]
+            args = args[1:]
+        else:
+            from .runtime.keras_api import weights
+            params = weights(self)
+        if args:
+            batch_size = args[0]
+        return self._predict(params, x, int(batch_size or 1024))
+
+    def _predict(self, params: Mapping[str, np.ndarray], x, batch_size: int) -> np.ndarray:
         from .runtime.evaluation import check_batch
         x, _ = check_batch(self, x, None, "predict")
         run = self.compiled("predict")
@@ -263,28 +319,78 @@ class Program:
             return WorkerTrainer(self, self.group, seed=seed, params=params)
         return Trainer(self, seed=seed, params=params)
 
-    def fit(self, *, epochs: Optional[int] = None, seed: Optional[int] = None, out=None, quiet: bool = False,
-            data=None, validation_data=None, on_epoch=None, callbacks=(), **options):
-        """Train as the file says; returns a History (history.history: metric -> per-epoch
-        values). `callbacks`: runtime.callbacks.Callback objects (Keras-like hooks; their
-        on_epoch_end gets the logs: loss, metrics, val_*, lr); `on_epoch(epoch, logs,
-        trainer)` is called after each epoch. `options` are those of `runtime.loop.fit`:
-        record (True, a folder or a RunRecord: write a run folder), resume (a run
-        folder, a checkpoint or a LoopState), checkpoint_every, on_nan, progress.
-        `workers=N` trains data-parallel on N local processes, as `nncompile run
-        FILE --workers N` (runtime/launcher.py: fit_workers; docs/distributed.md)."""
-        from .frontend.parser import with_overrides
-        from .runtime.loop import fit
-        if self.ast.train is not None:     # the values are checked as if the file said them
-            with_overrides(self.ast, epochs=epochs, seed=seed)
+    def fit(self, x=None, y=None, batch_size: Optional[int] = None, epochs: Optional[int] = None,
+            verbose="auto", callbacks=None, validation_split: float = 0.0, validation_data=None,
+            shuffle: bool = True, class_weight=None, sample_weight=None, *, seed: Optional[int] = None, out=None,
+            quiet: bool = False, data=None, on_epoch=None, **options):
+        """Train, as Keras's `model.fit`: x, y NumPy arrays (or `data=(x, y)`, else the
+        file's data); batch_size, epochs (default: the file's), verbose ("auto", 0, 1,
+        2), callbacks (Keras-shaped ones, nncompile.callbacks, or the loop's own
+        runtime.callbacks.Callback), validation_split (the last part of x, y),
+        validation_data=(xv, yv) or (xv, yv, wv) (default: the file's validation),
+        shuffle, class_weight={class: weight} (default: the file's) or
+        sample_weight=[N] (the loss as Keras 3: sum(w_i l_i) / batch size).
+        Returns a History (`.history`: name -> per-epoch values, `.epoch`). A second
+        fit continues from the first's state, as in Keras. `on_epoch(epoch, logs,
+        trainer)` is called after each epoch. `options` are those of
+        `runtime.loop.fit`: record (True, a folder or a RunRecord: write a run
+        folder), resume, checkpoint_every, on_nan, progress. `workers=N` trains
+        data-parallel on N local processes, as `nncompile run FILE --workers N`
+        (runtime/launcher.py: fit_workers; docs/distributed.md)."""
         workers = options.pop("workers", None)
         if workers is not None and workers != 1:
+            from .frontend.parser import with_overrides
             from .runtime.launcher import fit_workers
+            if x is not None or y is not None or class_weight is not None or sample_weight is not None \
+                    or validation_split or batch_size is not None:
+                raise ValueError("fit(workers=N) trains on the file's data and settings: x, y, batch_size, "
+                                 "validation_split, class_weight and sample_weight are for one process")
+            if self.ast.train is not None:     # the values are checked as if the file said them
+                with_overrides(self.ast, epochs=epochs, seed=seed)
             return fit_workers(self, workers, epochs=epochs, seed=seed, quiet=quiet, data=data,
-                               validation_data=validation_data, on_epoch=on_epoch, callbacks=callbacks,
+                               validation_data=validation_data, on_epoch=on_epoch, callbacks=callbacks or (),
                                out=out, **options)
-        return fit(self, epochs=epochs, seed=seed, out=out, quiet=quiet, data=data,
-                   validation_data=validation_data, on_epoch=on_epoch, callbacks=callbacks, **options)
+        from .runtime.keras_api import fit
+        return fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                   validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
+                   class_weight=class_weight, sample_weight=sample_weight, seed=seed, data=data, out=out, quiet=quiet, on_epoch=on_epoch, **options)
+
+    def evaluate(self, x, y, batch_size: Optional[int] = None, verbose="auto", sample_weight=None,
+                 return_dict: bool = False):
+        """Loss and metrics of the trained state on x, y in inference mode, as Keras:
+        the loss alone without metrics, else [loss, *metrics]; `return_dict`: by name."""
+        from .runtime.keras_api import evaluate
+        return evaluate(self, x, y, batch_size=batch_size, sample_weight=sample_weight, return_dict=return_dict)
+
+    # --- what a Keras callback asks of `self.model` ------------------------------------
+    @property
+    def optimizer(self):
+        from .runtime.keras_api import OptimizerView
+        return OptimizerView(self)
+
+    def get_weights(self) -> list:
+        from .runtime.keras_api import get_weights
+        return get_weights(self)
+
+    def set_weights(self, weights) -> None:
+        from .runtime.keras_api import set_weights
+        set_weights(self, weights)
+
+    def save_weights(self, path) -> None:
+        """The trained state as a weights .npz (what init_from and `nncompile predict` read)."""
+        from .runtime.keras_api import save_weights
+        save_weights(self, path)
+
+    def load_weights(self, path) -> None:
+        from .runtime.keras_api import load_weights
+        load_weights(self, path)
+
+    def metric_logs(self, means: Mapping[str, Any]) -> dict[str, float]:
+        """Loss and metrics by their logged names, from the means over samples of
+        the evaluate / train_step outputs (a metric's statistics: frontend/metrics.py)."""
+        from .frontend.metrics import finish
+        t = self.ast.train
+        return finish((*t.metrics, *t.weighted_metrics) if t is not None else (), means)
 
     def summary(self) -> str:
         from .runtime.report import summary

@@ -29,7 +29,8 @@ What is drawn:
   with `label_smoothing`), optionally as a separate `activation` layer and with
   a trailing dropout;
 * a train block: every optimizer with random in-range hyper-parameters (lr by
-  position or key) and now and then one way of gradient clipping, metrics (a list or a bare name), epochs, batch size,
+  position or key) and now and then one way of gradient clipping, metrics (a list or a bare name; each
+  of METRIC_TEXTS, with or without arguments), class_weight for a cross-entropy, epochs, batch size,
   log_every, seed, validation (`split(...)` or a number), early stopping with a
   monitor drawn from the logged metrics, a learning-rate schedule, augmentation
   (noise; flip and crop on image inputs), synthetic data of the right size;
@@ -520,7 +521,7 @@ def program_specs(draw, *, image: bool = True, max_hidden: int = 3, allow_dropou
             params["eps"] = _num(draw, 1e-10, 1e-3, log=True)
     if draw(st.integers(0, 3)) == 0:   # gradient clipping: one way at most (Keras)
         params[draw(st.sampled_from(("clipnorm", "global_clipnorm", "clipvalue")))] = _num(draw, 0.01, 2.0, log=True)
-    metrics = draw(st.lists(st.sampled_from(["accuracy", "mse", "mae"]), unique=True, max_size=3))
+    metrics = draw(st.lists(st.sampled_from(list(METRIC_TEXTS)), unique=True, max_size=3))
     spec = ProgramSpec(shape, layers, loss, from_logits, units, (units,), opt, params, metrics)
     if loss.endswith("crossentropy") and draw(st.integers(0, 3)) == 0:
         spec.label_smoothing = _num(draw, 0.0, 0.5)
@@ -542,6 +543,16 @@ def program_specs(draw, *, image: bool = True, max_hidden: int = 3, allow_dropou
     return spec
 
 
+# the metrics a program may list, each with the ways to write it (defaults or arguments)
+METRIC_TEXTS = {
+    "accuracy": ["accuracy"], "mse": ["mse"], "mae": ["mae"], "rmse": ["rmse"],
+    "precision": ["precision", "precision(0.3)"], "recall": ["recall", "recall(thresholds=0.7)"],
+    "f1_score": ["f1_score"], "auc": ["auc", "auc(num_thresholds=17)"],
+    "binary_accuracy": ["binary_accuracy", "binary_accuracy(threshold=0.4)"],
+    "top_k_categorical_accuracy": ["top_k_categorical_accuracy(k=2)"],
+}
+
+
 def _train_block(draw, spec: ProgramSpec) -> list:
     opt, params, metrics, loss, units = spec.optimizer, spec.opt_params, spec.metrics, spec.loss, spec.out_units
     largs = (["from_logits=true"] if spec.from_logits else []) + (
@@ -556,9 +567,16 @@ def _train_block(draw, spec: ProgramSpec) -> list:
         opt_text = draw(st.sampled_from([opt, f"{opt}()", f'"{opt}"']))
     tl.append(f"  optimizer = {opt_text}")
     if metrics or draw(st.booleans()):
-        tl.append(f"  metrics = [{', '.join(metrics)}]" if len(metrics) != 1 or draw(st.booleans())
-                  else f"  metrics = {metrics[0]}")
-    settings: dict = {}
+        texts = [draw(st.sampled_from(METRIC_TEXTS[m])) for m in metrics]
+        tl.append(f"  metrics = [{', '.join(texts)}]" if len(metrics) != 1 or draw(st.booleans())
+                  else f"  metrics = {texts[0]}")
+    if loss in ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy") \
+            and draw(st.integers(0, 3)) == 0:
+        weights = {c: draw(st.sampled_from([0, 0.5, 1, 5])) for c in draw(
+            st.lists(st.integers(0, max(units, 2) - 1), unique=True, min_size=1, max_size=3))}
+        tl.append("  class_weight = {" + ", ".join(f"{c}: {_fmt(v)}" for c, v in weights.items()) + "}")
+        spec.settings["class_weight"] = weights
+    settings: dict = spec.settings
     for key, strat in (("epochs", st.integers(1, 3)), ("batch_size", st.integers(1, 64)),
                        ("log_every", st.integers(1, 5)), ("seed", st.integers(0, 2**31))):
         if draw(st.booleans()):

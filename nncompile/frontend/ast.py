@@ -140,6 +140,25 @@ class AugmentSpec:
     loc: SourceLoc
 
 
+class MetricName(str):
+    """A metric of the train block: its logged name (a str, as Keras logs a metric
+    given by name), with its checked arguments (specs.training.METRIC_SPECS) in
+    `params` and the metric it is in `kind`."""
+
+    params: dict
+
+    kind: str
+
+    def __new__(cls, name: str, params: Optional[dict] = None, kind: Optional[str] = None):
+        self = super().__new__(cls, name)
+        self.params = dict(params or {})
+        self.kind = kind or name      # the metric (its row): "precision" for "weighted_precision"
+        return self
+
+    def __reduce__(self):
+        return MetricName, (str(self), self.params, self.kind)
+
+
 @dataclass(frozen=True)
 class TrainDef:
     data: Optional[DataSpec]
@@ -158,6 +177,9 @@ class TrainDef:
     init_from: Optional[InitFromSpec] = None
     augment: tuple[AugmentSpec, ...] = ()
     precision: str = "f32"      # "f32", "mixed_bf16", "mixed_f16" (passes/mixed_precision.py)
+    # class index -> weight of its samples in the training loss and weighted metrics
+    class_weight: Optional[dict[int, float]] = None
+    weighted_metrics: tuple[str, ...] = ()     # MetricNames, "weighted_<m>" when m is in metrics too
 
 
 @dataclass(frozen=True)

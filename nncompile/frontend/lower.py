@@ -19,6 +19,7 @@ from ..errors import CompileError
 from ..ir.graph import B, Graph, Node, Shape
 from . import ast
 from .layers import LAYERS, LayerInfo, Lowering, ModelOut, ParamDecl
+from .metrics import RULES as METRIC_RULES, MetricInputs
 
 __all__ = ["LayerInfo", "ParamDecl", "ModelOut", "layer_infos", "declare_params", "build_model", "build_loss",
            "build_metrics", "label_type"]
@@ -111,22 +112,32 @@ def _log_probs(g: Graph, mo: ModelOut, loss: ast.LossSpec) -> Node:
     return g.emit("log", g.emit("clip", mo.out, lo=EPS_PROB, hi=1.0 - EPS_PROB))
 
 
-def build_loss(g: Graph, prog: ast.Program, mo: ModelOut, y: Node) -> Node:
-    """The batch-mean data loss plus every L1/L2 penalty (a scalar node)."""
+def _batch_mean(g: Graph, t: Node, w: Optional[Node]) -> Node:
+    """The mean of a loss term t [B, ...]; with sample weights w [B], Keras 3's
+    "sum_over_batch_size": sum_i w_i l_i / B, l_i the mean of sample i's terms."""
+    E = g.emit
+    if w is None:
+        return E("mean", t, axes=tuple(range(len(t.shape))), keepdims=False)
+    per = E("mean", t, axes=tuple(range(1, len(t.shape))), keepdims=False) if len(t.shape) > 1 else t
+    return E("mean", E("mul", per, w), axes=(0,), keepdims=False)
+
+
+def build_loss(g: Graph, prog: ast.Program, mo: ModelOut, y: Node, w: Optional[Node] = None) -> Node:
+    """The batch-mean data loss (weighted by the sample weights `w` [B], when given)
+    plus every L1/L2 penalty (a scalar node)."""
     spec = prog.train.loss
     E, c = g.emit, g.const
-    all_axes = lambda n: tuple(range(len(n.shape)))
     with g.at(spec.loc, "loss"):
         ls = spec.label_smoothing
         if spec.name == "sparse_categorical_crossentropy" and not ls:
-            data = E("mean", E("neg", E("take_label", _log_probs(g, mo, spec), y)), axes=(0,), keepdims=False)
+            data = _batch_mean(g, E("neg", E("take_label", _log_probs(g, mo, spec), y)), w)
         elif spec.name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
             if y.dtype == "i64":     # sparse labels, smoothed: as their one-hot rows
                 y = E("onehot", y, depth=mo.out.shape[-1], dtype=mo.out.dtype)
             if ls:                   # Keras: y (1 - ls) + ls / K
                 y = E("add", E("mul", y, c(1.0 - ls)), c(ls / mo.out.shape[-1]))
             per = E("sum", E("mul", y, _log_probs(g, mo, spec)), axes=(-1,), keepdims=False)
-            data = E("neg", E("mean", per, axes=(0,), keepdims=False))
+            data = E("neg", _batch_mean(g, per, w))
         elif spec.name == "binary_crossentropy":
             if ls:                   # Keras: y (1 - ls) + ls / 2
                 y = E("add", E("mul", y, c(1.0 - ls)), c(0.5 * ls))
@@ -139,13 +150,11 @@ def build_loss(g: Graph, prog: ast.Program, mo: ModelOut, y: Node) -> Node:
                 p = E("clip", mo.out, lo=EPS_PROB, hi=1.0 - EPS_PROB)
                 t = E("neg", E("add", E("mul", y, E("log", p)),
                                E("mul", E("sub", c(1.0), y), E("log", E("sub", c(1.0), p)))))
-            data = E("mean", t, axes=all_axes(t), keepdims=False)
+            data = _batch_mean(g, t, w)
         elif spec.name == "mse":
-            d = E("sub", mo.out, y)
-            data = E("mean", E("square", d), axes=all_axes(d), keepdims=False)
+            data = _batch_mean(g, E("square", E("sub", mo.out, y)), w)
         elif spec.name == "mae":
-            d = E("sub", mo.out, y)
-            data = E("mean", E("abs", d), axes=all_axes(d), keepdims=False)
+            data = _batch_mean(g, E("abs", E("sub", mo.out, y)), w)
         else:
             raise CompileError(f"loss '{spec.name}' is not supported", spec.loc, source=prog.source)
         total = data
@@ -154,30 +163,32 @@ def build_loss(g: Graph, prog: ast.Program, mo: ModelOut, y: Node) -> Node:
     return total
 
 
-def build_metrics(g: Graph, prog: ast.Program, mo: ModelOut, y: Node) -> dict[str, Node]:
-    """Batch-mean value of each metric the program asks for."""
-    E = g.emit
+def build_metrics(g: Graph, prog: ast.Program, mo: ModelOut, y: Node, w: Optional[Node] = None) -> dict[str, Node]:
+    """Each metric the program asks for: its batch mean, or its statistics
+    (metrics.py); the weighted metrics with the sample weights `w` [B]."""
+    t = prog.train
     out: dict[str, Node] = {}
-    loss = prog.train.loss.name
-    loc = prog.train.setting_locs.get("metrics", prog.train.loc)
-    with g.at(loc, "metrics"):
-        for m in prog.train.metrics:
-            if m == "accuracy":
-                if loss == "sparse_categorical_crossentropy":
-                    hit = E("equal", E("argmax", mo.out), y)
-                elif loss == "categorical_crossentropy":
-                    hit = E("equal", E("argmax", mo.out), E("argmax", y))
-                elif mo.out.shape[-1] == 1 or loss == "binary_crossentropy":
-                    thr = 0.0 if (loss == "binary_crossentropy" and prog.train.loss.from_logits) else 0.5
-                    hit = E("equal", E("greater", mo.out, g.const(thr)), y)
-                else:  # regression-style targets with several outputs: compare argmax
-                    hit = E("equal", E("argmax", mo.out), E("argmax", y))
-                out[m] = E("mean", hit, axes=tuple(range(len(hit.shape))), keepdims=False)
-            elif m in ("mse", "mae"):
-                yy = y
-                if y.dtype == "i64":  # sparse labels: compare against one-hot
-                    yy = E("onehot", y, depth=mo.out.shape[-1], dtype=mo.out.dtype)
-                d = E("sub", mo.out, yy)
-                d = E("square", d) if m == "mse" else E("abs", d)
-                out[m] = E("mean", d, axes=tuple(range(len(d.shape))), keepdims=False)
+    for setting, metrics, weights in (("metrics", t.metrics, None), ("weighted_metrics", t.weighted_metrics, w)):
+        inputs = MetricInputs(g, mo.out, y, t.loss.name, t.loss.from_logits, weights)
+        with g.at(t.setting_locs.get(setting, t.loc), setting):
+            for m in metrics:
+                out.update(_metric(g, prog, mo, y, m, inputs))
     return out
+
+
+def _metric(g: Graph, prog: ast.Program, mo: ModelOut, y: Node, m, inputs: MetricInputs) -> dict[str, Node]:
+    E = g.emit
+    loss = prog.train.loss.name
+    kind = getattr(m, "kind", m)
+    if kind != "accuracy":   # the statistics of the metric's row (metrics.py), or its mean
+        return {str(k): v for k, v in METRIC_RULES[kind].build(inputs, str(m), getattr(m, "params", {})).items()}
+    if loss == "sparse_categorical_crossentropy":
+        hit = E("equal", E("argmax", mo.out), y)
+    elif loss == "categorical_crossentropy":
+        hit = E("equal", E("argmax", mo.out), E("argmax", y))
+    elif mo.out.shape[-1] == 1 or loss == "binary_crossentropy":
+        thr = 0.0 if (loss == "binary_crossentropy" and prog.train.loss.from_logits) else 0.5
+        hit = E("equal", E("greater", mo.out, g.const(thr)), y)
+    else:  # regression-style targets with several outputs: compare argmax
+        hit = E("equal", E("argmax", mo.out), E("argmax", y))
+    return inputs.mean(hit, str(m))

@@ -97,7 +97,9 @@ def save_checkpoint(path: str, program, st: LoopState) -> None:
             "tensors": {k: list(np.shape(v)) for k, v in st.arrays.items()},
             "epoch": st.epoch, "step": st.step, "seed": st.seed, "rng": st.rng, "history": st.history,
             "settings": st.settings, "finished": st.finished, "callbacks": list(st.callbacks),
-            "data": st.data, "batch": st.batch, "sums": st.sums, "seen": st.seen, "aug_rng": st.aug_rng}
+            "data": st.data, "batch": st.batch,
+            # a metric's histogram statistic (AUC's) is a vector: a list in the JSON
+            "sums": {k: np.asarray(v).tolist() for k, v in st.sums.items()}, "seen": st.seen, "aug_rng": st.aug_rng}
     for name, snap in st.snapshots.items():
         arrays.update({f"{name}/{k}": v for k, v in snap["arrays"].items()})
         meta.update({f"has_{name}": True, f"{name}_step": snap["step"], f"{name}_epoch": snap["epoch"]})
@@ -130,7 +132,8 @@ def load_checkpoint(path: str) -> LoopState:
                          rng=meta["rng"], history={k: [float(x) for x in v] for k, v in meta["history"].items()},
                          callbacks=callbacks, snapshots=snapshots, settings=meta.get("settings"),
                          finished=bool(meta.get("finished")), data=meta.get("data"),
-                         batch=int(meta.get("batch", 0)), sums={k: float(v) for k, v in meta.get("sums", {}).items()},
+                         batch=int(meta.get("batch", 0)), sums={k: np.asarray(v, np.float64) if isinstance(v, list) else float(v)
+                                                         for k, v in meta.get("sums", {}).items()},
                          seen=int(meta.get("seen", 0)), aug_rng=meta.get("aug_rng"))
     except (KeyError, TypeError, ValueError) as e:
         raise WeightsError(f"{path}: the checkpoint's metadata is incomplete or corrupted ({e})") from None

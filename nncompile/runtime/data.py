@@ -29,7 +29,7 @@ import io
 import math
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
@@ -59,6 +59,15 @@ class Dataset:
     rows: Optional[np.ndarray] = None
     # text class labels ("cat", "dog"): the name of each class index, sorted; else None
     label_names: Optional[tuple[str, ...]] = None
+    # float32 [N] sample weights (fit's sample_weight / class_weight), or None: all 1
+    w: Optional[np.ndarray] = None
+
+    def part(self, idx, what: str) -> "Dataset":
+        """The samples `idx` (an index array or a slice), as "<name> (<what>)"."""
+        cut = (lambda a: None if a is None else np.ascontiguousarray(a[idx]))
+        return Dataset(np.ascontiguousarray(self.x[idx]), np.ascontiguousarray(self.y[idx]),
+                       f"{self.name} ({what})", self.columns, cut(self.rows), label_names=self.label_names,
+                       w=cut(self.w))
 
     def where(self, i: int) -> str:
         """How messages name sample i: "row N" of the file for a CSV, else "sample i"
@@ -269,7 +278,7 @@ def select_columns(ds: "Dataset", wanted: Sequence[str], ignore: Sequence[str] =
     if order == list(range(len(have))):
         return ds
     x = np.ascontiguousarray(ds.x.reshape(len(ds.x), -1)[:, order])
-    return Dataset(x, ds.y, ds.name, tuple(wanted), ds.rows, ds.label_names)
+    return replace(ds, x=x, columns=tuple(wanted))
 
 
 def one_hot(y: np.ndarray, classes: int) -> np.ndarray:
@@ -496,7 +505,7 @@ def with_label_names(ds: Dataset, names: Optional[tuple[str, ...]], of: str) -> 
             raise DataError(f"{ds.name}: {ds.where(i)} has label {n!r}, which {of} does not have",
                             hint="the classes: " + _list_names(list(names)))
     remap = np.array([index[n] for n in ds.label_names], np.int64)
-    return Dataset(ds.x, remap[ds.y], ds.name, ds.columns, ds.rows, names)
+    return replace(ds, y=remap[ds.y], label_names=names)
 
 
 def _parse_cells(rows, lines, cols, columns, ctx: _Ctx) -> np.ndarray:
@@ -973,12 +982,7 @@ def split(ds: Dataset, fraction: float, *, seed: int, stratify: bool = False,
         else:
             tr_idx.sort()
             va_idx.sort()
-    rows = (lambda idx: None if ds.rows is None else ds.rows[idx])
-    train = Dataset(np.ascontiguousarray(ds.x[tr_idx]), np.ascontiguousarray(ds.y[tr_idx]),
-                    f"{ds.name} (training part)", ds.columns, rows(tr_idx), ds.label_names)
-    val = Dataset(np.ascontiguousarray(ds.x[va_idx]), np.ascontiguousarray(ds.y[va_idx]),
-                  f"{ds.name} (validation split)", ds.columns, rows(va_idx), ds.label_names)
-    return train, val
+    return ds.part(tr_idx, "training part"), ds.part(va_idx, "validation split")
 
 
 def batches(n: int, batch_size: int, rng: Optional[np.random.Generator]) -> Iterator[np.ndarray]:

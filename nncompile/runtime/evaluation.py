@@ -10,8 +10,11 @@ from ..ir.ops import NP_DTYPE
 from . import data as datamod
 
 
-def load_datasets(program, data=None, validation_data=None):
-    """(train, val or None) as Datasets, checked against the model's shapes."""
+def load_datasets(program, data=None, validation_data=None, validation_split: float = 0.0, sample_weight=None):
+    """(train, val or None) as Datasets, checked against the model's shapes.
+    `validation_data` (a pair, a triple with sample weights, or a Dataset), else
+    `validation_split` (Keras's: the last part of the data), else the file's
+    validation setting. `sample_weight` [N]: the data's, split with it."""
     t = program.ast.train
     if data is None and t.data is None:
         raise DataError("the train block has no `data` setting and no data was passed to fit()",
@@ -23,11 +26,19 @@ def load_datasets(program, data=None, validation_data=None):
         data = datamod.load_data(t.data, feature_shape=feature_shape, label_kind=kind)
     elif not isinstance(data, datamod.Dataset):
         data = datamod.Dataset(*_pair(program, data, "fit(data=...)"), "fit(data=...)")
+    if sample_weight is not None:
+        data.w = check_weights(sample_weight, len(data), "sample_weight")
     val = None
     v = t.validation
-    if validation_data is not None:
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) == 3:
+        xv, yv, wv = validation_data
+        val = datamod.Dataset(*_pair(program, (xv, yv), "validation_data"), "validation_data")
+        val.w = check_weights(wv, len(val), "validation_data's sample weights")
+    elif validation_data is not None:
         val = validation_data if isinstance(validation_data, datamod.Dataset) else datamod.Dataset(
             *_pair(program, validation_data, "validation_data"), "validation_data")
+    elif validation_split:
+        data, val = keras_split(data, validation_split)
     elif v is not None:
         if v.data is not None:
             val = datamod.load_data(v.data, feature_shape=feature_shape, label_kind=kind)
@@ -39,6 +50,49 @@ def load_datasets(program, data=None, validation_data=None):
         if ds is not None:
             check_labels(program, ds)
     return data, val
+
+
+def check_weights(w, n: int, what: str) -> np.ndarray:
+    """Sample weights as float32 [n]: one finite number per sample ([n, 1] accepted)."""
+    w = _numeric(w, what)
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.shape != (n,):
+        raise ValueError(f"{what} has shape {list(w.shape)}, expected [{n}] (one weight per sample)")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"{what}: sample {int(np.flatnonzero(~np.isfinite(w))[0])} has a non-finite weight")
+    return np.ascontiguousarray(w, np.float32)
+
+
+def class_weights(y: np.ndarray, class_weight) -> np.ndarray:
+    """Keras's class_weight as sample weights: each sample's class (its label, the
+    argmax of a one-hot row, a single 0/1 target rounded) weighs class_weight[c],
+    1 for a class left out."""
+    if not isinstance(class_weight, dict) or not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+                                                     for k in class_weight):
+        raise ValueError(f"class_weight must be a dict of class index (int): weight, got {class_weight!r}")
+    y = np.asarray(y)
+    if y.ndim > 1:
+        y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else y[..., 0]
+    cls = np.round(y).astype(np.int64)
+    table = np.ones(max([int(cls.max()) + 1 if len(cls) else 0, *[int(k) + 1 for k in class_weight]]), np.float32)
+    for k, v in class_weight.items():
+        table[int(k)] = float(v)
+    return table[cls]
+
+
+def keras_split(ds, fraction: float):
+    """Keras's validation_split: the first ceil(N (1 - fraction)) samples train,
+    the rest validate, in their order (taken before any shuffling)."""
+    import math
+    f = float(fraction)
+    if not 0.0 < f < 1.0:
+        raise ValueError(f"validation_split must be between 0 and 1 (exclusive), got {fraction!r}")
+    cut = int(math.ceil(len(ds) * (1.0 - f)))
+    if cut < 1 or cut >= len(ds):
+        raise DataError(f"{ds.name}: validation_split={f:g} of {len(ds)} samples leaves "
+                        f"{'no training' if cut < 1 else 'no validation'} samples")
+    return ds.part(slice(0, cut), "training part"), ds.part(slice(cut, None), "validation split")
 
 
 def _pair(program, data, what: str) -> tuple:
@@ -175,7 +229,8 @@ def check_batch(program, x, y=None, what: str = "") -> tuple:
 def evaluate(program, weights: dict, ds, batch_size: int = 1024) -> dict[str, float]:
     """Loss and metrics of `weights` (name -> array: the inference tensors, on
     the host or the backend's own, as a Trainer's model_state) on a Dataset:
-    means over the samples, each batch weighted by its size."""
+    means over the samples, each batch weighted by its size (a metric's
+    statistics so, then its value from them: Program.metric_logs)."""
     check_labels(program, ds)
     n = len(ds)
     if n == 0:
@@ -185,13 +240,18 @@ def evaluate(program, weights: dict, ds, batch_size: int = 1024) -> dict[str, fl
     xname = program.ast.model.input.name
     names = list(g.inputs)
     base = {k: run.to_device(v) for k, v in weights.items()}
-    sums: dict[str, float] = {}
+    sums: dict = {}
+    outputs = [(k, node.shape == ()) for k, node in g.outputs.items()]
     for i in range(0, n, batch_size):
         xb, yb = ds.x[i:i + batch_size], ds.y[i:i + batch_size]
         feed = {**base, xname: run.to_device(xb, NP_DTYPE[g.inputs[xname].dtype]),
                 "y": run.to_device(yb, NP_DTYPE[g.inputs["y"].dtype])}
+        if "sample_weight" in g.inputs:
+            wb = np.ones(len(xb)) if ds.w is None else ds.w[i:i + batch_size]
+            feed["sample_weight"] = run.to_device(wb, NP_DTYPE[g.inputs["sample_weight"].dtype])
         with np.errstate(all="ignore"):
             outs = run.runner(len(xb))(*[feed[k] for k in names])
-        for k, v in zip(g.outputs, outs):
-            sums[k] = sums.get(k, 0.0) + float(v) * len(xb)
-    return {k: v / n for k, v in sums.items()}
+        for (k, scalar), v in zip(outputs, outs):
+            v = float(v) if scalar else np.array(run.to_host(v), np.float64)
+            sums[k] = sums.get(k, 0.0) + v * len(xb)
+    return program.metric_logs({k: v / n for k, v in sums.items()})

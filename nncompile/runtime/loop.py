@@ -32,8 +32,9 @@ from .augment import make_augment
 from .callbacks import (Callback, CallbackList, Checkpointer, EarlyStopping, LearningRateScheduler,
                         NonFinitePolicy, ProgressLogger, RunRecorder)
 from .callbacks.checkpointer import parse_every
+from .callbacks.keras import KerasHooks, split_callbacks
 from .checkpoint import LoopState, check_compatible, data_fingerprint
-from .evaluation import evaluate, load_datasets  # noqa: F401  (the CLI and crosscheck import them from here)
+from .evaluation import class_weights, evaluate, load_datasets  # noqa: F401  (the CLI and crosscheck import them)
 from .nonfinite import NonFiniteReport
 from .preflight import preflight
 from .progress import make_progress
@@ -64,6 +65,8 @@ class History:
     resume_changes: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     warnings: list = field(default_factory=list)    # pre-flight warnings, as printed
+    params: dict = field(default_factory=dict)      # Keras's: verbose, epochs, steps (per epoch)
+    model: object = None                            # the Program trained (Keras's History.model)
 
     @property
     def epoch(self) -> list[int]:
@@ -99,14 +102,16 @@ class TrainingInterrupted(KeyboardInterrupt):
 class Loop:
     """The running fit loop, as callbacks see it (`self.loop`)."""
 
-    def __init__(self, program, trainer, train, val, session: Session, augment):
+    def __init__(self, program, trainer, train, val, session: Session, augment, *,
+                 batch_size: Optional[int] = None, shuffle: bool = True):
         self.program, self.trainer, self.train, self.val = program, trainer, train, val
         self.session = session
         self.epochs, self.seed = session.epochs, session.seed
-        self.batch_size = program.ast.train.batch_size
+        self.batch_size = program.ast.train.batch_size if batch_size is None else int(batch_size)
         self.augment = augment
-        self.history = History(trainer=trainer, record=session.record)
+        self.history = History(trainer=trainer, record=session.record, model=program)
         self.shuffle_rng = np.random.default_rng([self.seed, 0x5EED])
+        self.shuffle = shuffle
         self.snapshots: dict[str, dict] = {}   # trainer snapshots callbacks keep ("best"), by name
         self.summary: list[str] = []           # parts of the final summary line callbacks add
         self.epoch: Optional[int] = None
@@ -174,6 +179,15 @@ class Loop:
                          sums=dict(self._sums), seen=self._seen,
                          aug_rng=(dict(self._aug_rng.bit_generator.state) if self._aug_rng is not None else None))
 
+    def running_logs(self, batch: int) -> dict[str, float]:
+        """The epoch's logs so far, batch `batch` included (what Keras 3 passes to
+        on_train_batch_end: the running means since the epoch began)."""
+        n = len(self.batches[batch])
+        sums = dict(self._sums)
+        for k, v in self.trainer.last_stats.items():
+            sums[k] = sums.get(k, 0.0) + v * n
+        return self.program.metric_logs({k: v / (self._seen + n) for k, v in sums.items()})
+
     def host_state(self, finished: bool = False) -> LoopState:
         """The committed state with NumPy copies of its arrays: what a checkpoint writes."""
         return self.state.converted(self.trainer.to_host, finished=finished)
@@ -211,7 +225,7 @@ class Loop:
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         """The epoch's batches, with hooks around each step, then validation: the epoch's logs."""
-        x, y, cbs = self.train.x, self.train.y, self.callbacks
+        x, y, w, cbs = self.train.x, self.train.y, self.train.w, self.callbacks
         st = self.state
         inside = st.batch if st.epoch == epoch else 0    # resumed from a checkpoint inside this epoch
         # augmentation draws from its own stream per epoch, so a resumed run draws the same
@@ -220,17 +234,18 @@ class Loop:
             aug_rng.bit_generator.state = st.aug_rng
         self._aug_rng = aug_rng
         self._epoch_rng = dict(self.shuffle_rng.bit_generator.state)
-        self.batches = list(datamod.batches(len(x), self.batch_size, self.shuffle_rng))
+        self.batches = list(datamod.batches(len(x), self.batch_size, self.shuffle_rng if self.shuffle else None))
         self._sums = sums = dict(st.sums) if inside else {}
         self._seen = seen = st.seen if inside else 0
         self.batch = inside
         for i in range(inside, len(self.batches)):
             idx = self.batches[i]
             cbs.on_batch_begin(i)
-            logs = self.trainer.train_batch(x[idx] if aug_rng is None else self.augment(x[idx], aug_rng), y[idx])
+            xb = x[idx] if aug_rng is None else self.augment(x[idx], aug_rng)
+            logs = self.trainer.train_batch(xb, y[idx]) if w is None else self.trainer.train_batch(xb, y[idx], w[idx])
             cbs.on_batch_end(i, logs)
             if not (self.failed and self._drop_batch):
-                for k, v in logs.items():
+                for k, v in self.trainer.last_stats.items():
                     sums[k] = sums.get(k, 0.0) + v * len(idx)
                 seen += len(idx)
             self._seen, self.batch = seen, i + 1
@@ -238,9 +253,11 @@ class Loop:
                 break
             for hook in self.after_batch:
                 hook(i)
-        logs = {k: v / seen for k, v in sums.items()} if seen else {}
+        logs = self.program.metric_logs({k: v / seen for k, v in sums.items()}) if seen else {}
         if self.val is not None and not self.failed:
-            val = self.trainer.evaluate(self.val.x, self.val.y, max(self.batch_size, 256))
+            size = max(self.batch_size, 256)
+            val = (self.trainer.evaluate(self.val.x, self.val.y, size) if self.val.w is None
+                   else self.trainer.evaluate(self.val.x, self.val.y, size, self.val.w))
             logs.update({f"val_{k}": v for k, v in val.items()})
         return logs
 
@@ -280,12 +297,16 @@ class _OnEpoch(Callback):
 
 
 def _callbacks(program, session: Session, val, display, *, policy: NonFinitePolicy, checkpoint_every,
-               user: Sequence[Callback], on_epoch: Optional[Callable]) -> CallbackList:
-    """The run's callbacks in the order they run (docs/runtime.md, "Callbacks")."""
+               user: Sequence, on_epoch: Optional[Callable]) -> CallbackList:
+    """The run's callbacks in the order they run (docs/runtime.md, "Callbacks").
+    `user`: the loop's own Callbacks and Keras-shaped ones (callbacks/keras.py),
+    which run together, as one, after the loop's."""
     t = program.ast.train
-    shaping = [LearningRateScheduler(make_schedule(t.schedule, float(t.optimizer.params["lr"]), session.epochs),
-                                     log=t.schedule is not None),
-               policy]
+    # without a schedule nothing sets the rate each epoch, so a Keras callback's change
+    # (ReduceLROnPlateau, model.optimizer.learning_rate = ...) stays
+    shaping: list[Callback] = [] if t.schedule is None else [
+        LearningRateScheduler(make_schedule(t.schedule, float(t.optimizer.params["lr"]), session.epochs))]
+    shaping.append(policy)
     e = t.early_stopping
     if e is not None:
         if e.monitor.startswith("val_") and val is None:
@@ -298,7 +319,10 @@ def _callbacks(program, session: Session, val, display, *, policy: NonFinitePoli
         writing += [RunRecorder(session.record), Checkpointer(session.record, checkpoint_every)]
     if on_epoch is not None:
         writing.append(_OnEpoch(on_epoch))
-    return CallbackList(shaping + list(user) + [_Commit()] + writing)
+    own, keras = split_callbacks(user)
+    if keras:
+        own.append(KerasHooks(keras, program))
+    return CallbackList(shaping + own + [_Commit()] + writing)
 
 
 @contextlib.contextmanager
@@ -317,7 +341,9 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
         quiet: bool = False, verbose: Optional[int] = None, data=None, validation_data=None,
         on_epoch: Optional[Callable[[int, dict, object], None]] = None, callbacks: Sequence[Callback] = (),
         record=None, resume=None, checkpoint_every=0, on_nan: str = "stop", progress=None,
-        command: Optional[list[str]] = None, curves: str = "svg") -> History:
+        command: Optional[list[str]] = None, curves: str = "svg", batch_size: Optional[int] = None,
+        shuffle: bool = True, validation_split: float = 0.0, trainer=None, class_weight=None,
+        sample_weight=None) -> History:
     """Train as the file says. `record`: write a run folder (True: a new one under
     runs/, or the resumed run's own; a path; a RunFolder); `resume`: a run
     folder, its checkpoint.npz or a LoopState to continue exactly;
@@ -330,7 +356,13 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
     `progress`: a display
     (progress.make_progress) instead of one for `out`; `command`: recorded in
     settings.json; `curves`: "svg" (curves.svg), "png" (curves.png, needs
-    matplotlib) or "none".
+    matplotlib) or "none". Keras's fit arguments: `batch_size` (default: the
+    file's), `shuffle` (each epoch; False: in order), `validation_split` (the
+    last part of `data`, before any shuffling, as Keras), `trainer`: a Trainer
+    to continue (a second Program.fit continues the first, as in Keras);
+    `sample_weight` [N] (split with the data) or `class_weight` {class: weight}
+    (default: the file's; the training data only) weigh the loss and the
+    weighted metrics (the program's graphs must take them: use_sample_weights).
 
     Everything is checked (the checkpoint, the seed, the data, the tensors)
     before the first file is written: a refused run changes nothing."""
@@ -344,7 +376,10 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
     try:
         display = progress if progress is not None else make_progress(out or sys.stdout, quiet=quiet, verbose=verbose)
         with _source_of(program):  # errors from the data layer get the .nn line and caret
-            train, val = load_datasets(program, data, validation_data)
+            train, val = load_datasets(program, data, validation_data, validation_split, sample_weight)
+            cw = t.class_weight if class_weight is None else class_weight
+            if cw is not None and sample_weight is None:
+                train.w = class_weights(train.y, cw)
             warnings = [str(w) for w in preflight(program, train, val, epochs=session.epochs)]
             init = transfer = None
             if t.init_from is not None and session.resume is None:
@@ -353,7 +388,8 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
             session.check_data(data_fingerprint(train, val))   # refuses a resume on changed data
         if session.record is not None:
             session.record.labels = train.label_names
-        trainer = program.trainer(seed=session.seed, params=init)
+        if trainer is None or session.resume is not None or init is not None:
+            trainer = program.trainer(seed=session.seed, params=init)
         if session.resume is not None:
             check_compatible(session.resume_from or "the checkpoint", session.resume, trainer)
         else:   # normalization layers: their statistics from the training features (Keras's adapt)
@@ -366,7 +402,9 @@ def fit(program, *, epochs: Optional[int] = None, seed: Optional[int] = None, ou
             print(w, file=sys.stderr)
         if transfer is not None:
             display.message(transfer.text())
-        loop = Loop(program, trainer, train, val, session, augment)
+        loop = Loop(program, trainer, train, val, session, augment, batch_size=batch_size, shuffle=shuffle)
+        loop.history.params = {"verbose": 1 if verbose is None else int(verbose), "epochs": session.epochs,
+                               "steps": -(-len(train) // loop.batch_size)}
         loop.history.warnings = warnings
         return loop.run(cbs)
     finally:

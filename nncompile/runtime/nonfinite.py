@@ -66,10 +66,17 @@ class NonFiniteReport:
         return "\n".join(lines)
 
 
-def _inputs(trainer, host: dict, xb, yb, step: int) -> dict:
+def _weights(g, feed: dict, wb, n: int) -> dict:
+    """The sample weights of a weighted graph (1 where none were given)."""
+    if "sample_weight" in g.inputs:
+        feed["sample_weight"] = np.asarray(np.ones(n) if wb is None else wb, NP_DTYPE[g.inputs["sample_weight"].dtype])
+    return feed
+
+
+def _inputs(trainer, host: dict, xb, yb, step: int, wb=None) -> dict:
     g = trainer.program.graphs.unoptimized["train_step"]
     dt = NP_DTYPE[trainer.program.float_dtype]
-    feed = dict(host)
+    feed = _weights(g, dict(host), wb, len(xb))
     feed[trainer.x_name] = np.asarray(xb, NP_DTYPE[g.inputs[trainer.x_name].dtype])
     feed["y"] = np.asarray(yb, NP_DTYPE[g.inputs["y"].dtype])
     feed["rng"] = np.zeros(tuple(g.inputs["rng"].shape), np.int64)   # a data-parallel one: from row 0
@@ -79,18 +86,24 @@ def _inputs(trainer, host: dict, xb, yb, step: int) -> dict:
     return feed
 
 
-def locate_train_step(trainer, epoch_start: dict, batches: list, bad: int, x, y) -> tuple[object, int, int]:
+def locate_train_step(trainer, epoch_start: dict, batches: list, bad: int, x, y,
+                      w=None) -> tuple[object, int, int]:
     """Recompute the state before batch `bad` from `epoch_start` (a Trainer
-    snapshot) and replay it through the interpreter. Returns (node or None, the
-    batch index it was found in, that step). Leaves the trainer at the state
-    before batch `bad` (or before the batch found)."""
+    snapshot) and replay it through the interpreter (`w`: the sample weights,
+    or None). Returns (node or None, the batch index it was found in, that
+    step). Leaves the trainer at the state before batch `bad` (or before the
+    batch found)."""
+    wb = (lambda j: None) if w is None else (lambda j: w[batches[j]])
     g = trainer.program.graphs.unoptimized["train_step"]
     trainer.restore(epoch_start)
     prev = None          # (host state, batch index, step) before the previous step
     for j in range(bad):
         if j == bad - 1:
             prev = (trainer.host("arrays"), j, trainer.step_count + 1)
-        trainer.train_batch(x[batches[j]], y[batches[j]])
+        if w is None:
+            trainer.train_batch(x[batches[j]], y[batches[j]])
+        else:
+            trainer.train_batch(x[batches[j]], y[batches[j]], wb(j))
     cur = (trainer.host("arrays"), bad, trainer.step_count + 1)
     candidates = [cur, prev] if bad < len(batches) else [prev]
     for cand in candidates:
@@ -98,7 +111,7 @@ def locate_train_step(trainer, epoch_start: dict, batches: list, bad: int, x, y)
             continue
         host, j, step = cand
         with collective.local():   # the whole global batch, here: the step one process would take
-            node = first_nonfinite(g, _inputs(trainer, host, x[batches[j]], y[batches[j]], step))
+            node = first_nonfinite(g, _inputs(trainer, host, x[batches[j]], y[batches[j]], step, wb(j)))
         if node is not None and node.op == "input" and cand is cur and prev is not None:
             continue    # already non-finite before this step: the previous step made it
         return node, j, step
@@ -115,7 +128,8 @@ def locate_evaluate(program, trainer, val) -> str:
         return ""
     state = trainer.host("model_state")
     for i in range(0, len(val.x), 256):
-        feed = {**state, trainer.x_name: val.x[i:i + 256], "y": val.y[i:i + 256]}
+        feed = _weights(g, {**state, trainer.x_name: val.x[i:i + 256], "y": val.y[i:i + 256]},
+                        None if val.w is None else val.w[i:i + 256], len(val.x[i:i + 256]))
         node = first_nonfinite(g, feed)
         if node is not None:
             where = f" at {node.loc}" if node.loc else ""

@@ -11,6 +11,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from ..ir.ops import NP_DTYPE
+from ..frontend.metrics import derived
 from .data import Dataset
 from .evaluation import evaluate
 from .init import initial_value
@@ -76,9 +77,15 @@ class Trainer:
         self._outs = list(g.outputs)
         # the scalar outputs (loss, metrics) by position, read back as floats each step
         self._scalars = [(i, k) for i, (k, n) in enumerate(g.outputs.items()) if n.shape == ()]
+        # a metric's vector statistics (AUC's histograms), read back as arrays
+        self._vectors = [(i, k) for i, (k, n) in enumerate(g.outputs.items())
+                         if n.shape != () and k not in g.updates]
+        self._derived = any("/" in k for k in g.outputs) or derived((*program.ast.train.metrics,
+                                                                          *program.ast.train.weighted_metrics))
         self.last: dict[str, float] = {}
         # a loss-scaled fp16 step overflows now and then on purpose (passes/loss_scale.py): it is skipped
         self._overflow_expected = "loss_scale.scale" in g.inputs
+        self.last_stats: dict = {}   # the batch's outputs as the loop averages them (metrics.py)
 
     # --- state ---------------------------------------------------------------------
     @property
@@ -124,8 +131,10 @@ class Trainer:
         return {k: self._step_fn.to_device(v) for k, v in arrays.items()}
 
     # --- running -------------------------------------------------------------------
-    def train_batch(self, x, y) -> dict[str, float]:
-        """One optimizer step; returns the batch's loss and metrics (before the update)."""
+    def train_batch(self, x, y, w=None) -> dict[str, float]:
+        """One optimizer step (`w`: the batch's sample weights, when the graphs take
+        them); returns the batch's loss and metrics (before the update);
+        `last_stats` keeps the outputs they come from, which the fit loop averages."""
         if isinstance(x, np.ndarray) and x.shape[1:] == self._x_shape and isinstance(y, np.ndarray) \
                 and y.shape[1:] == self._y_shape and len(y) == len(x):
             pass    # the fit loop's batches: already checked
@@ -146,22 +155,29 @@ class Trainer:
         args[s["rng"]] = self._rng
         args[s["step"]] = self._step
         args[s["lr"]] = self._lr
+        if "sample_weight" in s:   # the program's graphs take sample weights: 1 where none are given
+            args[s["sample_weight"]] = dev(np.ones(len(x), self._x_dtype) if w is None else w, self._x_dtype)
         if self._overflow_expected:
             with np.errstate(over="ignore", invalid="ignore"):
                 outs = self._step_fn.runner(len(x))(*args)
         else:
             outs = self._step_fn.runner(len(x))(*args)
-        self.last = {k: float(outs[i]) for i, k in self._scalars}
+        stats = {k: float(outs[i]) for i, k in self._scalars}
+        if self._vectors:
+            stats.update({k: np.array(self._step_fn.to_host(outs[i]), np.float64) for i, k in self._vectors})
+        self.last_stats = stats
+        self.last = self.program.metric_logs(stats) if self._derived else stats
         return self.last
 
     def step(self, x, y) -> float:
         """One optimizer step on one batch; returns that batch's loss."""
         return self.train_batch(x, y)["loss"]
 
-    def evaluate(self, x, y, batch_size: int = 1024) -> dict[str, float]:
+    def evaluate(self, x, y, batch_size: int = 1024, sample_weight=None) -> dict[str, float]:
         """Loss and metrics of the current weights over a dataset in inference mode
         (batch-size weighted); see evaluation.evaluate."""
-        return evaluate(self.program, self.model_state, Dataset(x, y, "the evaluated data"), batch_size)
+        return evaluate(self.program, self.model_state, Dataset(x, y, "the evaluated data", w=sample_weight),
+                        batch_size)
 
     def predict(self, x, batch_size: int = 1024) -> np.ndarray:
-        return self.program.predict(self.host("model_state"), x, batch_size)
+        return self.program.predict(self.host("model_state"), x, batch_size=batch_size)

@@ -5,7 +5,8 @@ Hypothesis draws random programs from the shared generator
 stacks of dense / dropout / batchnorm / layernorm / activation / flatten layers
 written with positional or keyword arguments (some frozen or with lr_mult),
 every loss with a matching output (softmax, sigmoid, logits), every optimizer
-with random hyper-parameters, metrics, validation, early stopping, schedules,
+with random hyper-parameters, metrics (with arguments), class weights (a step
+with them too), validation, early stopping, schedules,
 augmentation, comments and blank lines, blocks in either order. Every one must
 parse, compile, and run: one training step on random data of the right shape
 (a batch of 1 too), the loss and gradients, and predictions, all finite; a
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 import nncompile
 import programs as P
 from nncompile.frontend import parse_source
+from nncompile.runtime.evaluation import class_weights
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
@@ -56,6 +58,9 @@ def _run_program(spec, n, seed):
     assert math.isfinite(out["loss"]), spec.source
     for m in spec.metrics:
         assert math.isfinite(out[m]), m
+    if "class_weight" in spec.settings:    # a step with the class weights the loop would give
+        w = class_weights(y, spec.settings["class_weight"])
+        assert math.isfinite(tr.train_batch(x, y, w)["loss"]), spec.source
     after = tr.host("params")
     _finite_dict(after, "parameter")
     _finite_dict(tr.host("state"), "state")

@@ -20,7 +20,7 @@ from .calls import CallChoice
 from .core import REQUIRED, Arg, Derived, Spec
 from .initializers import INITIALIZERS
 from .sources import AUGMENTATIONS, DATA_SOURCES
-from .training import EARLY_STOPPING, LOSSES, OPTIMIZERS, SCHEDULES, SPLIT, TRAIN, WEIGHTS
+from .training import EARLY_STOPPING, LOSSES, METRIC_SPECS, OPTIMIZERS, SCHEDULES, SPLIT, TRAIN, WEIGHTS
 from .types import Choice
 
 
@@ -127,6 +127,7 @@ def markdown_tables() -> dict[str, str]:
         "schedules": spec_table(SCHEDULES.values(), "Schedule"),
         "weights": spec_table([WEIGHTS], "Call"),
         "augmentations": spec_table(AUGMENTATIONS.values(), "Augmentation"),
+        "metrics": spec_table(METRIC_SPECS.values(), "Metric"),
     }
 
 

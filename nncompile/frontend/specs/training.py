@@ -6,8 +6,8 @@ from dataclasses import replace
 from typing import Callable
 
 from ...errors import did_you_mean, expected_one_of
-from ..ast import (EarlyStoppingSpec, InitFromSpec, LossSpec, OptimizerSpec, ScheduleSpec, ValidationSpec,
-                   final_activation)
+from ..ast import (EarlyStoppingSpec, InitFromSpec, LossSpec, MetricName, OptimizerSpec, ScheduleSpec,
+                   ValidationSpec, final_activation)
 from ..layers import LAYERS
 from ..layers.activations import resolve as resolve_activation
 from ..raw import MAX_DIM, RCall, RDict, RList, RName, RNum, RStr, describe, short
@@ -16,7 +16,32 @@ from .core import Arg, Derived, Scope, Spec
 from .sources import DATA_SOURCES, read_augment, read_data
 from .types import ArgType, Bool, Choice, Float, Int, Path
 
-METRICS = ("accuracy", "mse", "mae")
+# ------------------------------------------------------------------ metrics
+# Keras 3's names and arguments; how each is computed is its row in frontend/metrics.py
+
+THRESHOLD = Arg("threshold", Float(0.0, 1.0), 0.5, "a probability above it counts as a positive prediction",
+                positional=True)
+TOP_K = Arg("k", Int(1), 5, "how many of the highest scores may hold the true class", positional=True)
+METRIC_SPECS = {s.name: s for s in (
+    Spec("accuracy", (), doc="argmax against the label (sparse / categorical), else the output above 0.5 "
+                             "(above 0 with from_logits)"),
+    Spec("binary_accuracy", (THRESHOLD,), doc="the share of outputs whose `> threshold` matches the 0/1 target"),
+    Spec("top_k_categorical_accuracy", (TOP_K,), doc="the true class is among the k highest scores"),
+    Spec("sparse_top_k_categorical_accuracy", (TOP_K,), doc="the same, under Keras's name for integer labels"),
+    Spec("precision", (replace(THRESHOLD, name="thresholds"),), doc="`tp / (tp + fp)` of `output > thresholds`, "
+                                                                    "over every output unit (micro)"),
+    Spec("recall", (replace(THRESHOLD, name="thresholds"),), doc="`tp / (tp + fn)`, likewise"),
+    Spec("f1_score", (THRESHOLD,), doc="`2 tp / (2 tp + fp + fn)`, likewise (Keras `F1Score(average=\"micro\", "
+                                       "threshold=0.5)`)"),
+    Spec("auc", (Arg("num_thresholds", Int(2, 10_000), 200, "thresholds evenly spaced over [0, 1]",
+                     positional=True),),
+         doc="area under the ROC curve, Keras's trapezoids over its thresholds (micro over the units)"),
+    Spec("mse", (), doc="mean squared error"),
+    Spec("mae", (), doc="mean absolute error"),
+    Spec("rmse", (), doc="root of the mean squared error over the epoch"),
+    Spec("root_mean_squared_error", (), doc="the same, under Keras's class name"),
+)}
+METRICS = tuple(METRIC_SPECS)
 # the step's precision; Keras's policy names are aliases
 PRECISIONS = ("f32", "mixed_bf16", "mixed_f16")
 PRECISION_ALIASES = {"float32": "f32", "mixed_bfloat16": "mixed_bf16", "mixed_float16": "mixed_f16"}
@@ -41,6 +66,7 @@ class Setting(ArgType):
 def logged_metrics(scope: Scope) -> list[str]:
     """What a run logs: loss, each metric, and with validation their val_ forms."""
     metrics, has_val = scope.settings["metrics"], scope.settings["validation"] is not None
+    metrics = (*metrics, *scope.settings.get("weighted_metrics", ()))
     logged = ["loss", *metrics]
     if has_val:
         logged += ["val_loss", *[f"val_{m}" for m in metrics]]
@@ -75,10 +101,15 @@ class Monitor(ArgType):
 
 
 def resolve_mode(mode: str, monitor: str) -> str:
-    """'auto' is 'max' for accuracy (and val_accuracy), 'min' for everything else."""
+    """'auto' is the metric's own direction (Keras 3): 'max' for accuracy, precision,
+    recall, f1_score, auc (and their val_ forms), 'min' for the loss and the errors."""
     if mode != "auto":
         return mode
-    return "max" if monitor.removeprefix("val_") == "accuracy" else "min"
+    from ..metrics import direction
+    try:
+        return direction(monitor)
+    except ValueError:
+        return "min"
 
 
 def _resolve_mode(scope: Scope) -> None:
@@ -89,7 +120,8 @@ MONITOR = Arg("monitor", Monitor(), Derived(
     lambda s: "val_loss" if s.settings["validation"] is not None else "loss",
     "`val_loss` with validation, else `loss`"), "the logged metric to watch")
 MODE = Arg("mode", Choice(("auto", "min", "max")), "auto",
-           "whether the monitor should go down or up; `auto`: `max` for `accuracy` / `val_accuracy`, `min` otherwise")
+           "whether the monitor should go down or up; `auto`: the metric's direction (§5.8): `max` for the "
+           "accuracies, precision, recall, f1_score, auc, `min` for the loss and the errors")
 
 EARLY_STOPPING = Spec("early_stopping", (
     MONITOR,
@@ -373,21 +405,57 @@ def read_init_from(scope: Scope, v, what: str) -> InitFromSpec:
 
 # ------------------------------------------------------------------ the train block
 
-def read_metrics(scope: Scope, v, what: str) -> tuple[str, ...]:
-    if isinstance(v, (RName, RStr)):
+def read_metrics(scope: Scope, v, what: str, weighted: bool = False) -> tuple[str, ...]:
+    if isinstance(v, (RName, RStr, RCall)):
         items = [v]
     elif isinstance(v, RList):
         items = v.items
     else:
         raise scope.err(f"metrics must be a list of metric names, got {describe(v)}", v.loc,
                         hint="expected e.g. [accuracy]; " + "metrics: " + ", ".join(METRICS))
-    out: list[str] = []
+    out: list[MetricName] = []
     for it in items:
-        m = scope.reader.get_choice(it, "metric", METRICS)
-        if m in out:
+        name_v, args = (it.name, it.args) if isinstance(it, RCall) else (it, [])
+        m = scope.reader.get_choice(name_v, "metric", METRICS)
+        if m in [x.kind for x in out]:
             raise scope.err(f"metric '{m}' listed twice", it.loc)
-        out.append(m)
+        # Keras 3 logs a weighted metric under its name, or weighted_<name> when metrics has it too
+        logged = f"weighted_{m}" if weighted and m in scope.settings["metrics"] else m
+        out.append(MetricName(logged, METRIC_SPECS[m].call(scope, args, f"metric {m}", it.loc).values, kind=m))
     return tuple(out)
+
+
+def read_weighted_metrics(scope: Scope, v, what: str) -> tuple[str, ...]:
+    return read_metrics(scope, v, what, weighted=True)
+
+
+CLASS_LOSSES = ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy")
+
+
+def read_class_weight(scope: Scope, v, what: str) -> dict[int, float]:
+    """{class index: weight}: Keras's class_weight; classes left out weigh 1."""
+    loss = scope.settings["loss"].name
+    if not isinstance(v, RDict):
+        raise scope.err(f"class_weight must be a dict of class index: weight, got {describe(v)}", v.loc,
+                        hint="expected e.g.  class_weight = {0: 1, 1: 5}")
+    if loss not in CLASS_LOSSES:
+        raise scope.err(f"class_weight needs classes, but the loss {loss} is a regression loss", v.loc,
+                        hint="use a cross-entropy loss, or give sample weights to fit(sample_weight=...)")
+    out: dict[int, float] = {}
+    for key, loc, value in v.entries:
+        if not key.isdigit():
+            raise scope.err(f"class_weight keys are class indices (integers >= 0), not '{short(key)}'", loc,
+                            hint="expected e.g.  class_weight = {0: 1, 1: 5}")
+        k = int(key)
+        if k in out:
+            raise scope.err(f"class_weight gives class {k} twice", loc)
+        if not isinstance(value, RNum) or not value.value >= 0:
+            raise scope.err(f"class_weight: the weight of class {k} must be a number >= 0, got {describe(value)}",
+                            value.loc)
+        out[k] = float(value.value)
+    if not out:
+        raise scope.err("class_weight must not be empty", v.loc, hint="leave it out to weigh every class 1")
+    return out
 
 
 # Checked in this order, so each setting may use those above it.
@@ -399,8 +467,10 @@ TRAIN = Spec("train", (
         example="add e.g.  loss = mse"),
     Arg("optimizer", Setting(read_optimizer, "an optimizer name or call (§5.2)"), doc="the update rule",
         example="add e.g.  optimizer = adam(lr=0.001)"),
-    Arg("metrics", Setting(read_metrics, "a list of metric names (a single name is also accepted)"), (),
-        "each one of " + ", ".join(f"`{m}`" for m in METRICS) + ", no duplicates"),
+    Arg("metrics", Setting(read_metrics, "a list of metric names or calls (a single one is also accepted)"), (),
+        "each one of " + ", ".join(f"`{m}`" for m in METRICS) + " (§5.8), no duplicates"),
+    Arg("weighted_metrics", Setting(read_weighted_metrics, "a list of metric names or calls"), (),
+        "metrics weighted by the sample weights (§5.9); logged as `weighted_<name>` when `metrics` has it too"),
     Arg("epochs", Int(1), 1, "passes over the training data"),
     Arg("batch_size", Int(1, MAX_DIM), 32, "samples per step"),
     Arg("validation", Setting(read_validation, "`split(...)`, a number (shorthand for `split(number)`), "
@@ -415,7 +485,9 @@ TRAIN = Spec("train", (
     Arg("precision", Choice(PRECISIONS, aliases=PRECISION_ALIASES), "f32",
         "`mixed_bf16`, `mixed_f16`: matmuls and convolutions on bf16 / fp16 operands, the rest in f32 "
         "(docs/mixed-precision.md)"),
+    Arg("class_weight", Setting(read_class_weight, "a dict `{class: weight}` (§5.9)"), None,
+        "the weight of each class's samples in the training loss and the weighted metrics; others weigh 1"),
 ))
 
 __all__ = ["TRAIN", "LOSSES", "CROSSENTROPY", "OPTIMIZERS", "SCHEDULES", "SPLIT", "EARLY_STOPPING", "WEIGHTS",
-           "METRICS", "PRECISIONS", "CLIPPING", "logged_metrics", "resolve_mode"]
+           "METRICS", "METRIC_SPECS", "PRECISIONS", "CLIPPING", "logged_metrics", "resolve_mode"]

@@ -76,7 +76,8 @@ class NonFinitePolicy(Callback):
         # the committed state is the epoch's start, or a checkpoint inside it the run resumed from
         first = loop.state.batch if loop.state.epoch == epoch else 0
         report.node, report.batch, report.step = locate_train_step(
-            loop.trainer, loop.state.trainer_snapshot(), loop.batches[first:], i - first, loop.train.x, loop.train.y)
+            loop.trainer, loop.state.trainer_snapshot(), loop.batches[first:], i - first, loop.train.x, loop.train.y,
+            loop.train.w)
         report.batch += first
         if report.node is None:
             report.note = ("the reference interpreter did not reproduce the non-finite value "
