@@ -168,13 +168,22 @@ class Group:
             t.copy_(dev)
 
     def mean(self, values: dict, weight: float) -> dict:
-        """The weighted mean over the workers of scalars (a batch's loss and metrics), in float64."""
-        vec = np.array([0.0 if weight == 0 else float(v) * weight for v in values.values()], np.float64)
+        """The weighted mean over the workers of a batch's loss and metrics (scalars,
+        and the vectors of a metric's statistics: AUC's histograms), in float64."""
+        parts = [np.ravel(np.asarray(v, np.float64)) for v in values.values()]
+        vec = np.concatenate(parts) * weight if parts else np.zeros(0)
+        if weight == 0:     # an empty shard: its values may be NaN, and count for nothing
+            vec[:] = 0.0
         t = self.torch.from_numpy(vec)
         dev = t.to(self.device) if self.device is not None else t
         self._all_reduce(dev)
         out = dev.cpu().numpy() if dev is not t else vec
-        return {k: float(v) for k, v in zip(values, out)}
+        res, at = {}, 0
+        for (k, v), part in zip(values.items(), parts):
+            chunk = out[at:at + part.size]
+            at += part.size
+            res[k] = float(chunk[0]) if np.ndim(v) == 0 else chunk.reshape(np.shape(v)).copy()
+        return res
 
 
 class WorkerTrainer(Trainer):
@@ -185,7 +194,7 @@ class WorkerTrainer(Trainer):
         super().__init__(program, **kw)
         self.group = group
 
-    def train_batch(self, x, y) -> dict[str, float]:
+    def train_batch(self, x, y, w=None) -> dict[str, float]:
         if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)):
             from .evaluation import check_batch
             x, y = check_batch(self.program, x, y, "Trainer.step")
@@ -194,18 +203,22 @@ class WorkerTrainer(Trainer):
         weight = (hi - lo) / n
         self.group.weight = weight
         self._rng[2] = lo        # dropout counts from the shard's first global row
-        local = super().train_batch(x[lo:hi], y[lo:hi])
-        self.last = self.group.mean(local, weight)
+        super().train_batch(x[lo:hi], y[lo:hi], None if w is None else w[lo:hi])
+        # the loop sums last_stats over the epoch: the global batch's means, then finished
+        self.last_stats = self.group.mean(self.last_stats, weight)
+        self.last = self.program.metric_logs(self.last_stats) if self._derived else self.last_stats
         return self.last
 
-    def evaluate(self, x, y, batch_size: int = 1024) -> dict[str, float]:
+    def evaluate_means(self, x, y, batch_size: int = 1024, sample_weight=None) -> dict:
         n = len(x)
         lo, hi = shard(n, self.group.rank, self.group.world)
         if hi > lo or n == 0:
-            local = super().evaluate(x[lo:hi], y[lo:hi], batch_size)
+            local = super().evaluate_means(x[lo:hi], y[lo:hi], batch_size,
+                                           None if sample_weight is None else sample_weight[lo:hi])
         else:      # fewer rows than workers: this one has none, and counts for nothing
-            local = {k: 0.0 for k in self.program.graphs.evaluate.outputs}
-        return self.group.mean(local, (hi - lo) / n)
+            local = {k: (0.0 if node.shape == () else np.zeros(tuple(node.shape)))
+                     for k, node in self.program.graphs.evaluate.outputs.items()}
+        return self.group.mean(local, (hi - lo) / n if n else 0.0)
 
 
 def run_worker(program, fit_kwargs: dict, report: Callable[[object], int]) -> int:

@@ -188,6 +188,14 @@ def _numeric(a, what: str) -> np.ndarray:
     return arr
 
 
+def first_bad_label(y: np.ndarray, units: int):
+    """The index of the first int64 label outside [0, units), or None. One pass when
+    all are good: a negative label read as uint64 is above any class count."""
+    if len(y) == 0 or int(y.view(np.uint64).max()) < units:
+        return None
+    return int(np.argmax((y < 0) | (y >= units)))
+
+
 def check_batch(program, x, y=None, what: str = "") -> tuple:
     """x (and y) of an API call (loss_and_grads, Trainer.step, predict, fit(data=...))
     as the compiled step needs them: x [N, *input shape] float, y the loss's labels
@@ -217,7 +225,12 @@ def check_batch(program, x, y=None, what: str = "") -> tuple:
         if y.ndim != 1 or (y.dtype.kind == "f" and not np.all(y == np.round(y))):
             raise ValueError(f"{label}y has shape {list(y.shape)} (dtype {y.dtype}), expected [{len(x)}] integer "
                              "class labels (sparse_categorical_crossentropy)")
-        return x, np.ascontiguousarray(y, np.int64)
+        y = np.ascontiguousarray(y, np.int64)
+        bad = first_bad_label(y, units)
+        if bad is not None:
+            raise ValueError(f"{label}y[{bad}] = {int(y[bad])} is not a class index: expected 0..{units - 1} "
+                             f"(the output has {units} units)")
+        return x, y
     if y.ndim == 1 and units == 1:
         y = y.reshape(-1, 1)
     if y.shape[1:] != (units,):
@@ -231,6 +244,13 @@ def evaluate(program, weights: dict, ds, batch_size: int = 1024) -> dict[str, fl
     the host or the backend's own, as a Trainer's model_state) on a Dataset:
     means over the samples, each batch weighted by its size (a metric's
     statistics so, then its value from them: Program.metric_logs)."""
+    return program.metric_logs(evaluate_means(program, weights, ds, batch_size))
+
+
+def evaluate_means(program, weights: dict, ds, batch_size: int = 1024) -> dict:
+    """The evaluate graph's outputs (the loss, mean metrics, metrics' statistics)
+    as means over the samples of `ds`, before Program.metric_logs finishes them:
+    what data-parallel workers average over their shards (runtime/distributed.py)."""
     check_labels(program, ds)
     n = len(ds)
     if n == 0:
@@ -254,4 +274,4 @@ def evaluate(program, weights: dict, ds, batch_size: int = 1024) -> dict[str, fl
         for (k, scalar), v in zip(outputs, outs):
             v = float(v) if scalar else np.array(run.to_host(v), np.float64)
             sums[k] = sums.get(k, 0.0) + v * len(xb)
-    return program.metric_logs({k: v / n for k, v in sums.items()})
+    return {k: v / n for k, v in sums.items()}

@@ -13,7 +13,7 @@ import numpy as np
 from ..ir.ops import NP_DTYPE
 from ..frontend.metrics import derived
 from .data import Dataset
-from .evaluation import evaluate
+from .evaluation import evaluate_means, first_bad_label
 from .init import initial_value
 
 
@@ -70,6 +70,9 @@ class Trainer:
         self._x_shape = tuple(g.inputs[self.x_name].shape[1:])
         self._y_shape = tuple(g.inputs["y"].shape[1:])
         self._y_dtype = NP_DTYPE[g.inputs["y"].dtype]
+        # sparse labels index the output's units: each batch's are checked (evaluation.first_bad_label)
+        self._units = program.graphs.infos[-1].out_shape[-1] \
+            if self._y_dtype == np.int64 and program.graphs.infos else None
         # the argument list of the compiled step, in its order; data slots filled per call
         self._names = list(g.inputs)
         self._args = [self._flat.get(n, self.arrays.get(n)) for n in self._names]
@@ -136,8 +139,9 @@ class Trainer:
         them); returns the batch's loss and metrics (before the update);
         `last_stats` keeps the outputs they come from, which the fit loop averages."""
         if isinstance(x, np.ndarray) and x.shape[1:] == self._x_shape and isinstance(y, np.ndarray) \
-                and y.shape[1:] == self._y_shape and len(y) == len(x):
-            pass    # the fit loop's batches: already checked
+                and y.shape[1:] == self._y_shape and len(y) == len(x) \
+                and not (self._units is not None and y.dtype == np.int64 and first_bad_label(y, self._units) is not None):
+            pass    # the fit loop's batches: already checked (a label out of range would write out of bounds)
         else:
             from .evaluation import check_batch
             x, y = check_batch(self.program, x, y, "Trainer.step")
@@ -176,8 +180,12 @@ class Trainer:
     def evaluate(self, x, y, batch_size: int = 1024, sample_weight=None) -> dict[str, float]:
         """Loss and metrics of the current weights over a dataset in inference mode
         (batch-size weighted); see evaluation.evaluate."""
-        return evaluate(self.program, self.model_state, Dataset(x, y, "the evaluated data", w=sample_weight),
-                        batch_size)
+        return self.program.metric_logs(self.evaluate_means(x, y, batch_size, sample_weight))
+
+    def evaluate_means(self, x, y, batch_size: int = 1024, sample_weight=None) -> dict:
+        """The evaluate graph's outputs as means over the samples (evaluation.evaluate_means)."""
+        return evaluate_means(self.program, self.model_state, Dataset(x, y, "the evaluated data", w=sample_weight),
+                              batch_size)
 
     def predict(self, x, batch_size: int = 1024) -> np.ndarray:
         return self.program.predict(self.host("model_state"), x, batch_size=batch_size)

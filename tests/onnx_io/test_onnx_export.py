@@ -195,7 +195,7 @@ def test_batch_norm_exports_as_one_node():
 TRAINING_ONLY = {"input", "relu_grad", "leaky_grad", "gelu_grad", "gelu_tanh_grad", "clip_grad", "unreduce",
                  "reduce_like", "softmax_xent", "softmax_xent_grad", "take_label", "onehot", "dropout_mask",
                  "conv2d_grad_input", "conv2d_grad_filter", "maxpool2d_grad", "avgpool2d_grad", "slice_flat",
-                 "concat_flat"}
+                 "concat_flat", "shard_mean"}
 
 
 def test_every_inference_op_of_the_ir_table_has_an_onnx_row():

@@ -35,7 +35,8 @@ MODEL = """model m {{
 train {{
   loss = sparse_categorical_crossentropy
   optimizer = {opt}
-  metrics = [accuracy]
+  metrics = {metrics}
+  {extra}
   epochs = 3
   batch_size = 9
   seed = 5
@@ -54,11 +55,16 @@ CASES = {
     "rmsprop": dict(opt="rmsprop(lr=0.01)"),
     "rmsprop-momentum": dict(opt="rmsprop(lr=0.005, momentum=0.5)"),
     "dense-only": dict(opt="adam(lr=0.01)", norm="", units=8),
+    # metrics that are not batch means (their statistics are averaged over the shards,
+    # then finished) and class weights in the loss
+    "keras-metrics-class-weight": dict(opt="adam(lr=0.01)", extra="class_weight = {0: 1, 2: 3}",
+                                       metrics="[accuracy, precision, recall, f1_score, auc, rmse]"),
 }
 
 
 def source(case: dict) -> str:
-    return MODEL.format(opt=case["opt"], norm=case.get("norm", "batchnorm bn"), units=case.get("units", 16))
+    return MODEL.format(opt=case["opt"], norm=case.get("norm", "batchnorm bn"), units=case.get("units", 16),
+                        metrics=case.get("metrics", "[accuracy]"), extra=case.get("extra", ""))
 
 
 def data(path: Path) -> dict:
