@@ -326,13 +326,21 @@ class RunFolder:
             if not os.path.isdir(self.path):
                 if os.path.lexists(self.path):
                     raise TrainingError(f"{self.path}: exists and is not a folder")
-                os.makedirs(self.path, exist_ok=True)
-                self._made_folder = True
+                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+                try:    # ours only if this mkdir made it: two runs may race to make it
+                    os.mkdir(self.path)
+                    self._made_folder = True
+                except FileExistsError:
+                    if not os.path.isdir(self.path):
+                        raise TrainingError(f"{self.path}: exists and is not a folder") from None
         try:
             self._lock = FolderLock(self.path).acquire()
         except BaseException:
             if self._made_folder:
-                os.rmdir(self.path)
+                try:
+                    os.rmdir(self.path)   # only when empty: another run may have claimed it since
+                except OSError:
+                    pass
             raise
         try:
             self.stale_lock = self._lock.stale

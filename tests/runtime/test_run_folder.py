@@ -147,6 +147,32 @@ def test_two_cli_runs_started_together_exactly_one_succeeds(tmp_path):
     assert len((tmp_path / "run" / "history.csv").read_text().splitlines()) == 31
 
 
+def test_the_run_that_loses_the_race_to_make_the_folder_leaves_it_to_the_winner(tmp_path, monkeypatch):
+    """Two runs both see no folder; the first makes it and takes its lock, the
+    second's mkdir then finds it: that run did not make it, so its refusal ("in use
+    by another run") must not try to remove the winner's folder (it used to, with
+    an OSError 'Directory not empty' instead of the refusal)."""
+    from nncompile.runtime.records import RunFolder
+    prog = nncompile.compile(SRC)
+    first = RunFolder.create(prog, str(tmp_path / "run"))
+    first.claim()
+    second = RunFolder(str(tmp_path / "run"), prog, fresh=True)   # it checked before the first made it
+    for name in ("isdir", "lexists"):   # the second run's first look came before the first made it
+        real, seen = getattr(os.path, name), []
+
+        def first_look(p, real=real, seen=seen):
+            if os.fspath(p) == second.path and not seen:
+                seen.append(p)
+                return False
+            return real(p)
+        monkeypatch.setattr(os.path, name, first_look)
+    with pytest.raises(TrainingError, match="in use by another run"):
+        second.claim()
+    monkeypatch.undo()
+    assert first.claimed and os.listdir(tmp_path / "run")
+    first.release()
+
+
 # --- nothing of the user's is written over ---------------------------------------------------
 
 def test_out_folder_holding_the_users_files_is_refused_and_left_alone(tmp_path):
