@@ -124,3 +124,22 @@ def test_nc_losses_take_label_smoothing(kind):
     want = (F.binary_cross_entropy_with_logits(tz, ty * 0.8 + 0.1) if kind == "binary"
             else F.cross_entropy(tz, ty, label_smoothing=0.2)).item()
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind, loss", [("sparse", "sparse_categorical_crossentropy"),
+                                        ("categorical", "categorical_crossentropy")])
+def test_smoothed_loss_with_sample_weights_against_torch(kind, loss):
+    """Label smoothing and sample weights in one loss: Keras 3's sum_i w_i l_i / N
+    over the smoothed cross-entropies (torch: reduction='none', weighted, / N)."""
+    p = _program("softmax", f"{loss}(label_smoothing=0.2)")
+    x, y = _data(kind, seed=3)
+    w = np.random.default_rng(4).uniform(0.0, 3.0, len(x))
+    params = p.init_params(seed=1)
+    got, grads = p.loss_and_grads(params, x, y, sample_weight=w)
+    target = torch.tensor(y) if kind == "sparse" else torch.tensor(y)
+    fn = lambda z: (F.cross_entropy(z, target, label_smoothing=0.2, reduction="none")  # noqa: E731
+                    * torch.tensor(w)).sum() / len(x)
+    want, want_grads = _torch_loss_and_grads(params, x, fn)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    for k in want_grads:
+        np.testing.assert_allclose(grads[k], want_grads[k], rtol=1e-8, atol=1e-12, err_msg=k)

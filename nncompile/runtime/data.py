@@ -59,7 +59,7 @@ class Dataset:
     rows: Optional[np.ndarray] = None
     # text class labels ("cat", "dog"): the name of each class index, sorted; else None
     label_names: Optional[tuple[str, ...]] = None
-    # float32 [N] sample weights (fit's sample_weight / class_weight), or None: all 1
+    # float [N] sample weights (fit's sample_weight / class_weight), or None: all 1
     w: Optional[np.ndarray] = None
 
     def part(self, idx, what: str) -> "Dataset":

@@ -53,7 +53,8 @@ def load_datasets(program, data=None, validation_data=None, validation_split: fl
 
 
 def check_weights(w, n: int, what: str) -> np.ndarray:
-    """Sample weights as float32 [n]: one finite number per sample ([n, 1] accepted)."""
+    """Sample weights as float64 [n]: one finite number per sample ([n, 1] accepted).
+    Not rounded to float32 here: each graph converts them to its own float dtype."""
     w = _numeric(w, what)
     if w.ndim == 2 and w.shape[1] == 1:
         w = w[:, 0]
@@ -61,7 +62,7 @@ def check_weights(w, n: int, what: str) -> np.ndarray:
         raise ValueError(f"{what} has shape {list(w.shape)}, expected [{n}] (one weight per sample)")
     if not np.all(np.isfinite(w)):
         raise ValueError(f"{what}: sample {int(np.flatnonzero(~np.isfinite(w))[0])} has a non-finite weight")
-    return np.ascontiguousarray(w, np.float32)
+    return np.ascontiguousarray(w, np.float64)
 
 
 def class_weights(y: np.ndarray, class_weight) -> np.ndarray:
