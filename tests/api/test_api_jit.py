@@ -382,3 +382,22 @@ def test_scalar_values_feeding_views_and_fallbacks(name, kernels):
     x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
     want = nc.jit(fn, nc.f32[nc.B, 4], optimize=False, cpu_kernels="numpy")(x)
     np.testing.assert_allclose(nc.jit(fn, nc.f32[nc.B, 4], cpu_kernels=kernels)(x), want, rtol=1e-6)
+
+
+def test_a_view_of_a_value_made_once_per_batch_is_made_in_make():
+    """The gradient of mean(mean(w, axis=0).reshape(...) * 0.01) seeds a constant
+    unreduce whose reshape is hoisted into make() with it; the view must be made
+    there too (found by the IR round-trip property test: NameError in make)."""
+    def body(x, w):
+        m = nc.mean(w, axis=0, keepdims=True)
+        r = m.reshape(-1, m.shape[1], 1)[:, :, 0]
+        return nc.mean(nc.relu(x @ w)) + nc.mean(r * 0.01)
+
+    specs = (nc.f32[nc.B, 5], nc.f32[5, 3])
+    rng = np.random.default_rng(0)
+    args = (rng.standard_normal((4, 5)).astype(np.float32), rng.standard_normal((5, 3)).astype(np.float32))
+    grad = nc.value_and_grad(body, argnums=(1,))
+    got = nc.jit(grad, *specs)(*args)
+    want = nc.jit(grad, *specs, optimize=False, cpu_kernels="numpy")(*args)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+    np.testing.assert_allclose(got[1][0], want[1][0], rtol=1e-5, atol=1e-7)

@@ -369,8 +369,9 @@ def _emit_node(gen: _Gen, n: Node) -> None:
         if n.inputs[0].op == "input":   # of a graph input: made when the array object changes
             gen.input_views.append(f"lambda a: {lowering.VIEWS[n.op](n, ['a'])}")
             gen.run.append(f"{v} = _V.get({len(gen.input_views) - 1}, {a[0]}){where}")
-        else:
-            gen.run.append(f"{v} = {lowering.VIEWS[n.op](n, a)}{where}")
+        else:   # a view of a value made once per batch size is made with it, in make()
+            line = f"{v} = {lowering.VIEWS[n.op](n, a)}{where}"
+            (gen.make if n.id in gen.hoisted else gen.run).append(line)
         return
     if n.id in gen.py_scalars:
         v = gen.var[n.id] = f"f{n.id}"
