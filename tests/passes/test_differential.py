@@ -35,8 +35,11 @@ def check_against_unoptimized(spec, seed, cpu_kernels):
     l1, g1 = opt.loss_and_grads(params, x, y)
     l2, g2 = ref.loss_and_grads(params, x, y)
     close(l1, l2, f"loss\n{src}")
+    # float32 rounding is relative to the largest gradient: an element that is zero in exact
+    # arithmetic (a shift before a batch norm) is that rounding, not 0, on either side
+    scale = max([1.0] + [float(np.max(np.abs(v))) for v in g2.values() if np.size(v)])
     for k in g1:
-        close(g1[k], g2[k], f"grad {k}\n{src}")
+        np.testing.assert_allclose(g1[k], g2[k], rtol=2e-4, atol=2e-5 * scale, err_msg=f"grad {k}\n{src}")
     close(opt.predict(params, x), ref.predict(params, x), f"predict\n{src}")
     P.compare_training(ref, opt, spec, params, [P.random_batch(spec, n, rng) for n in (8, 3)], close, seed=seed)
 
